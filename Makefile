@@ -1,0 +1,37 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LAB_DIR ?= .wlbplan-lab
+
+.PHONY: demo test lint typecheck unit system-packages install clean
+
+$(BIN)/.installed: pyproject.toml
+	@PYTHON=$(PYTHON) sh scripts/ensure-system-packages.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	@touch $@
+
+install: $(BIN)/.installed
+
+system-packages:
+	@PYTHON=$(PYTHON) sh scripts/ensure-system-packages.sh
+
+demo: install system-packages
+	@sh scripts/demo.sh "$(BIN)/wlbplan" "$(LAB_DIR)"
+
+test: install system-packages lint typecheck unit
+
+lint: install
+	$(BIN)/ruff check wlbplan tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q
+
+clean:
+	-$(BIN)/wlbplan lab down --dir $(LAB_DIR) --purge
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

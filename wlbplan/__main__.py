@@ -1,0 +1,3 @@
+from wlbplan.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""Command line: parse, call the library, render, exit. No logic of its own.
+
+Exit codes (the same in every command): 0 success/nothing to do, 1 expected error,
+2 success with something to act on, 3 internal error (bug), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from wlbplan import __version__
+from wlbplan.errors import WlbplanError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_ACTION = 2
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
+
+def _log_bug(exc: BaseException) -> Path:
+    fd, name = tempfile.mkstemp(prefix="wlbplan-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as log:
+        log.write(f"wlbplan {__version__}, argv: {sys.argv!r}\n")
+        log.write("".join(traceback.format_exception(exc)))
+    return Path(name)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wlbplan")
+def cli() -> None:
+    """Plan and apply the TLS trust between a XenServer pool and its WLB appliance."""
+
+
+def _register() -> None:
+    from wlbplan.commands.inspect import inspect
+    from wlbplan.commands.plan import plan, show
+    from wlbplan.commands.validate import schema, validate
+    from wlbplan.lab.cli import lab
+
+    for command in (validate, inspect, plan, show, schema, lab):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point: map every outcome to the documented exit codes."""
+    try:
+        rv = cli.main(args=argv, prog_name="wlbplan", standalone_mode=False)
+    except WlbplanError as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as usage:
+        usage.show()
+        # click's usage errors exit 2, which wlbplan reserves for "changes present".
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:  # the one place that turns a bug into exit 3
+        path = _log_bug(exc)
+        click.echo(
+            f"Internal error (a bug in wlbplan): {type(exc).__name__}: {exc}\n"
+            f"The traceback is in {path}; please attach it to a bug report.",
+            err=True,
+        )
+        sys.exit(EXIT_BUG)
+    sys.exit(rv if isinstance(rv, int) else EXIT_OK)

@@ -1,0 +1,30 @@
+"""``wlbplan inspect SPEC``: what is there now, read-only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wlbplan.commands.options import format_option, parallelism_option, targets_option
+
+
+@click.command("inspect")
+@click.argument("spec", type=click.Path(path_type=Path))
+@targets_option
+@format_option("text", "json")  # type: ignore[misc]
+@parallelism_option
+def inspect(spec: Path, targets: tuple[str, ...], output_format: str, parallelism: int) -> int:
+    """Show what the appliance serves and what the pool trusts (changes nothing)."""
+    from wlbplan.pipeline import inspect_all, select
+    from wlbplan.render import inspection
+    from wlbplan.render.console import want_color
+    from wlbplan.spec import load_spec
+
+    loaded = load_spec(spec)
+    observed = inspect_all(loaded, select(loaded, targets), parallelism)
+    if output_format == "json":
+        click.echo(inspection.to_json(observed), nl=False)
+    else:
+        click.echo(inspection.to_text(observed, color=want_color()), nl=False)
+    return 0

@@ -1,0 +1,52 @@
+"""``wlbplan plan SPEC`` and ``wlbplan show PLAN``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wlbplan.commands.options import format_option, parallelism_option, targets_option
+
+EXIT_CHANGES = 2
+
+
+@click.command("plan")
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Save the plan to this file, for review and `wlbplan apply PLAN`.")
+@targets_option
+@format_option("text", "json", "markdown")  # type: ignore[misc]
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 2 when the plan has changes (0: none, 1: error).")
+@parallelism_option
+def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: str,
+         detailed_exitcode: bool, parallelism: int) -> int:
+    """Inspect, compare with the spec, and show the ordered steps that would fix it."""
+    from wlbplan.pipeline import inspect_all, plan_all, select
+    from wlbplan.planfile import write_plan
+    from wlbplan.render import render_plan
+    from wlbplan.render.console import want_color
+    from wlbplan.spec import load_spec
+
+    loaded = load_spec(spec)
+    chosen = select(loaded, targets)
+    made = plan_all(loaded, chosen, inspect_all(loaded, chosen, parallelism))
+    click.echo(render_plan(made, output_format, color=want_color()), nl=False)
+    if out is not None:
+        write_plan(made, out)
+        click.echo(f"Saved the plan to {out}.", err=True)
+    return EXIT_CHANGES if detailed_exitcode and made.has_changes else 0
+
+
+@click.command("show")
+@click.argument("plan_file", metavar="PLAN", type=click.Path(path_type=Path))
+@format_option("text", "json", "markdown")  # type: ignore[misc]
+def show(plan_file: Path, output_format: str) -> int:
+    """Show a saved plan (no host contacted)."""
+    from wlbplan.planfile import read_plan
+    from wlbplan.render import render_plan
+    from wlbplan.render.console import want_color
+
+    click.echo(render_plan(read_plan(plan_file), output_format, color=want_color()), nl=False)
+    return 0

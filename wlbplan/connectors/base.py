@@ -1,0 +1,95 @@
+"""The Runner seam shared by the local (subprocess) and SSH (fabric) connectors.
+
+A command is always a tuple of arguments; the shell form is made by quoting each part,
+so nothing is ever interpolated into a shell string. Secrets are named so that the
+displayed form can mask them.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Protocol
+
+MASK = "********"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command as argv. ``secrets`` are values masked wherever the command is shown."""
+
+    argv: tuple[str, ...]
+    secrets: tuple[str, ...] = ()
+    stdin: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.argv:
+            raise ValueError("a command needs at least one argument")
+
+    def shell(self) -> str:
+        """The form a remote shell receives: every part quoted."""
+        return shlex.join(self.argv)
+
+    def display(self) -> str:
+        """The form shown to people and written to plans, journals and logs."""
+        shown = self.shell()
+        for secret in self.secrets:
+            if secret:
+                shown = shown.replace(shlex.quote(secret), MASK).replace(secret, MASK)
+        return shown
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A shell fragment written in wlbplan's own code (a variable, a glob), never input."""
+
+    text: str
+
+
+Part = str | Raw
+
+
+def sh(*parts: Part) -> str:
+    """Join parts into shell words: strings are quoted, ``Raw`` fragments kept as written."""
+    return " ".join(p.text if isinstance(p, Raw) else shlex.quote(p) for p in parts)
+
+
+def script(text: str, *, secrets: tuple[str, ...] = ()) -> Command:
+    """A POSIX sh script as one command. ``text`` must itself be built from quoted parts."""
+    return Command(("sh", "-c", text), secrets=secrets)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    """The displayed (masked) form of what ran."""
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class Runner(Protocol):
+    """Runs commands and moves files on one host; local and SSH implement it alike."""
+
+    @property
+    def host(self) -> str:
+        """Where commands run, for messages (``local`` or ``user@host:port``)."""
+        ...
+
+    def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
+        """Run ``command``; a non-zero exit is a result, not an exception."""
+        ...
+
+    def put(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
+        """Write ``data`` to ``remote_path`` created with ``mode``."""
+        ...
+
+    def get(self, remote_path: str) -> bytes:
+        ...
+
+    def close(self) -> None:
+        ...

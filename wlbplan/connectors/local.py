@@ -1,0 +1,154 @@
+"""The local connector: commands run as subprocesses of wlbplan, files are written in place.
+
+Used by the lab and by targets whose connection is ``local`` (wlbplan running on the
+coordinator or the appliance itself). It behaves like the SSH connector as far as the
+Runner seam can tell: argv is never handed to a shell, stdin is at EOF unless given,
+and a missing program is exit 127 as a remote shell would report it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import signal
+import subprocess
+from pathlib import Path
+
+from wlbplan.connectors.base import Command, CommandResult
+from wlbplan.errors import RemoteCommandError
+
+# How long to wait for output to drain after a timed-out command's group was killed;
+# a grandchild that escaped the group (setsid) must not hang wlbplan.
+_DRAIN_AFTER_KILL = 5.0
+
+
+class LocalRunner:
+    """Runs commands on this machine. ``name`` labels it in messages (``local`` by default)."""
+
+    def __init__(self, name: str = "local") -> None:
+        self._name = name
+        self._round_trips = 0
+
+    @property
+    def host(self) -> str:
+        return self._name
+
+    @property
+    def round_trips(self) -> int:
+        """Commands run so far (one process each), for callers that budget round trips."""
+        return self._round_trips
+
+    def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
+        self._round_trips += 1
+        try:
+            proc = subprocess.Popen(
+                command.argv,
+                stdin=subprocess.DEVNULL if command.stdin is None else subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                # Its own process group, so a timeout can kill the whole tree, and a ^C
+                # aimed at wlbplan is handled by wlbplan (rollback), as over SSH.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return _spawn_failure(command, exc)
+        stdout, stderr = self._communicate(proc, command, timeout)
+        return CommandResult(command.display(), proc.returncode, _text(stdout), _text(stderr))
+
+    def _communicate(
+        self, proc: subprocess.Popen[bytes], command: Command, timeout: float | None
+    ) -> tuple[bytes, bytes]:
+        try:
+            return proc.communicate(command.stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            # from None: the subprocess exception carries the unmasked argv.
+            raise RemoteCommandError(
+                f"`{command.display()}` on {self.host} did not finish within {timeout}s "
+                "and was killed; raise the timeout if the command is just slow"
+            ) from None
+
+    def put(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
+        target = Path(remote_path)
+        tmp = target.with_name(f".{target.name}.wlbplan-{secrets.token_hex(6)}")
+        try:
+            fd = _create(tmp, mode)
+        except OSError as exc:
+            raise self._write_error(remote_path, exc) from None
+        try:
+            _write_all(fd, data)
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise self._write_error(remote_path, exc) from None
+
+    def _write_error(self, path: str, exc: OSError) -> RemoteCommandError:
+        return RemoteCommandError(f"cannot write {path} on {self.host}: {exc.strerror or exc}")
+
+    def get(self, remote_path: str) -> bytes:
+        try:
+            return Path(remote_path).read_bytes()
+        except OSError as exc:
+            raise RemoteCommandError(
+                f"cannot read {remote_path} on {self.host}: {exc.strerror or exc}"
+            ) from None
+
+    def close(self) -> None:
+        """Nothing stays open between commands."""
+
+    def __enter__(self) -> LocalRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _spawn_failure(command: Command, exc: OSError) -> CommandResult:
+    """Report an unstartable program the way sh does, so both connectors agree."""
+    code = 127 if exc.errno == errno.ENOENT else 126
+    return CommandResult(command.display(), code, "", f"{command.argv[0]}: {exc.strerror}\n")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        proc.communicate(timeout=_DRAIN_AFTER_KILL)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _create(path: Path, mode: int) -> int:
+    """Create ``path`` (which must not exist) with ``mode`` from its first instant.
+
+    O_EXCL|O_NOFOLLOW: never write through a planted file or symlink. The umask can only
+    have narrowed the mode at creation; fchmod then sets it exactly, never looser. The
+    descriptor stays writable whatever ``mode`` says (e.g. 0400).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)
+    except OSError:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write, flush to disk and close, so the rename never publishes a partial file."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,125 @@
+"""What must be true for one target, from its spec and what was observed.
+
+Self-signed: the pool trusts the certificate the appliance serves (by fingerprint) and
+wlb-verify-cert is as ``verify`` says. CA-signed with ``signed`` present: the appliance
+serves ``signed + intermediates + root`` and the pool trusts the root and intermediates
+(the leaf too when xapi is older than 24.40). CA-signed without ``signed``: the request
+stage (a key and CSR made on the appliance).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cryptography import x509
+
+from wlbplan import certs
+from wlbplan.errors import VerifyError
+from wlbplan.model import Target
+from wlbplan.observed import Observed
+
+PREFIX = "wlbplan-"
+Stage = Literal["trust", "request", "install"]
+Role = Literal["wlb", "leaf", "intermediate", "root"]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A certificate the pool must trust."""
+
+    role: Role
+    fingerprint: str
+    pem: str
+
+    @property
+    def install_name(self) -> str:
+        """The name wlbplan installs it under: its prefix, role and fingerprint."""
+        short = self.fingerprint.replace(":", "")[:16].lower()
+        return f"{PREFIX}{self.role}-{short}.pem"
+
+
+@dataclass(frozen=True)
+class Desired:
+    target: str
+    stage: Stage
+    chain: tuple[str, ...]
+    """PEMs the appliance must serve, leaf first (unchanged for self-signed)."""
+    trust: tuple[Anchor, ...]
+    verify: bool
+    notes: tuple[str, ...] = ()
+
+
+def managed(name: str) -> bool:
+    """Trust wlbplan installed itself, and so may remove; never anyone else's."""
+    return name.startswith(PREFIX)
+
+
+def desired_state(target: Target, observed: Observed) -> Desired:
+    source = target.certificate.source
+    if source == "self-signed":
+        return _self_signed(target, observed)
+    if target.certificate.signed is None:
+        return Desired(target=target.name, stage="request", chain=observed.appliance.cert.chain,
+                       trust=(), verify=observed.pool.wlb_verify_cert)
+    return _ca_signed(target, observed)
+
+
+def _self_signed(target: Target, observed: Observed) -> Desired:
+    chain = observed.appliance.cert.chain
+    if not chain:
+        problem = observed.appliance.cert.error or "missing"
+        raise VerifyError(
+            f"{target.name}: the appliance's certificate {observed.appliance.cert.path} is "
+            f"{problem}; a self-signed target trusts what the appliance has, so fix that first"
+        )
+    leaf = _load(chain[0])
+    anchor = Anchor(role="wlb", fingerprint=certs.fingerprint(leaf), pem=chain[0])
+    return Desired(target=target.name, stage="trust", chain=chain, trust=(anchor,),
+                   verify=target.verify)
+
+
+def _ca_signed(target: Target, observed: Observed) -> Desired:
+    spec = target.certificate
+    assert spec.signed is not None and spec.root is not None  # the spec loader guarantees
+    leaf = _read_one(spec.signed, "signed")
+    others = [_read_one(path, "intermediate") for path in spec.intermediates]
+    root = _read_one(spec.root, "root")
+    ordered = certs.order_chain(leaf, [*others, root])
+    if not ordered.complete:
+        raise VerifyError(f"{target.name}: {ordered.problem}")
+    chain = tuple(_pem(c) for c in ordered.certs)
+    trust = [Anchor("root", certs.fingerprint(root), _pem(root))]
+    trust += [Anchor("intermediate", certs.fingerprint(c), _pem(c)) for c in ordered.certs[1:-1]]
+    if not observed.pool.chain_verification:
+        trust.append(Anchor("leaf", certs.fingerprint(leaf), _pem(leaf)))
+    notes = ("intermediates were given out of order; wlbplan serves them leaf → root",) \
+        if ordered.reordered else ()
+    return Desired(target=target.name, stage="install", chain=chain, trust=tuple(trust),
+                   verify=target.verify, notes=notes)
+
+
+def _read_one(path: Path, what: str) -> x509.Certificate:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise VerifyError(f"cannot read the {what} certificate {path}: {err.strerror}") from None
+    try:
+        found = certs.parse_pem_bundle(data)
+    except VerifyError as err:
+        raise VerifyError(f"{path}: {err}") from None
+    return found[0]
+
+
+def _load(pem: str) -> x509.Certificate:
+    return certs.parse_pem_bundle(pem.encode())[0]
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return certs.to_pem([cert]).decode()
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "-", text)

@@ -1,0 +1,142 @@
+"""Desired vs observed, compared with deepdiff and turned at once into wlbplan's Changes.
+
+deepdiff objects never leave this module: callers get typed ``Change`` values whose
+``before``/``after`` are plain JSON-able summaries (no key material).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from deepdiff import DeepDiff
+
+from wlbplan import certs
+from wlbplan.desired import Anchor, Desired, managed
+from wlbplan.observed import Observed
+
+Action = Literal["create", "update", "delete"]
+CHAIN_SEPARATOR = " > "
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    action: Action
+    before: Any
+    after: Any
+    reason: str
+
+
+def cert_summary(pem: str) -> dict[str, Any]:
+    """The fields a reviewer checks, as plain values."""
+    info = certs.describe(certs.parse_pem_bundle(pem.encode())[0])
+    key = f"{info.key_type} {info.key_curve or info.key_bits}"
+    return {
+        "subject": info.subject,
+        "sans": [f"DNS:{n}" for n in info.dns_names] + [f"IP:{a}" for a in info.ip_addresses],
+        "issuer": info.issuer,
+        "serial": info.serial,
+        "fingerprint": info.fingerprint_sha256,
+        "not_after": info.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "key": key,
+    }
+
+
+def _fingerprints(chain: tuple[str, ...]) -> str:
+    return CHAIN_SEPARATOR.join(certs.fingerprint(certs.parse_pem_bundle(p.encode())[0])
+                                for p in chain)
+
+
+def observed_trust(observed: Observed) -> dict[str, str]:
+    """Installed CA certificates by name → fingerprint (``unreadable`` when unknown)."""
+    trust = {}
+    for item in observed.pool.trusted:
+        trust[item.name] = (
+            certs.fingerprint(certs.parse_pem_bundle(item.pem.encode())[0])
+            if item.pem else "unreadable"
+        )
+    return trust
+
+
+def _views(desired: Desired, observed: Observed) -> tuple[dict[str, Any], dict[str, Any]]:
+    have = observed_trust(observed)
+    needed = {a.fingerprint for a in desired.trust}
+    want = {name: fp for name, fp in have.items() if not managed(name) or fp in needed}
+    present = set(want.values())
+    for anchor in desired.trust:
+        if anchor.fingerprint not in present:
+            want[anchor.install_name] = anchor.fingerprint
+            present.add(anchor.fingerprint)
+    before = {
+        "appliance": {"chain": _fingerprints(observed.appliance.cert.chain)},
+        "pool": {"trust": have, "wlb-verify-cert": observed.pool.wlb_verify_cert},
+    }
+    after = {
+        "appliance": {"chain": _fingerprints(desired.chain)},
+        "pool": {"trust": want, "wlb-verify-cert": desired.verify},
+    }
+    return before, after
+
+
+def diff(desired: Desired, observed: Observed) -> tuple[Change, ...]:
+    before, after = _views(desired, observed)
+    changes = []
+    for kind, levels in DeepDiff(before, after, view="tree").items():
+        for level in levels:
+            path = [str(p) for p in level.path(output_format="list")]
+            changes.append(_change(kind, path, desired, observed))
+    return tuple(sorted(changes, key=_order))
+
+
+_ORDER = ("pool.trust+", "appliance.chain", "pool.wlb-verify-cert", "pool.trust-")
+
+
+def _order(change: Change) -> int:
+    head = change.path.split("[", 1)[0]
+    if head == "pool.trust":
+        head += "-" if change.action == "delete" else "+"
+    return _ORDER.index(head)
+
+
+def _change(kind: str, path: list[str], desired: Desired, observed: Observed) -> Change:
+    where = ".".join(path[:2])
+    if where == "pool.trust":
+        return _trust_change(kind, path[2], desired, observed)
+    if where == "pool.wlb-verify-cert":
+        return Change("pool.wlb-verify-cert", "update", observed.pool.wlb_verify_cert,
+                      desired.verify, _verify_reason(desired.verify))
+    if where == "appliance.chain":
+        return Change(
+            "appliance.chain", "update",
+            [cert_summary(p) for p in observed.appliance.cert.chain],
+            [cert_summary(p) for p in desired.chain],
+            "the spec asks the appliance to serve the CA-signed chain (leaf → root)",
+        )
+    raise AssertionError(f"unexpected difference {kind} at {path}")  # a bug, not input
+
+
+def _verify_reason(verify: bool) -> str:
+    if verify:
+        return "verify: true — the pool must check WLB's certificate (name and chain)"
+    return "verify: false — the pool must not check WLB's certificate"
+
+
+def _trust_change(kind: str, name: str, desired: Desired, observed: Observed) -> Change:
+    if kind == "dictionary_item_added":
+        anchor = next(a for a in desired.trust if a.install_name == name)
+        summary = {"name": name, "role": anchor.role, **cert_summary(anchor.pem)}
+        return Change(f"pool.trust[{name}]", "create", None, summary, _trust_reason(anchor))
+    item = next(t for t in observed.pool.trusted if t.name == name)
+    summary = {"name": name, **(cert_summary(item.pem) if item.pem else {})}
+    return Change(f"pool.trust[{name}]", "delete", summary, None,
+                  "installed by wlbplan for a certificate the appliance no longer needs")
+
+
+def _trust_reason(anchor: Anchor) -> str:
+    return {
+        "wlb": "the pool must trust the certificate the appliance serves",
+        "root": "the pool must trust the root CA of the appliance's chain",
+        "intermediate": "the pool must trust the intermediate CA of the appliance's chain",
+        "leaf": "xapi before 24.40 verifies the peer: the WLB leaf itself must be trusted",
+    }[anchor.role]

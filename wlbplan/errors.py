@@ -1,0 +1,58 @@
+"""One error tree. Every expected failure is a WlbplanError whose message says what to do.
+
+The CLI prints these without a traceback and exits 1; anything else is a bug (exit 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wlbplan.model import Diagnostic
+
+
+class WlbplanError(Exception):
+    """Root of every expected error; ``str(err)`` is the actionable message."""
+
+    exit_code = 1
+
+
+class SpecError(WlbplanError):
+    """The spec file is missing, malformed or fails validation.
+
+    ``diagnostics`` holds every finding (errors and warnings, with file positions) so a
+    caller can render them itself instead of the one-string message.
+    """
+
+    def __init__(self, message: str, diagnostics: Sequence[Diagnostic] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = tuple(diagnostics)
+
+
+class ConnectError(WlbplanError):
+    """A host could not be reached or authenticated."""
+
+
+class RemoteCommandError(WlbplanError):
+    """A command on a host exited non-zero."""
+
+
+class StalePlanError(WlbplanError):
+    """A saved plan no longer matches the spec or the observed state."""
+
+
+class PlanFileError(WlbplanError):
+    """A saved plan file is missing, unreadable, of an unknown format version or invalid."""
+
+
+class LockError(WlbplanError):
+    """Another apply holds the pool's lock."""
+
+
+class VerifyError(WlbplanError):
+    """A certificate or TLS check failed."""
+
+
+class LabError(WlbplanError):
+    """The local lab could not be built, started, changed or stopped."""

@@ -1,0 +1,140 @@
+"""Appliance facts: the certificate file, the key (public half only), backups, what is served.
+
+The private key never leaves the appliance: ``openssl pkey -pubout`` runs there and only
+the public key comes back, which is all a key-to-certificate match needs.
+"""
+
+from __future__ import annotations
+
+import re
+
+from wlbplan import certs
+from wlbplan.errors import VerifyError
+from wlbplan.inspect.script import Raw, RawFact, build, fact
+from wlbplan.model import Target
+from wlbplan.observed import ApplianceFacts, CertFile, KeyFile, Served
+
+HANDSHAKE_TIMEOUT = "10"
+BACKUP_SUFFIX = "_orig"
+
+
+def script(target: Target) -> str:
+    wlb = target.wlb
+    cert, key = str(wlb.paths.cert), str(wlb.paths.key)
+    served = ["timeout", HANDSHAKE_TIMEOUT, "openssl", "s_client", "-showcerts",
+              "-connect", f"127.0.0.1:{wlb.port}"]
+    if not wlb.address_is_ip:
+        served += ["-servername", wlb.address]
+    return build(
+        [
+            fact("cert", "cat", "--", cert),
+            fact("key.stat", "stat", "-c", "%a %U %G", "--", key),
+            fact("key.public", "openssl", "pkey", "-in", key, "-pubout", "-passin", "pass:"),
+            fact("backups", Raw("_glob"), Raw(_glob_prefix(cert)), Raw(_glob_prefix(key))),
+            fact("served", *served),
+            fact("hostname", "hostname"),
+        ]
+    )
+
+
+def _glob_prefix(path: str) -> str:
+    """``'/etc/ssl/certs/server.pem_orig'*``: the quoted path, then an unquoted glob."""
+    from shlex import quote
+
+    return quote(path + BACKUP_SUFFIX) + "*"
+
+
+def parse(raw: dict[str, RawFact], target: Target) -> ApplianceFacts:
+    wlb = target.wlb
+    return ApplianceFacts(
+        cert=parse_cert(raw.get("cert"), str(wlb.paths.cert)),
+        key=parse_key(raw.get("key.stat"), raw.get("key.public"), str(wlb.paths.key)),
+        served=parse_served(raw.get("served")),
+        backups=parse_lines(raw.get("backups")),
+        hostname=_first_line(raw.get("hostname")),
+    )
+
+
+def _missing(raw: RawFact | None) -> bool:
+    return raw is None or (not raw.ok and "No such file" in raw.output)
+
+
+def parse_cert(raw: RawFact | None, path: str) -> CertFile:
+    if raw is None:
+        return CertFile(path=path, present=False, error="not inspected")
+    if _missing(raw):
+        return CertFile(path=path, present=False)
+    if not raw.ok:
+        return CertFile(path=path, present=True, error=raw.problem())
+    try:
+        chain = tuple(_pem(c) for c in certs.parse_pem_bundle(raw.output.encode()))
+    except VerifyError as err:
+        return CertFile(path=path, present=True, error=str(err))
+    if not chain:
+        return CertFile(path=path, present=True, error="the file holds no certificate")
+    return CertFile(path=path, present=True, chain=chain)
+
+
+def parse_key(stat: RawFact | None, public: RawFact | None, path: str) -> KeyFile:
+    if stat is None or _missing(stat):
+        return KeyFile(path=path, present=False)
+    if not stat.ok:
+        return KeyFile(path=path, present=True, error=stat.problem())
+    fields = stat.output.split()
+    mode, owner, group = (fields + [None, None, None])[:3] if fields else (None, None, None)
+    public_key, error = _public_key(public)
+    return KeyFile(path=path, present=True, mode=mode, owner=owner, group=group,
+                   public_key=public_key, error=error)
+
+
+_PUBLIC = re.compile(r"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.S)
+
+
+def _public_key(raw: RawFact | None) -> tuple[str | None, str | None]:
+    if raw is None:
+        return None, "not inspected"
+    match = _PUBLIC.search(raw.output)
+    if not raw.ok or match is None:
+        # Never echo what openssl printed here: it read a private key file.
+        return None, f"openssl could not read the key (exit {raw.exit_code})"
+    return match.group(0) + "\n", None
+
+
+def parse_served(raw: RawFact | None) -> Served:
+    if raw is None:
+        return Served(error="not inspected")
+    try:
+        chain = tuple(_pem(c) for c in certs.parse_pem_bundle(raw.output.encode()))
+    except VerifyError as err:
+        return Served(error=str(err))
+    if chain:
+        return Served(chain=chain)
+    return Served(error=_handshake_problem(raw))
+
+
+def _handshake_problem(raw: RawFact) -> str:
+    for line in raw.output.splitlines():
+        if "connect:" in line or "errno" in line or "error" in line.lower():
+            return f"no certificate served: {line.strip()}"
+    return f"no certificate served (openssl s_client exit {raw.exit_code})"
+
+
+def parse_lines(raw: RawFact | None) -> tuple[str, ...]:
+    if raw is None or not raw.ok:
+        return ()
+    return tuple(sorted(line.strip() for line in raw.output.splitlines() if line.strip()))
+
+
+def _first_line(raw: RawFact | None) -> str | None:
+    if raw is None or not raw.ok:
+        return None
+    lines = raw.output.strip().splitlines()
+    return lines[0].strip() if lines else None
+
+
+def _pem(cert: object) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    assert isinstance(cert, x509.Certificate)
+    return cert.public_bytes(Encoding.PEM).decode()

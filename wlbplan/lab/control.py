@@ -1,0 +1,196 @@
+"""Bring a lab up, report on it, take it down. Every daemon is tracked by its pid file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wlbplan.errors import LabError
+from wlbplan.lab import appliance, labspec, sshd, stunnel, xe_state
+from wlbplan.lab.layout import STATE_FILE, TargetLayout, wlb_fqdn
+from wlbplan.lab.procs import free_port, running_pid
+
+XAPI_MODES = ("current", "legacy")
+
+
+@dataclass(frozen=True)
+class LabTarget:
+    name: str
+    fqdn: str
+    port: int
+    backend_port: int
+
+
+@dataclass(frozen=True)
+class Lab:
+    """What ``lab.json`` records: enough to find, check and stop everything."""
+
+    dir: Path
+    xapi: str
+    hosts: int
+    targets: tuple[LabTarget, ...]
+    ssh_port: int | None = None
+    resolve: dict[str, str] = field(default_factory=dict)
+
+    def layout(self, name: str) -> TargetLayout:
+        return TargetLayout(self.dir / name)
+
+    def target(self, name: str | None) -> LabTarget:
+        if name is None:
+            return self.targets[0]
+        for target in self.targets:
+            if target.name == name:
+                return target
+        known = ", ".join(t.name for t in self.targets)
+        raise LabError(f"no target {name!r} in the lab at {self.dir} (it has {known})")
+
+    @property
+    def ssh(self) -> sshd.SshLayout:
+        return sshd.SshLayout(self.dir / "ssh")
+
+    @property
+    def spec_path(self) -> Path:
+        return self.dir / labspec.SPEC_FILE
+
+
+def _to_json(lab: Lab) -> str:
+    return json.dumps(
+        {
+            "format": 1,
+            "xapi": lab.xapi,
+            "hosts": lab.hosts,
+            "ssh_port": lab.ssh_port,
+            "resolve": lab.resolve,
+            "targets": [vars(t) for t in lab.targets],
+        },
+        indent=2,
+    )
+
+
+def load(lab_dir: Path) -> Lab:
+    path = lab_dir / STATE_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabError(f"no lab in {lab_dir} (run `wlbplan lab up --dir {lab_dir}`)") from None
+    except ValueError as err:
+        raise LabError(f"{path} is not a lab state file: {err}") from None
+    return Lab(
+        dir=lab_dir.resolve(),
+        xapi=data["xapi"],
+        hosts=data["hosts"],
+        ssh_port=data.get("ssh_port"),
+        resolve=dict(data.get("resolve", {})),
+        targets=tuple(LabTarget(**t) for t in data["targets"]),
+    )
+
+
+def pids(lab: Lab) -> dict[str, int]:
+    """Every lab process that is running now, by role."""
+    found = {}
+    for target in lab.targets:
+        pid = stunnel.pid(lab.layout(target.name))
+        if pid is not None:
+            found[f"{target.name}/stunnel"] = pid
+    sshd_pid = running_pid(lab.ssh.pid_file)
+    if sshd_pid is not None:
+        found["sshd"] = sshd_pid
+    return found
+
+
+def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
+       xapi: str = "current") -> Lab:
+    if xapi not in XAPI_MODES:
+        raise LabError(f"--xapi must be one of {', '.join(XAPI_MODES)}, not {xapi!r}")
+    if targets < 1 or hosts < 1:
+        raise LabError("a lab needs at least one target and one host per pool")
+    lab_dir = lab_dir.resolve()
+    _refuse_running(lab_dir)
+    _clear_stale(lab_dir)
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    names = [LabTarget(f"pool{i}", wlb_fqdn(i), free_port(), free_port()) for i in range(1, targets + 1)]
+    lab = Lab(
+        dir=lab_dir,
+        xapi=xapi,
+        hosts=hosts,
+        targets=tuple(names),
+        ssh_port=free_port() if ssh else None,
+        resolve={t.fqdn: "127.0.0.1" for t in names},
+    )
+    # Record the lab before starting anything, so that `lab down` can always stop it.
+    (lab_dir / STATE_FILE).write_text(_to_json(lab))
+    try:
+        for target in lab.targets:
+            _build_target(lab, target)
+        if lab.ssh_port is not None:
+            sshd.prepare(lab.ssh, lab.ssh_port)
+            sshd.start(lab.ssh, lab.ssh_port)
+        labspec.write(lab)
+    except BaseException:
+        down(lab_dir)
+        raise
+    return lab
+
+
+def _build_target(lab: Lab, target: LabTarget) -> None:
+    layout = lab.layout(target.name)
+    password = appliance.build(layout, target.fqdn)
+    stunnel.write_conf(layout, target.port, target.backend_port)
+    stunnel.write_restart_script(layout)
+    stunnel.start(layout, target.port)
+    xe_state.create_pool(
+        layout,
+        hosts=lab.hosts,
+        xapi=lab.xapi,
+        wlb_url=f"{target.fqdn}:{target.port}",
+        wlb_username=appliance.WLB_USERNAME,
+        wlb_password=password,
+        resolve=lab.resolve,
+    )
+    xe_state.write_xe_wrapper(layout)
+
+
+def _refuse_running(lab_dir: Path) -> None:
+    if not (lab_dir / STATE_FILE).exists():
+        return
+    running = pids(load(lab_dir))
+    if running:
+        listed = ", ".join(f"{role} (pid {pid})" for role, pid in sorted(running.items()))
+        raise LabError(
+            f"a lab is already running in {lab_dir}: {listed}; "
+            f"use it, or stop it first with `wlbplan lab down --dir {lab_dir}`"
+        )
+
+
+def _clear_stale(lab_dir: Path) -> None:
+    """A stopped lab's folders are rebuilt from scratch, never half-reused."""
+    if not (lab_dir / STATE_FILE).exists():
+        return
+    old = load(lab_dir)
+    for target in old.targets:
+        shutil.rmtree(old.layout(target.name).root, ignore_errors=True)
+    shutil.rmtree(old.ssh.root, ignore_errors=True)
+
+
+def down(lab_dir: Path, *, purge: bool = False) -> dict[str, int]:
+    """Stop every lab process by pid; returns what was stopped."""
+    lab_dir = lab_dir.resolve()
+    if not (lab_dir / STATE_FILE).exists():
+        if purge and lab_dir.exists():
+            raise LabError(f"{lab_dir} holds no lab state ({STATE_FILE}); not removing it")
+        return {}
+    lab = load(lab_dir)
+    stopped = {}
+    for target in lab.targets:
+        pid = stunnel.stop(lab.layout(target.name))
+        if pid is not None:
+            stopped[f"{target.name}/stunnel"] = pid
+    sshd_pid = sshd.stop(lab.ssh)
+    if sshd_pid is not None:
+        stopped["sshd"] = sshd_pid
+    if purge:
+        shutil.rmtree(lab_dir)
+    return stopped

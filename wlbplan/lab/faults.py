@@ -1,0 +1,90 @@
+"""Faults operators meet, injected into a running lab target.
+
+Each fault changes real files (and restarts the real stunnel where an operator's change
+would); none touches anything outside the lab folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from wlbplan.errors import LabError
+from wlbplan.lab import appliance, stunnel, xe_state
+from wlbplan.lab.control import Lab, LabTarget
+from wlbplan.lab.layout import TargetLayout
+from wlbplan.lab.pki import PrivateKey, appliance_self_signed, make_key, now
+
+
+def _current_key(layout: TargetLayout) -> PrivateKey:
+    key = serialization.load_pem_private_key(layout.key.read_bytes(), password=None)
+    return key  # type: ignore[return-value]
+
+
+def _serve(layout: TargetLayout, fqdn: str, **kw: dt.datetime) -> None:
+    issued = appliance_self_signed(fqdn, key=_current_key(layout), **kw)
+    appliance.write_certificate(layout, issued)
+    result = stunnel.restart(layout)
+    if result.returncode != 0:
+        raise LabError(f"stunnel did not restart after the fault: {result.stderr.strip()}")
+
+
+def restart_fails(lab: Lab, target: LabTarget) -> str:
+    layout = lab.layout(target.name)
+    layout.faults_dir.mkdir(parents=True, exist_ok=True)
+    (layout.faults_dir / "restart-fails").touch()
+    return f"the next restart of {target.name}'s stunnel ({layout.restart}) fails and leaves it down"
+
+
+def expire(lab: Lab, target: LabTarget) -> str:
+    start = now() - dt.timedelta(days=400)
+    _serve(lab.layout(target.name), target.fqdn, not_before=start,
+           not_after=now() - dt.timedelta(days=35))
+    return f"{target.name}'s appliance now serves a certificate that expired 35 days ago"
+
+
+def key_mismatch(lab: Lab, target: LabTarget) -> str:
+    layout = lab.layout(target.name)
+    appliance.write_key(layout, make_key())
+    return (f"{layout.key} no longer matches {layout.cert} "
+            "(stunnel still runs with the key it loaded)")
+
+
+def cn_mismatch(lab: Lab, target: LabTarget) -> str:
+    other = f"other-{target.fqdn}"
+    _serve(lab.layout(target.name), other)
+    return f"{target.name}'s appliance now serves a certificate for {other}, not {target.fqdn}"
+
+
+def desync_host(lab: Lab, target: LabTarget) -> str:
+    layout = lab.layout(target.name)
+    host, name = xe_state.drop_member_certificate(layout)
+    return f"member host {host} lost CA certificate {name} (the coordinator still has it)"
+
+
+def by_ip(lab: Lab, target: LabTarget) -> str:
+    url = f"127.0.0.1:{target.port}"
+    xe_state.set_wlb_url(lab.layout(target.name), url)
+    return f"{target.name}'s pool now reaches WLB by IP: wlb-url={url}"
+
+
+FAULTS: dict[str, Callable[[Lab, LabTarget], str]] = {
+    "restart-fails": restart_fails,
+    "desync-host": desync_host,
+    "expire": expire,
+    "key-mismatch": key_mismatch,
+    "cn-mismatch": cn_mismatch,
+    "by-ip": by_ip,
+}
+
+
+def inject(lab_dir: Path, name: str, target_name: str | None = None) -> str:
+    from wlbplan.lab.control import load
+
+    if name not in FAULTS:
+        raise LabError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+    lab = load(lab_dir)
+    return FAULTS[name](lab, lab.target(target_name))

@@ -1,0 +1,74 @@
+"""The ready-to-use wlbplan spec for a lab: ``DIR/lab.yaml``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from wlbplan.lab import xe_state
+from wlbplan.lab.layout import SPEC_FILE
+from wlbplan.lab.sshd import login_user
+
+if TYPE_CHECKING:
+    from wlbplan.lab.control import Lab, LabTarget
+
+
+
+def _target(lab: Lab, target: LabTarget) -> dict[str, Any]:
+    layout = lab.layout(target.name)
+    connection = "ssh" if lab.ssh_port is not None else "local"
+    pool: dict[str, Any] = {
+        "coordinator": "localhost",
+        "xe": str(layout.xe),
+        "connection": connection,
+        # The coordinator's fake dom0 /etc/stunnel: where its CA certificates are read.
+        "trust_dir": str(xe_state.coordinator(layout).stunnel_dir),
+    }
+    wlb: dict[str, Any] = {"address": target.fqdn, "port": target.port, "connection": connection}
+    if connection == "ssh":
+        pool["coordinator"] = "127.0.0.1"
+        wlb["ssh_host"] = "127.0.0.1"
+    wlb["paths"] = {"cert": str(layout.cert), "key": str(layout.key)}
+    wlb["restart"] = str(layout.restart)
+    wlb["stunnel_conf"] = str(layout.stunnel_conf)
+    return {
+        "name": target.name,
+        "pool": pool,
+        "wlb": wlb,
+        "certificate": {"source": "self-signed"},
+        "verify": True,
+    }
+
+
+def render(lab: Lab) -> str:
+    data: dict[str, Any] = {"version": 1}
+    if lab.ssh_port is not None:
+        data["defaults"] = {
+            "ssh": {
+                "user": login_user(),
+                "port": lab.ssh_port,
+                "identity_file": str(lab.ssh.client_key),
+                "known_hosts": str(lab.ssh.known_hosts),
+                "host_key_policy": "strict",
+            }
+        }
+    # Lab names resolve through this map (like curl --resolve), never through /etc/hosts.
+    data["resolve"] = dict(lab.resolve)
+    data["targets"] = [_target(lab, t) for t in lab.targets]
+    header = (
+        "# yaml-language-server: $schema=" + _schema_path() + "\n"
+        f"# wlbplan spec for the lab in {lab.dir} (written by `wlbplan lab up`).\n"
+        "# The xe here is the lab's emulator; stunnel, OpenSSL and sshd are real.\n"
+    )
+    return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+def _schema_path() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent.parent / "schemas" / "wlbplan.schema.json")
+
+
+def write(lab: Lab) -> None:
+    (lab.dir / SPEC_FILE).write_text(render(lab))

@@ -1,0 +1,312 @@
+"""The emulated pool's state: its xapi database (``state.json``) and each host's trust store.
+
+Stdlib only at import time: ``bin/xe`` imports this on every call.
+
+``state.json`` (owned here, read and written by :mod:`wlbplan.lab.xe`)::
+
+    {
+      "format": 1,
+      "xapi": "current" | "legacy",          # the lab mode; the version itself is per host
+      "pool": {"uuid", "name-label", "name-description", "master", "default-SR",
+               "wlb-url", "wlb-username", "wlb-enabled", "wlb-verify-cert",
+               "tls-verification-enabled"},           # keys are xe's field names
+      "wlb_password": "...",                 # the pool's WLB secret; never printed
+      "hosts": [                             # first = coordinator
+        {"uuid", "name-label", "name-description", "enabled", "hostname",
+         "software-version": {"xapi": "25.33.1", ...}, "dir": "xs1-01"}  # pool/hosts/<dir>
+      ],
+      "ca_certificates": ["root.pem", ...],  # Certificate DB records (type=ca) by name
+      "resolve": {"wlb1.lab.test": "127.0.0.1"},   # the lab's name service
+      "wlb_accounts": "/abs/appliance/etc/wlb/accounts.json"
+    }
+
+CRLs have no DB records in xapi, so they live only as files under each host's
+``etc/stunnel/crls``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from wlbplan.lab.layout import HostLayout, TargetLayout
+
+FORMAT = 1
+XAPI_VERSIONS = {"current": "25.33.1", "legacy": "24.19.2"}
+# xapi v24.40.0 (CA-403767) switched the WLB stunnel client from verifyPeer to verifyChain.
+VERIFY_CHAIN_SINCE = (24, 40)
+PRODUCT_VERSION = "8.4.0"
+NOT_IN_DATABASE = "<not in database>"
+
+State = dict[str, Any]
+
+
+# --- reading and writing -------------------------------------------------------------
+
+
+def load(path: Path) -> State:
+    state: State = json.loads(path.read_text())
+    return state
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Temp file + rename, created with ``mode`` so no reader sees a half file or loose bits."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        os.fchmod(handle.fileno(), mode)  # the umask may have narrowed it
+    os.replace(tmp, path)
+
+
+def save(path: Path, state: State) -> None:
+    # 0600: the state holds the pool's WLB password.
+    write_atomic(path, json.dumps(state, indent=2).encode() + b"\n", mode=0o600)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[State]:
+    """Hold the pool's lock for a read-modify-write; the caller saves what it changed.
+
+    The lock is a sibling file because ``state.json`` itself is replaced by rename.
+    """
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield load(path)
+
+
+# --- the hosts' trust stores ----------------------------------------------------------
+
+
+def host_layout(layout: TargetLayout, host: State) -> HostLayout:
+    """Where the trust store of ``host`` (a record of ``state["hosts"]``) lives."""
+    return layout.host(host["dir"])
+
+
+def xapi_version(state: State) -> tuple[int, int]:
+    """The coordinator's xapi version as (major, minor): what decides its behaviour."""
+    major, minor = state["hosts"][0]["software-version"]["xapi"].split(".")[:2]
+    return int(major), int(minor)
+
+
+def coordinator(layout: TargetLayout) -> HostLayout:
+    """The coordinator's fake dom0 root: its ``etc/stunnel`` is the pool's trust store."""
+    return host_layout(layout, load(layout.pool_state)["hosts"][0])
+
+
+def layout_of(state_path: Path) -> TargetLayout:
+    """The target whose pool state lives at ``state_path`` (``<root>/pool/state.json``)."""
+    # Imported here: layout needs dataclasses (~10 ms), which read-only xe calls never pay.
+    from wlbplan.lab.layout import TargetLayout
+
+    return TargetLayout(state_path.parent.parent)
+
+
+def regular_files(directory: Path) -> list[str]:
+    """Names of the regular files in ``directory`` (xapi's ``local_list``), sorted."""
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+
+
+def bundle_order(names: list[str]) -> list[str]:
+    """update-ca-bundle.sh's order: ``*.new.pem`` first, then the other ``*.pem``, each sorted."""
+    pems = sorted(n for n in names if n.endswith(".pem"))
+    return [n for n in pems if n.endswith(".new.pem")] + [
+        n for n in pems if not n.endswith(".new.pem")
+    ]
+
+
+def rebuild_bundle(host: HostLayout) -> None:
+    """Like update-ca-bundle.sh: ``cat cert; echo ""`` for each; no certificate, no bundle."""
+    names = bundle_order(regular_files(host.certs_dir))
+    if not names:
+        host.bundle.unlink(missing_ok=True)
+        return
+    parts = [(host.certs_dir / name).read_bytes() + b"\n" for name in names]
+    write_atomic(host.bundle, b"".join(parts), mode=0o644)
+
+
+def make_trust_dirs(host: HostLayout) -> None:
+    host.certs_dir.mkdir(parents=True, exist_ok=True)
+    host.certs_dir.chmod(0o700)  # xapi's mkdir_cert_path
+    host.crls_dir.mkdir(parents=True, exist_ok=True)
+
+
+# --- creating a pool ------------------------------------------------------------------
+
+
+def _target_index(layout: TargetLayout) -> int:
+    """``pool2`` → 2: lab hosts are named after their target's number (layout.host_name)."""
+    digits = "".join(ch for ch in layout.name if ch.isdigit())
+    return int(digits) if digits else 1
+
+
+def _software_version(xapi_version: str, hostname: str) -> dict[str, str]:
+    return {
+        "product_version": PRODUCT_VERSION,
+        "product_version_text": "8",
+        "product_brand": "XenServer",
+        "platform_name": "XCP",
+        "platform_version": "3.4.0",
+        "build_number": "lab",
+        "hostname": hostname,
+        "xapi": xapi_version,
+        "xapi_build": xapi_version,
+        "xen": "4.17.5",
+        "network_backend": "openvswitch",
+    }
+
+
+def _host(layout: TargetLayout, index: int, number: int, xapi_version: str) -> State:
+    import uuid
+
+    from wlbplan.lab.layout import host_name
+
+    hostname = host_name(index, number)
+    label = hostname.split(".", 1)[0]
+    return {
+        "uuid": str(uuid.uuid4()),
+        "name-label": label,
+        "name-description": "Default install",
+        "enabled": True,
+        "hostname": hostname,
+        "software-version": _software_version(xapi_version, label),
+        "dir": label,
+    }
+
+
+def create_pool(
+    layout: TargetLayout,
+    *,
+    hosts: int,
+    xapi: str,
+    wlb_url: str,
+    wlb_username: str,
+    wlb_password: str,
+    resolve: dict[str, str],
+) -> None:
+    """A fresh pool of ``hosts`` hosts (the first is the coordinator), empty trust stores."""
+    import uuid
+
+    if xapi not in XAPI_VERSIONS:
+        raise ValueError(f"xapi must be one of {', '.join(XAPI_VERSIONS)}, not {xapi!r}")
+    if hosts < 1:
+        raise ValueError("a pool needs at least one host")
+    index = _target_index(layout)
+    members = [_host(layout, index, n, XAPI_VERSIONS[xapi]) for n in range(1, hosts + 1)]
+    for member in members:
+        make_trust_dirs(layout.host(member["dir"]))
+    state: State = {
+        "format": FORMAT,
+        "xapi": xapi,
+        "pool": {
+            "uuid": str(uuid.uuid4()),
+            "name-label": layout.name,
+            "name-description": "",
+            "master": members[0]["uuid"],
+            "default-SR": NOT_IN_DATABASE,
+            "wlb-url": wlb_url,
+            "wlb-username": wlb_username if wlb_url else "",
+            "wlb-enabled": bool(wlb_url),
+            "wlb-verify-cert": False,
+            "tls-verification-enabled": False,
+        },
+        "wlb_password": wlb_password if wlb_url else "",
+        "hosts": members,
+        "ca_certificates": [],
+        "resolve": dict(resolve),
+        "wlb_accounts": str(layout.wlb_accounts.resolve()),
+    }
+    layout.pool_dir.mkdir(parents=True, exist_ok=True)
+    save(layout.pool_state, state)
+
+
+def _site_dir(module: str) -> str:
+    """The sys.path entry that provides ``module`` (``python -S`` skips site-packages)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"{module} is not importable; the lab's xe needs it")
+    return str(Path(spec.origin).resolve().parent.parent)
+
+
+def write_xe_wrapper(layout: TargetLayout) -> None:
+    """``bin/xe``: this interpreter with ``-S`` (fast start), running the emulator on this pool."""
+    state = str(layout.pool_state.resolve())
+    paths = list(dict.fromkeys([_site_dir("wlbplan"), _site_dir("cryptography")]))
+    # Compiling the emulator on every call costs ~25 ms; when PYTHONDONTWRITEBYTECODE is
+    # set, keep a bytecode cache anyway, but inside the lab, never in the source tree.
+    cache = str((layout.bin_dir / ".pycache").resolve())
+    script = f"""#!{sys.executable} -S
+# wlbplan lab: the emulated xe CLI of pool {layout.name!r} (state: {state}).
+import sys
+sys.dont_write_bytecode = False
+sys.pycache_prefix = {cache!r}
+sys.path[:0] = {paths!r}
+from pathlib import Path
+from wlbplan.lab.xe import main
+sys.exit(main(sys.argv[1:], Path({state!r})))
+"""
+    layout.bin_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(layout.xe, script.encode(), mode=0o755)
+
+
+# --- what the lab's other commands need ------------------------------------------------
+
+
+def summary(layout: TargetLayout) -> str:
+    """One line for ``wlbplan lab status`` (never the password)."""
+    state = load(layout.pool_state)
+    pool = state["pool"]
+    coordinator = state["hosts"][0]
+    flag = "true" if pool["wlb-verify-cert"] else "false"
+    certs = ", ".join(state["ca_certificates"]) or "none"
+    return (
+        f"pool {pool['name-label']} ({len(state['hosts'])} hosts, "
+        f"xapi {coordinator['software-version']['xapi']}): "
+        f"wlb-url={pool['wlb-url'] or '(unset)'} wlb-verify-cert={flag}; CA certificates: {certs}"
+    )
+
+
+def set_wlb_url(layout: TargetLayout, url: str) -> None:
+    """Change the recorded wlb-url behind xapi's back (a lab fault: reach WLB by IP)."""
+    with locked(layout.pool_state) as state:
+        state["pool"]["wlb-url"] = url
+        save(layout.pool_state, state)
+
+
+def drop_member_certificate(layout: TargetLayout) -> tuple[str, str]:
+    """Delete one CA certificate from the last member host only; returns (host, name).
+
+    That host's bundle is rebuilt (as a host-local uninstall would), the coordinator and
+    the Certificate DB keep it: the pool is out of sync until ``pool-certificate-sync``.
+    """
+    from wlbplan.errors import LabError
+
+    with locked(layout.pool_state) as state:
+        if len(state["hosts"]) < 2:
+            raise LabError(f"pool {layout.name} has a single host: nothing can be out of sync")
+        member = state["hosts"][-1]
+        host = layout.host(member["dir"])
+        names = [n for n in regular_files(host.certs_dir) if n.endswith(".pem")]
+        if not names:
+            raise LabError(
+                f"host {member['name-label']} has no CA certificate to lose; "
+                "install one first (xe pool-install-ca-certificate)"
+            )
+        (host.certs_dir / names[0]).unlink()
+        rebuild_bundle(host)
+        return member["name-label"], names[0]

@@ -1,0 +1,265 @@
+"""Frozen value types shared by every stage of wlbplan.
+
+Sections: diagnostics (what validation reports), then the spec (what the user asked for).
+Later stages (Observed, Change, Plan ...) add their own sections below; nothing here does
+I/O, so every stage can build, compare and print these freely.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+# ---------------------------------------------------------------------------------------
+# Diagnostics
+# ---------------------------------------------------------------------------------------
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Position:
+    """A place in a file: 1-based line and column (as editors count), 0-based byte offset."""
+
+    line: int
+    column: int
+    byte: int
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding about a spec file, pointing at the YAML node it concerns.
+
+    ``message`` is one self-sufficient line (hints such as "did you mean" included);
+    ``detail`` says why the rule exists. ``path`` is the spec address, e.g.
+    ``targets[0].wlb.port`` ("" for the whole document). ``start`` is None when there is
+    no position to give (e.g. the file cannot be read).
+    """
+
+    severity: Severity
+    filename: str
+    path: str
+    message: str
+    detail: str = ""
+    start: Position | None = None
+    end: Position | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def format(self) -> str:
+        """``FILE:LINE:COL: error: PATH: message`` — the compiler shape editors link."""
+        where = self.filename
+        if self.start is not None:
+            where = f"{where}:{self.start.line}:{self.start.column}"
+        what = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{where}: {self.severity}: {what}"
+
+
+# ---------------------------------------------------------------------------------------
+# Spec: what the user asked for (built by wlbplan.spec from a validated YAML file)
+# ---------------------------------------------------------------------------------------
+
+HostKeyPolicy = Literal["strict", "accept-new"]
+Connection = Literal["ssh", "local"]
+CertificateSource = Literal["self-signed", "ca-signed"]
+KeyType = Literal["rsa", "ec"]
+
+# Defaults live here once; tests check the JSON Schema's "default" keywords agree.
+DEFAULT_WLB_PORT = 8012
+DEFAULT_CERT_PATH = PurePosixPath("/etc/ssl/certs/server.pem")
+DEFAULT_KEY_PATH = PurePosixPath("/etc/ssl/certs/server.key")
+DEFAULT_RESTART = "killall stunnel; stunnel"
+DEFAULT_TRUST_DIR = PurePosixPath("/etc/stunnel")
+DEFAULT_KEY_BITS: dict[str, int] = {"rsa": 2048, "ec": 256}
+SUBJECT_FIELDS = ("C", "ST", "L", "O", "OU", "emailAddress")
+
+
+def is_ip_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """How to log in to a host. ``None`` paths mean "OpenSSH's own default"."""
+
+    user: str = "root"
+    port: int = 22
+    identity_file: Path | None = None
+    known_hosts: Path | None = None
+    host_key_policy: HostKeyPolicy = "strict"
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds for plan and audit warnings about the served certificate."""
+
+    min_days_left: int = 30
+    min_rsa_bits: int = 2048
+    forbid_sha1: bool = True
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """The pool side. ``trust_dir`` is xapi's stunnel folder on the coordinator: installed
+    CA certificates in ``certs/``, the bundle ``xapi-stunnel-ca-bundle.pem``."""
+
+    coordinator: str
+    xe: str = "xe"
+    connection: Connection = "ssh"
+    ssh_host: str | None = None
+    trust_dir: PurePosixPath = DEFAULT_TRUST_DIR
+
+    @property
+    def ssh_destination(self) -> str:
+        """Where to open SSH: ``ssh_host`` when given, else the coordinator's name."""
+        return self.ssh_host or self.coordinator
+
+
+@dataclass(frozen=True)
+class WlbPaths:
+    """Appliance-side files stunnel serves (remote paths, hence PurePosixPath)."""
+
+    cert: PurePosixPath = DEFAULT_CERT_PATH
+    key: PurePosixPath = DEFAULT_KEY_PATH
+
+
+@dataclass(frozen=True)
+class WlbCredentials:
+    """Names of environment variables holding the WLB login; the values are never stored."""
+
+    username_env: str
+    password_env: str
+
+
+@dataclass(frozen=True)
+class WlbSpec:
+    address: str
+    port: int = DEFAULT_WLB_PORT
+    connection: Connection = "ssh"
+    ssh_host: str | None = None
+    paths: WlbPaths = field(default_factory=WlbPaths)
+    restart: str = DEFAULT_RESTART
+    stunnel_conf: PurePosixPath | None = None
+    credentials: WlbCredentials | None = None
+
+    @property
+    def address_is_ip(self) -> bool:
+        return is_ip_literal(self.address)
+
+    @property
+    def ssh_destination(self) -> str:
+        return self.ssh_host or self.address
+
+    @property
+    def url(self) -> str:
+        """The pool's ``wlb-url`` value (``host:port``; IPv6 in brackets)."""
+        host = self.address
+        if ":" in host:  # only an IPv6 literal can contain a colon here
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The CSR subject besides the CN, by OpenSSL short name."""
+
+    C: str | None = None
+    ST: str | None = None
+    L: str | None = None
+    O: str | None = None  # noqa: E741 - OpenSSL's own short name
+    OU: str | None = None
+    emailAddress: str | None = None
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        """Set fields in OpenSSL's conventional order (C, ST, L, O, OU, emailAddress)."""
+        pairs = ((name, getattr(self, name)) for name in SUBJECT_FIELDS)
+        return tuple((name, value) for name, value in pairs if value is not None)
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    type: KeyType = "rsa"
+    bits: int = DEFAULT_KEY_BITS["rsa"]
+
+
+@dataclass(frozen=True)
+class CertificateRequest:
+    """The CSR made on the appliance (seed, path B). alt_names keep their ``DNS:``/``IP:``."""
+
+    common_name: str
+    alt_names: tuple[str, ...] = ()
+    subject: Subject = field(default_factory=Subject)
+    key: KeySpec = field(default_factory=KeySpec)
+    csr_out: Path | None = None
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A local command that signs ``{csr}`` into ``{cert}`` (argv, no shell)."""
+
+    command: tuple[str, ...]
+
+    def argv(self, csr: Path, cert: Path) -> tuple[str, ...]:
+        # str.replace, not str.format: other braces in an argument stay untouched.
+        return tuple(
+            arg.replace("{csr}", str(csr)).replace("{cert}", str(cert)) for arg in self.command
+        )
+
+
+@dataclass(frozen=True)
+class CertificateSpec:
+    source: CertificateSource
+    request: CertificateRequest | None = None
+    signed: Path | None = None
+    intermediates: tuple[Path, ...] = ()
+    root: Path | None = None
+    signer: Signer | None = None
+
+
+@dataclass(frozen=True)
+class Defaults:
+    ssh: SshSettings = field(default_factory=SshSettings)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One pool + appliance pair. ``ssh`` is already merged: defaults.ssh + target.ssh."""
+
+    name: str
+    pool: PoolSpec
+    wlb: WlbSpec
+    certificate: CertificateSpec
+    verify: bool = True
+    ssh: SshSettings = field(default_factory=SshSettings)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole validated spec file. Local paths inside are absolute (``~`` expanded)."""
+
+    version: int
+    path: Path
+    digest: str
+    targets: tuple[Target, ...]
+    defaults: Defaults = field(default_factory=Defaults)
+    policy: Policy = field(default_factory=Policy)
+    resolve: tuple[tuple[str, str], ...] = ()
+
+    def target(self, name: str) -> Target:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise KeyError(name)
+
+    def address_of(self, host: str) -> str:
+        """The address to connect to for ``host``: the ``resolve`` entry, else the name."""
+        return dict(self.resolve).get(host.lower().rstrip("."), host)

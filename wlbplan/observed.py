@@ -1,0 +1,109 @@
+"""What inspection found on one target: plain, frozen, JSON-able facts (no key material).
+
+Certificates are kept as PEM text (public), so that a plan file can carry exactly what
+was seen and later stages can re-derive anything from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CertFile:
+    """The appliance's certificate file: the chain it holds, leaf first."""
+
+    path: str
+    present: bool
+    chain: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyFile:
+    """The appliance's key file, described without its secret: mode, owner, public key."""
+
+    path: str
+    present: bool
+    mode: str | None = None
+    owner: str | None = None
+    group: str | None = None
+    public_key: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Served:
+    """What stunnel actually serves on the port (a real handshake from the appliance)."""
+
+    chain: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplianceFacts:
+    cert: CertFile
+    key: KeyFile
+    served: Served
+    backups: tuple[str, ...] = ()
+    hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class TrustedCert:
+    """One CA certificate installed in the pool; ``pem`` is None when it could not be read."""
+
+    name: str
+    pem: str | None = None
+
+
+@dataclass(frozen=True)
+class PoolFacts:
+    uuid: str
+    coordinator: str
+    hosts: tuple[str, ...]
+    xapi_version: str
+    wlb_url: str
+    wlb_username: str
+    wlb_enabled: bool
+    wlb_verify_cert: bool
+    trusted: tuple[TrustedCert, ...] = ()
+
+    @property
+    def wlb_host(self) -> str:
+        """The host part of wlb-url (what xapi's stunnel checks the name against)."""
+        host, _, _ = self.wlb_url.rpartition(":")
+        return host.strip("[]")
+
+    @property
+    def chain_verification(self) -> bool:
+        """xapi >= 24.40 verifies the chain; older xapi needs the WLB leaf itself trusted."""
+        return xapi_at_least(self.xapi_version, (24, 40))
+
+
+def xapi_at_least(version: str, minimum: tuple[int, int]) -> bool:
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    while len(parts) < 2:
+        parts.append(0)
+    return (parts[0], parts[1]) >= minimum
+
+
+@dataclass(frozen=True)
+class Observed:
+    target: str
+    appliance: ApplianceFacts
+    pool: PoolFacts
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def digest(self) -> str:
+        """A stable fingerprint of what was seen, to tell a stale plan."""
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,131 @@
+"""Changes → ordered steps (DESIGN §5), and the plan file that carries them for review.
+
+A plan records the spec's digest and, per target, the digest of what was observed, so
+that applying a saved plan can refuse when either has moved since.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from wlbplan import __version__
+from wlbplan.desired import Desired
+from wlbplan.diff import Change
+from wlbplan.model import Spec, Target
+from wlbplan.observed import Observed
+from wlbplan.steps import Step
+from wlbplan.steps import appliance as appliance_steps
+from wlbplan.steps import pool as pool_steps
+
+FORMAT_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    target: str
+    observed_digest: str
+    stage: str
+    changes: tuple[Change, ...]
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def removes_trust(self) -> bool:
+        return any(c.action == "delete" and c.path.startswith("pool.trust") for c in self.changes)
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec_path: str
+    spec_digest: str
+    created: str
+    targets: tuple[TargetPlan, ...]
+    tool_version: str = __version__
+    format_version: str = FORMAT_VERSION
+
+    def counts(self) -> dict[str, int]:
+        actions = [c.action for t in self.targets for c in t.changes]
+        return {
+            "add": actions.count("create"),
+            "change": actions.count("update"),
+            "remove": actions.count("delete"),
+        }
+
+    @property
+    def has_changes(self) -> bool:
+        return any(t.steps for t in self.targets)
+
+
+def now_utc() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_plan(spec: Spec, targets: list[TargetPlan], created: str | None = None) -> Plan:
+    return Plan(spec_path=str(spec.path), spec_digest=spec.digest,
+                created=created or now_utc(), targets=tuple(targets))
+
+
+def plan_target(spec: Spec, target: Target, observed: Observed, desired: Desired,
+                changes: tuple[Change, ...], stamp: dt.datetime | None = None) -> TargetPlan:
+    steps = _request_steps(target, observed) if desired.stage == "request" else \
+        _steps(spec, target, observed, desired, changes, stamp or dt.datetime.now(dt.UTC))
+    return TargetPlan(target=target.name, observed_digest=observed.digest(), stage=desired.stage,
+                      changes=changes, steps=tuple(steps), notes=desired.notes)
+
+
+def _request_steps(target: Target, observed: Observed) -> list[Step]:
+    request = target.certificate.request
+    assert request is not None  # the spec loader requires it for ca-signed
+    return [
+        appliance_steps.generate_key(target, request),
+        appliance_steps.make_csr(target, request),
+        appliance_steps.fetch_csr(target, request),
+    ]
+
+
+def _steps(spec: Spec, target: Target, observed: Observed, desired: Desired,
+           changes: tuple[Change, ...], stamp: dt.datetime) -> list[Step]:
+    installs = [c for c in changes if c.path.startswith("pool.trust") and c.action == "create"]
+    removals = [c for c in changes if c.path.startswith("pool.trust") and c.action == "delete"]
+    chain_changes = any(c.path == "appliance.chain" for c in changes)
+    verify_changes = any(c.path == "pool.wlb-verify-cert" for c in changes)
+    steps: list[Step] = []
+    if verify_changes and not desired.verify:
+        # Turning verification off goes first: nothing after it can break the connection.
+        steps.append(pool_steps.set_verify(target, observed.pool, False))
+    for change in installs:
+        name = change.after["name"]
+        anchor = next(a for a in desired.trust if a.install_name == name)
+        steps.append(pool_steps.install_ca(target, anchor))
+    if installs:
+        steps.append(pool_steps.certificate_sync(target))
+    if chain_changes:
+        steps += _install_chain_steps(target, observed, desired, stamp)
+    if desired.verify and (installs or chain_changes or verify_changes):
+        address = spec.address_of(observed.pool.wlb_host or target.wlb.address)
+        steps.append(pool_steps.preflight(target, observed.pool, address))
+        if verify_changes:
+            steps.append(pool_steps.set_verify(target, observed.pool, True))
+        steps.append(pool_steps.confirm(target))
+    for change in removals:
+        name = change.before["name"]
+        item = next(t for t in observed.pool.trusted if t.name == name)
+        steps.append(pool_steps.uninstall_ca(target, name, item.pem,
+                                             change.before.get("fingerprint")))
+    if removals:
+        steps.append(pool_steps.certificate_sync(target))
+    return steps
+
+
+def _install_chain_steps(target: Target, observed: Observed, desired: Desired,
+                         stamp: dt.datetime) -> list[Step]:
+    from wlbplan.diff import cert_summary
+
+    backup = appliance_steps.backup(target, observed.appliance.backups, stamp)
+    leaf = cert_summary(desired.chain[0])["fingerprint"]
+    return [
+        backup,
+        appliance_steps.install_chain(target, desired.chain, backup.params["backups"]),
+        appliance_steps.restart(target, leaf),
+    ]

@@ -1,0 +1,144 @@
+"""Appliance steps: key and CSR (request stage), backup, install, restart (install stage).
+
+The private key is generated on the appliance and only ever moved there; no step reads
+it back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from wlbplan.connectors.base import Command
+from wlbplan.model import CertificateRequest, Target
+from wlbplan.steps import TMP, Step
+
+PENDING = ".pending"
+BACKUP = "_orig"
+
+
+def pending_key(target: Target) -> str:
+    return str(target.wlb.paths.key) + PENDING
+
+
+def pending_csr(target: Target) -> str:
+    key = target.wlb.paths.key
+    return str(key.with_suffix(".csr")) + PENDING
+
+
+def _show(*argv: str) -> str:
+    return Command(argv).display()
+
+
+def subject_line(request: CertificateRequest) -> str:
+    """``/C=CA/.../CN=name`` for ``openssl req -subj`` (slashes and backslashes escaped)."""
+    def esc(value: str) -> str:
+        return value.replace("\\", "\\\\").replace("/", "\\/")
+
+    parts = [*request.subject.items(), ("CN", request.common_name)]
+    return "".join(f"/{name}={esc(value)}" for name, value in parts)
+
+
+def key_args(request: CertificateRequest) -> tuple[str, ...]:
+    if request.key.type == "ec":
+        curve = {256: "P-256", 384: "P-384", 521: "P-521"}[request.key.bits]
+        return ("-algorithm", "EC", "-pkeyopt", f"ec_paramgen_curve:{curve}")
+    return ("-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{request.key.bits}")
+
+
+def generate_key(target: Target, request: CertificateRequest) -> Step:
+    key = pending_key(target)
+    gen = _show("openssl", "genpkey", *key_args(request), "-out", key)
+    return Step(
+        action="appliance.generate_key",
+        on="appliance",
+        summary=f"make a {request.key.type.upper()} {request.key.bits} key on the appliance "
+                f"at {key} (never leaves it)",
+        commands=(f"(umask 077 && {gen})",),
+        undo=(_show("rm", "-f", "--", key),),
+        params={"path": key, "type": request.key.type, "bits": request.key.bits},
+    )
+
+
+def make_csr(target: Target, request: CertificateRequest) -> Step:
+    csr = pending_csr(target)
+    argv = ["openssl", "req", "-new", "-key", pending_key(target), "-subj", subject_line(request)]
+    if request.alt_names:
+        argv += ["-addext", "subjectAltName=" + ",".join(request.alt_names)]
+    argv += ["-out", csr]
+    return Step(
+        action="appliance.make_csr",
+        on="appliance",
+        summary=f"make a CSR for CN={request.common_name} at {csr}",
+        commands=(_show(*argv),),
+        undo=(_show("rm", "-f", "--", csr),),
+        params={"path": csr, "subject": subject_line(request),
+                "alt_names": list(request.alt_names)},
+    )
+
+
+def fetch_csr(target: Target, request: CertificateRequest) -> Step:
+    out = str(request.csr_out) if request.csr_out else f"{target.name}.csr"
+    return Step(
+        action="appliance.fetch_csr",
+        on="local",
+        summary=f"save the CSR to {out}, to send to the CA",
+        commands=(f"download {pending_csr(target)} to {out}",),
+        params={"remote": pending_csr(target), "local": out},
+    )
+
+
+def backup(target: Target, existing: tuple[str, ...], stamp: datetime) -> Step:
+    """Seed: rename to *_orig. An existing *_orig is kept; a timestamped copy is added."""
+    commands, made = [], []
+    for path in (str(target.wlb.paths.cert), str(target.wlb.paths.key)):
+        dest = path + BACKUP
+        if dest in existing:
+            dest += "." + stamp.strftime("%Y%m%dT%H%M%SZ")
+        commands.append(_show("cp", "-p", "--", path, dest))
+        made.append(dest)
+    return Step(
+        action="appliance.backup",
+        on="appliance",
+        summary="back up server.pem and server.key (an existing *_orig is never overwritten)",
+        commands=tuple(commands),
+        undo=tuple(_show("rm", "-f", "--", dest) for dest in made),
+        params={"backups": made},
+    )
+
+
+def install_chain(target: Target, chain: tuple[str, ...], backups: list[str]) -> Step:
+    cert, key = str(target.wlb.paths.cert), str(target.wlb.paths.key)
+    staged = cert + ".wlbplan-new"
+    return Step(
+        action="appliance.install_chain",
+        on="appliance",
+        summary=f"install the CA-signed chain ({len(chain)} certificates) as {cert} and the "
+                f"pending key as {key} (0600)",
+        commands=(
+            f"upload the chain to {staged} (0644)",
+            _show("chmod", "600", "--", pending_key(target)),
+            _show("mv", "-f", "--", staged, cert),
+            _show("mv", "-f", "--", pending_key(target), key),
+        ),
+        undo=(
+            _show("cp", "-p", "--", backups[0], cert),
+            _show("cp", "-p", "--", backups[1], key),
+        ),
+        params={"chain": list(chain), "backups": backups},
+    )
+
+
+def restart(target: Target, leaf_fingerprint: str) -> Step:
+    return Step(
+        action="appliance.restart",
+        on="appliance",
+        summary=f"restart stunnel and wait until port {target.wlb.port} serves the new "
+                "certificate",
+        commands=(target.wlb.restart,),
+        undo=(target.wlb.restart,),
+        params={"fingerprint": leaf_fingerprint},
+    )
+
+
+def upload_note(name: str) -> str:
+    return f"{TMP}/{name}"

@@ -1,0 +1,108 @@
+"""Pool steps, run on the coordinator with its xe CLI."""
+
+from __future__ import annotations
+
+import shlex
+
+from wlbplan.connectors.base import Command, Part, Raw, sh
+from wlbplan.desired import Anchor
+from wlbplan.model import Target
+from wlbplan.observed import PoolFacts
+from wlbplan.steps import TMP, Step
+
+
+def _xe(target: Target, *args: Part) -> str:
+    return sh(target.pool.xe, *args)
+
+
+def _in_tmp(option: str, name: str) -> Raw:
+    """``filename="$WLBPLAN_TMP"/NAME``: the upload folder is only known when apply runs."""
+    return Raw(f'{option}="{TMP}"/{shlex.quote(name)}')
+
+
+def bundle_path(target: Target) -> str:
+    return f"{str(target.pool.trust_dir).rstrip('/')}/xapi-stunnel-ca-bundle.pem"
+
+
+def install_ca(target: Target, anchor: Anchor) -> Step:
+    name = anchor.install_name
+    return Step(
+        action="pool.install_ca",
+        on="pool",
+        summary=f"trust {name} on every host of the pool",
+        commands=(
+            f"{TMP[1:]}=$(mktemp -d)",
+            f"upload {name} to {TMP}/{name} (0644)",
+            _xe(target, "pool-install-ca-certificate", _in_tmp("filename", name)),
+            f'rm -rf "{TMP}"',
+        ),
+        undo=(_xe(target, "pool-uninstall-ca-certificate", f"name={name}"),),
+        params={"name": name, "fingerprint": anchor.fingerprint, "pem": anchor.pem},
+    )
+
+
+def certificate_sync(target: Target) -> Step:
+    return Step(
+        action="pool.certificate_sync",
+        on="pool",
+        summary="push the coordinator's CA certificates to every host",
+        commands=(_xe(target, "pool-certificate-sync"),),
+        undo=(_xe(target, "pool-certificate-sync"),),
+    )
+
+
+def preflight(target: Target, pool: PoolFacts, address: str) -> Step:
+    """A handshake from the coordinator with the pool's own bundle and checks."""
+    host, port = pool.wlb_host or target.wlb.address, target.wlb.port
+    argv = ["openssl", "s_client", "-connect", f"{address}:{port}", "-CAfile",
+            bundle_path(target), "-verify_return_error"]
+    argv += ["-verify_ip", host] if target.wlb.address_is_ip else \
+        ["-servername", host, "-verify_hostname", host]
+    mode = "chain" if pool.chain_verification else "leaf-in-bundle"
+    if not pool.chain_verification:
+        argv.append("-partial_chain")
+    return Step(
+        action="pool.preflight",
+        on="pool",
+        summary=f"check from the coordinator that WLB at {host}:{port} passes the pool's "
+                f"checks (name, {mode}) before verification is on",
+        commands=(Command(tuple(argv)).display(),),
+        params={"host": host, "address": address, "port": port, "mode": mode},
+    )
+
+
+def set_verify(target: Target, pool: PoolFacts, verify: bool) -> Step:
+    value, old = str(verify).lower(), str(pool.wlb_verify_cert).lower()
+    return Step(
+        action="pool.set_verify",
+        on="pool",
+        summary=f"set wlb-verify-cert={value}",
+        commands=(_xe(target, "pool-param-set", f"uuid={pool.uuid}", f"wlb-verify-cert={value}"),),
+        undo=(_xe(target, "pool-param-set", f"uuid={pool.uuid}", f"wlb-verify-cert={old}"),),
+        params={"uuid": pool.uuid, "value": verify, "old": pool.wlb_verify_cert},
+    )
+
+
+def confirm(target: Target) -> Step:
+    return Step(
+        action="pool.confirm",
+        on="pool",
+        summary="confirm the pool still talks to WLB",
+        commands=(_xe(target, "pool-retrieve-wlb-configuration"),),
+    )
+
+
+def uninstall_ca(target: Target, name: str, pem: str | None, fingerprint: str | None) -> Step:
+    undo = (
+        f"{TMP[1:]}=$(mktemp -d)",
+        f"upload the saved {name} to {TMP}/{name} (0644)",
+        _xe(target, "pool-install-ca-certificate", _in_tmp("filename", name)),
+    ) if pem else ()
+    return Step(
+        action="pool.uninstall_ca",
+        on="pool",
+        summary=f"remove {name}, which wlbplan installed and nothing needs now",
+        commands=(_xe(target, "pool-uninstall-ca-certificate", f"name={name}"),),
+        undo=undo,
+        params={"name": name, "fingerprint": fingerprint, "pem": pem},
+    )
