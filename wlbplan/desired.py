@@ -83,7 +83,9 @@ def _self_signed(target: Target, observed: Observed) -> Desired:
 
 def _ca_signed(target: Target, observed: Observed) -> Desired:
     spec = target.certificate
-    assert spec.signed is not None and spec.root is not None  # the spec loader guarantees
+    # The spec loader guarantees both for ca-signed with a signed certificate.
+    assert spec.signed is not None
+    assert spec.root is not None
     leaf = _read_one(spec.signed, "signed")
     others = [_read_one(path, "intermediate") for path in spec.intermediates]
     root = _read_one(spec.root, "root")

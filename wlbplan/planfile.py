@@ -8,6 +8,7 @@ are derived (target, position, action), so they are the same wherever a plan is 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import tempfile
@@ -67,8 +68,9 @@ def _target_to_json(target: TargetPlan) -> Doc:
 
 
 def _change_to_json(change: Change) -> Doc:
-    return {"path": change.path, "action": change.action, "before": change.before,
-            "after": change.after, "reason": change.reason}
+    # Copies: a caller editing the document must not edit the (frozen) plan through it.
+    return {"path": change.path, "action": change.action, "before": copy.deepcopy(change.before),
+            "after": copy.deepcopy(change.after), "reason": change.reason}
 
 
 def _step_to_json(target: str, index: int, step: Step) -> Doc:
@@ -79,7 +81,7 @@ def _step_to_json(target: str, index: int, step: Step) -> Doc:
         "summary": step.summary,
         "commands": list(step.commands),
         "undo": list(step.undo),
-        "params": dict(step.params),
+        "params": copy.deepcopy(step.params),
     }
 
 
@@ -89,6 +91,7 @@ def plan_from_json(data: Any, source: str = "plan") -> Plan:
     """Check ``data`` (version, then schema) and build the Plan; ``source`` names it in errors."""
     version = _check_version(data, source)
     _check_schema(data, source, newer_minor=version[1] > _ours()[1])
+    data = copy.deepcopy(data)  # the Plan owns its values; the caller keeps theirs
     plan = Plan(
         spec_path=data["spec"]["path"],
         spec_digest=data["spec"]["digest"],
@@ -148,17 +151,33 @@ def _check_version(data: Any, source: str) -> tuple[int, int]:
 
 
 def _check_schema(data: Doc, source: str, *, newer_minor: bool) -> None:
-    validator = jsonschema.Draft202012Validator(json.loads(_schema_text()))
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    rules = schema()
     if newer_minor:
-        # A newer minor version may add properties; this version ignores them.
-        errors = [e for e in errors if e.validator != "additionalProperties"]
+        # A newer minor version may add properties anywhere; this version ignores them.
+        rules = _open(rules)
+    validator = jsonschema.Draft202012Validator(rules)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if not errors:
         return
-    lines = [f"  {e.json_path}: {e.message}" for e in errors[:_MAX_ERRORS]]
+    lines = [f"  {e.json_path}: {_short(e.message)}" for e in errors[:_MAX_ERRORS]]
     if len(errors) > _MAX_ERRORS:
         lines.append(f"  … and {len(errors) - _MAX_ERRORS} more")
     raise PlanFileError(f"{source} is not a valid plan file:\n" + "\n".join(lines))
+
+
+def _short(message: str, limit: int = 160) -> str:
+    # jsonschema quotes the whole offending value; a certificate summary fills a screen.
+    return message if len(message) <= limit else message[:limit - 1] + "…"
+
+
+def _open(node: Any) -> Any:
+    """The schema without its ``additionalProperties: false``."""
+    if isinstance(node, dict):
+        return {k: _open(v) for k, v in node.items()
+                if not (k == "additionalProperties" and v is False)}
+    if isinstance(node, list):
+        return [_open(v) for v in node]
+    return node
 
 
 def _check_summary(plan: Plan, summary: Doc, source: str) -> None:

@@ -83,7 +83,8 @@ def test_chain_entries_added_are_shown_whole(install_plan: Plan) -> None:
     got = block(lines(install_plan), "  ~ appliance.chain")
     assert "      + certificate 3 (root)" in got
     assert "          + subject:     CN=Test Root CA" in got
-    assert got[-1] == "      # the spec asks the appliance to serve the CA-signed chain (leaf → root)"
+    assert got[-1] == ("      # the spec asks the appliance to serve the CA-signed chain "
+                       "(leaf → root)")
 
 
 def test_unchanged_chain_entry_is_one_line(install_plan: Plan, certs) -> None:
@@ -142,7 +143,8 @@ def test_steps_numbered_with_commands_and_undo(install_plan: Plan) -> None:
 
 def test_steps_come_after_changes_and_notes_after_steps(install_plan: Plan) -> None:
     out = lines(install_plan)
-    reason = out.index("      # installed by wlbplan for a certificate the appliance no longer needs")
+    reason = out.index("      # installed by wlbplan for a certificate the appliance no "
+                       "longer needs")
     steps = out.index("  Steps, in order (a failure undoes the steps already done, last first):")
     notes = out.index("  Notes:")
     assert reason < steps < notes

@@ -12,7 +12,7 @@ from wlbplan.commands.options import format_option, parallelism_option, targets_
 @click.command("inspect")
 @click.argument("spec", type=click.Path(path_type=Path))
 @targets_option
-@format_option("text", "json")  # type: ignore[misc]
+@format_option("text", "json")
 @parallelism_option
 def inspect(spec: Path, targets: tuple[str, ...], output_format: str, parallelism: int) -> int:
     """Show what the appliance serves and what the pool trusts (changes nothing)."""

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 targets_option = click.option(
     "--target", "targets", multiple=True, metavar="NAME",
@@ -14,7 +19,7 @@ parallelism_option = click.option(
 )
 
 
-def format_option(*choices: str) -> object:
+def format_option(*choices: str) -> Callable[[F], F]:
     return click.option(
         "--format", "output_format", type=click.Choice(list(choices)), default=choices[0],
         show_default=True, help="Output format on stdout (progress and errors go to stderr).",

@@ -16,7 +16,7 @@ EXIT_CHANGES = 2
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Save the plan to this file, for review and `wlbplan apply PLAN`.")
 @targets_option
-@format_option("text", "json", "markdown")  # type: ignore[misc]
+@format_option("text", "json", "markdown")
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 2 when the plan has changes (0: none, 1: error).")
 @parallelism_option
@@ -41,7 +41,7 @@ def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: 
 
 @click.command("show")
 @click.argument("plan_file", metavar="PLAN", type=click.Path(path_type=Path))
-@format_option("text", "json", "markdown")  # type: ignore[misc]
+@format_option("text", "json", "markdown")
 def show(plan_file: Path, output_format: str) -> int:
     """Show a saved plan (no host contacted)."""
     from wlbplan.planfile import read_plan

@@ -28,6 +28,7 @@ import secrets
 import shlex
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,7 @@ class SshRunner:
     def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
         conn = self._connection()
         self._round_trips += 1
+        started = time.monotonic()
         try:
             result = conn.run(
                 command.shell(),
@@ -154,15 +156,23 @@ class SshRunner:
             )
         except CommandTimedOut:
             # from None here and below: invoke's exceptions carry the unmasked command.
-            raise RemoteCommandError(
-                f"`{command.display()}` on {self.host} did not finish within {timeout}s; "
-                "its channel was closed (the remote process may still be running)"
-            ) from None
+            raise self._timed_out(command, timeout) from None
         except (SSHException, OSError, EOFError, ThreadException) as exc:
             raise self._failed(conn, command, exc) from None
-        if result.exited == -1 and not conn.is_connected:
-            raise self._failed(conn, command, None)
+        if result.exited == -1:
+            # No exit status: invoke's timer closed the channel but, racing with it,
+            # invoke did not notice (it checks the timer thread is done); or the link died.
+            if timeout is not None and time.monotonic() - started >= timeout:
+                raise self._timed_out(command, timeout)
+            if not conn.is_connected:
+                raise self._failed(conn, command, None)
         return CommandResult(command.display(), result.exited, result.stdout, result.stderr)
+
+    def _timed_out(self, command: Command, timeout: float | None) -> RemoteCommandError:
+        return RemoteCommandError(
+            f"`{command.display()}` on {self.host} did not finish within {timeout}s; "
+            "its channel was closed (the remote process may still be running)"
+        )
 
     def _failed(self, conn: Any, command: Command, exc: Exception | None) -> WlbplanError:
         # Only the exception's type is shown: invoke's texts embed the unmasked command.

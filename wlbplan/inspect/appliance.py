@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 
 from wlbplan import certs
+from wlbplan.connectors.base import Raw
 from wlbplan.errors import VerifyError
-from wlbplan.inspect.script import Raw, RawFact, build, fact
+from wlbplan.inspect.script import RawFact, build, fact
 from wlbplan.model import Target
 from wlbplan.observed import ApplianceFacts, CertFile, KeyFile, Served
 
@@ -80,8 +81,8 @@ def parse_key(stat: RawFact | None, public: RawFact | None, path: str) -> KeyFil
         return KeyFile(path=path, present=False)
     if not stat.ok:
         return KeyFile(path=path, present=True, error=stat.problem())
-    fields = stat.output.split()
-    mode, owner, group = (fields + [None, None, None])[:3] if fields else (None, None, None)
+    fields: list[str | None] = [*stat.output.split(), None, None, None]
+    mode, owner, group = fields[:3]
     public_key, error = _public_key(public)
     return KeyFile(path=path, present=True, mode=mode, owner=owner, group=group,
                    public_key=public_key, error=error)

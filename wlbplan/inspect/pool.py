@@ -7,8 +7,9 @@ be matched by fingerprint whatever name it was installed under.
 from __future__ import annotations
 
 from wlbplan import certs
+from wlbplan.connectors.base import Raw, sh
 from wlbplan.errors import RemoteCommandError, VerifyError
-from wlbplan.inspect.script import Raw, RawFact, build, fact, sh
+from wlbplan.inspect.script import RawFact, build, fact
 from wlbplan.model import Target
 from wlbplan.observed import PoolFacts, TrustedCert
 
@@ -58,7 +59,9 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def parse(raw: dict[str, RawFact], target: Target) -> PoolFacts:
-    value = lambda name: _value(raw, name, target)  # noqa: E731 - a local shorthand
+    def value(name: str) -> str:
+        return _value(raw, name, target)
+
     names = _names(value("certs"))
     return PoolFacts(
         uuid=value("uuid"),

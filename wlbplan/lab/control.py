@@ -10,7 +10,7 @@ from typing import Any
 
 from wlbplan.errors import LabError
 from wlbplan.lab import appliance, labspec, sshd, stunnel, xe_state
-from wlbplan.lab.layout import STATE_FILE, TargetLayout, wlb_fqdn
+from wlbplan.lab.layout import SPEC_FILE, STATE_FILE, TargetLayout, wlb_fqdn
 from wlbplan.lab.procs import free_port, running_pid
 
 XAPI_MODES = ("current", "legacy")
@@ -53,7 +53,7 @@ class Lab:
 
     @property
     def spec_path(self) -> Path:
-        return self.dir / labspec.SPEC_FILE
+        return self.dir / SPEC_FILE
 
 
 def _to_json(lab: Lab) -> str:
@@ -111,7 +111,9 @@ def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
     _refuse_running(lab_dir)
     _clear_stale(lab_dir)
     lab_dir.mkdir(parents=True, exist_ok=True)
-    names = [LabTarget(f"pool{i}", wlb_fqdn(i), free_port(), free_port()) for i in range(1, targets + 1)]
+    names = [
+        LabTarget(f"pool{i}", wlb_fqdn(i), free_port(), free_port()) for i in range(1, targets + 1)
+    ]
     lab = Lab(
         dir=lab_dir,
         xapi=xapi,

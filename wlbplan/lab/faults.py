@@ -36,13 +36,13 @@ def restart_fails(lab: Lab, target: LabTarget) -> str:
     layout = lab.layout(target.name)
     layout.faults_dir.mkdir(parents=True, exist_ok=True)
     (layout.faults_dir / "restart-fails").touch()
-    return f"the next restart of {target.name}'s stunnel ({layout.restart}) fails and leaves it down"
+    return f"the next restart of {target.name}'s stunnel ({layout.restart}) fails, leaving it down"
 
 
 def expire(lab: Lab, target: LabTarget) -> str:
     start = now() - dt.timedelta(days=400)
-    _serve(lab.layout(target.name), target.fqdn, not_before=start,
-           not_after=now() - dt.timedelta(days=35))
+    ended = now() - dt.timedelta(days=35)
+    _serve(lab.layout(target.name), target.fqdn, not_before=start, not_after=ended)
     return f"{target.name}'s appliance now serves a certificate that expired 35 days ago"
 
 

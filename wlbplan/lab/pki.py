@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
+SigningHash = hashes.SHA224 | hashes.SHA256 | hashes.SHA384 | hashes.SHA512
 _DAY = dt.timedelta(days=1)
 
 
@@ -68,7 +69,7 @@ def key_pem(key: PrivateKey) -> bytes:
     )
 
 
-def build(  # noqa: PLR0913 - a certificate has this many knobs
+def build(
     common_name: str | None,
     *,
     key: PrivateKey | None = None,
@@ -80,7 +81,7 @@ def build(  # noqa: PLR0913 - a certificate has this many knobs
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
     days: int = 365,
-    hash_alg: hashes.HashAlgorithm | None = None,
+    hash_alg: SigningHash | None = None,
 ) -> Issued:
     """Make one certificate; self-signed unless ``issuer`` is given.
 
@@ -89,7 +90,8 @@ def build(  # noqa: PLR0913 - a certificate has this many knobs
     key = key or make_key()
     start = not_before or (now() - _DAY)
     end = not_after or (start + dt.timedelta(days=days))
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if common_name else [])
+    names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if common_name else []
+    subject = x509.Name(names)
     issuer_name = issuer.cert.subject if issuer else subject
     signing_key = issuer.key if issuer else key
     builder = (
@@ -125,10 +127,7 @@ def build(  # noqa: PLR0913 - a certificate has this many knobs
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
         )
-    algorithm = hash_alg or hashes.SHA256()
-    if isinstance(signing_key, ec.EllipticCurvePrivateKey) and hash_alg is None:
-        algorithm = hashes.SHA256()
-    return Issued(builder.sign(signing_key, algorithm), key)
+    return Issued(builder.sign(signing_key, hash_alg or hashes.SHA256()), key)
 
 
 def appliance_self_signed(fqdn: str, *, key: PrivateKey | None = None, **kw: object) -> Issued:

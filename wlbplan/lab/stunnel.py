@@ -103,7 +103,9 @@ def start(layout: TargetLayout, port: int) -> int:
     wait_for(lambda: running_pid(layout.stunnel_pid) and port_open(port), 10, "stunnel")
     pid = running_pid(layout.stunnel_pid)
     if pid is None:
-        raise LabError(f"stunnel for {layout.name} exited right after start; see {layout.stunnel_log}")
+        raise LabError(
+            f"stunnel for {layout.name} exited right after start; see {layout.stunnel_log}"
+        )
     return pid
 
 

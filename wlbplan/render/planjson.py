@@ -16,7 +16,8 @@ from wlbplan.errors import VerifyError
 from wlbplan.plan import Plan
 from wlbplan.planfile import plan_to_json
 
-_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+# The block's own line end goes with it: a PEM value becomes exactly its placeholder.
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----\n?", re.DOTALL)
 # A BEGIN line without its END (a truncated PEM) must not leak either.
 _PEM_START = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*", re.DOTALL)
 

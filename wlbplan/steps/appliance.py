@@ -51,8 +51,8 @@ def generate_key(target: Target, request: CertificateRequest) -> Step:
     return Step(
         action="appliance.generate_key",
         on="appliance",
-        summary=f"make a {request.key.type.upper()} {request.key.bits} key on the appliance "
-                f"at {key} (never leaves it)",
+        summary=f"make a new {request.key.type.upper()} {request.key.bits}-bit key on the "
+                f"appliance at {key} (it never leaves the appliance)",
         commands=(f"(umask 077 && {gen})",),
         undo=(_show("rm", "-f", "--", key),),
         params={"path": key, "type": request.key.type, "bits": request.key.bits},
@@ -112,8 +112,8 @@ def install_chain(target: Target, chain: tuple[str, ...], backups: list[str]) ->
     return Step(
         action="appliance.install_chain",
         on="appliance",
-        summary=f"install the CA-signed chain ({len(chain)} certificates) as {cert} and the "
-                f"pending key as {key} (0600)",
+        summary=f"install the CA-signed chain (leaf → root, {len(chain)} in all) as {cert} "
+                f"and the pending key as {key} (0600)",
         commands=(
             f"upload the chain to {staged} (0644)",
             _show("chmod", "600", "--", pending_key(target)),

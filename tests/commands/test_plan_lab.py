@@ -1,0 +1,151 @@
+"""validate → inspect → plan → show on a real lab, as a new user runs them (subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from wlbplan.lab import control
+
+pytestmark = pytest.mark.lab
+
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
+
+
+def wlbplan(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wlbplan", *args], capture_output=True,
+                          text=True, timeout=120, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    made = control.up(tmp_path_factory.mktemp("plan") / "lab", targets=2, hosts=2)
+    yield made
+    control.down(made.dir)
+
+
+@pytest.fixture(scope="module")
+def ssh_lab(tmp_path_factory: pytest.TempPathFactory):
+    made = control.up(tmp_path_factory.mktemp("plan-ssh") / "lab", hosts=1, ssh=True)
+    yield made
+    control.down(made.dir)
+
+
+def test_validate_accepts_the_lab_spec(lab: control.Lab) -> None:
+    result = wlbplan("validate", str(lab.spec_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fresh_lab_plan_has_trust_and_verify_steps(lab: control.Lab) -> None:
+    result = wlbplan("plan", str(lab.spec_path), "--detailed-exitcode")
+    assert result.returncode == 2, result.stderr
+    text = result.stdout
+    assert "+ pool.trust[wlbplan-wlb-" in text
+    assert "~ pool.wlb-verify-cert" in text
+    for action in ("pool.install_ca", "pool.certificate_sync", "pool.preflight",
+                   "pool.set_verify", "pool.confirm"):
+        assert action in text
+    assert text.rstrip().endswith("Plan: 2 to add, 2 to change, 0 to remove.")
+    assert "\x1b[" not in text  # NO_COLOR and a pipe: no colour codes
+
+
+def test_plan_without_detailed_exitcode_exits_0(lab: control.Lab) -> None:
+    assert wlbplan("plan", str(lab.spec_path)).returncode == 0
+
+
+def test_json_plan_validates_against_the_schema(lab: control.Lab) -> None:
+    result = wlbplan("plan", str(lab.spec_path), "--format", "json", "--target", "pool2")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, json.loads(SCHEMA.read_text()))
+    assert document["format_version"] == "1.0"
+    assert [t["name"] for t in document["targets"]] == ["pool2"]
+    assert "PRIVATE" not in result.stdout
+
+
+def test_saved_plan_shows_in_every_format(lab: control.Lab, tmp_path: Path) -> None:
+    out = tmp_path / "pool1.plan.json"
+    made = wlbplan("plan", str(lab.spec_path), "--target", "pool1", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    assert out.exists()
+    text = wlbplan("show", str(out))
+    assert text.returncode == 0, text.stderr
+    assert text.stdout == made.stdout
+    as_json = wlbplan("show", str(out), "--format", "json")
+    saved = json.loads(out.read_text())
+    shown = json.loads(as_json.stdout)
+    # The saved file keeps the public PEMs apply needs; shown JSON has fingerprints.
+    assert shown["spec"] == saved["spec"]
+    assert shown["targets"][0]["changes"] == saved["targets"][0]["changes"]
+    assert "BEGIN CERTIFICATE" in out.read_text()
+    assert "BEGIN CERTIFICATE" not in as_json.stdout
+    markdown = wlbplan("show", str(out), "--format", "markdown")
+    assert markdown.returncode == 0
+    assert markdown.stdout.startswith("**Plan:** 1 to add, 1 to change, 0 to remove")
+    assert "<details>" in markdown.stdout
+
+
+def test_inspect_in_both_formats(lab: control.Lab) -> None:
+    text = wlbplan("inspect", str(lab.spec_path), "--target", "pool1")
+    assert text.returncode == 0, text.stderr
+    assert "wlb-verify-cert  false" in text.stdout
+    assert "matches the certificate" in text.stdout
+    as_json = wlbplan("inspect", str(lab.spec_path), "--format", "json")
+    document = json.loads(as_json.stdout)
+    assert [t["target"] for t in document["targets"]] == ["pool1", "pool2"]
+    assert document["targets"][0]["derived"]["key_matches_certificate"] is True
+    assert "PRIVATE" not in as_json.stdout
+
+
+def test_converged_pool_plans_no_changes(tmp_path: Path) -> None:
+    made = control.up(tmp_path / "lab", hosts=2)
+    try:
+        xe = str(made.layout("pool1").xe)
+        pem = tmp_path / "server.pem"
+        pem.write_bytes(made.layout("pool1").cert.read_bytes())
+        subprocess.run([xe, "pool-install-ca-certificate", f"filename={pem}"], check=True)
+        uuid = subprocess.run([xe, "pool-list", "--minimal"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        subprocess.run([xe, "pool-param-set", f"uuid={uuid}", "wlb-verify-cert=true"],
+                       check=True)
+        result = wlbplan("plan", str(made.spec_path), "--detailed-exitcode")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.splitlines()[-1].startswith("No changes.")
+    finally:
+        control.down(made.dir)
+
+
+def test_unknown_target_is_an_error_with_a_suggestion(lab: control.Lab) -> None:
+    result = wlbplan("plan", str(lab.spec_path), "--target", "pool3x")
+    assert result.returncode == 1
+    assert "no target named 'pool3x'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.ssh
+def test_plan_over_ssh_matches_local(ssh_lab: control.Lab) -> None:
+    result = wlbplan("plan", str(ssh_lab.spec_path), "--detailed-exitcode")
+    assert result.returncode == 2, result.stderr
+    assert "pool.install_ca" in result.stdout
+
+
+@pytest.mark.ssh
+def test_ssh_host_key_mismatch_is_refused(ssh_lab: control.Lab, tmp_path: Path) -> None:
+    spec = yaml.safe_load(ssh_lab.spec_path.read_text())
+    wrong = tmp_path / "known_hosts"
+    other = ssh_lab.ssh.client_key.with_name("id_ed25519.pub").read_text().split()[:2]
+    wrong.write_text(f"[127.0.0.1]:{ssh_lab.ssh_port} {' '.join(other)}\n")
+    spec["defaults"]["ssh"]["known_hosts"] = str(wrong)
+    broken = tmp_path / "spec.yaml"
+    broken.write_text(yaml.safe_dump(spec))
+    result = wlbplan("plan", str(broken))
+    assert result.returncode == 1
+    assert "SHA256:" in result.stderr
+    assert "127.0.0.1" in result.stderr
+    assert "Traceback" not in result.stderr
