@@ -80,7 +80,8 @@ def test_document_shape(doc: dict[str, Any]) -> None:
     assert doc["spec"] == {"path": "spec.yaml", "digest": "ab" * 32}
     assert doc["summary"] == {"add": 1, "change": 2, "remove": 1}
     target = doc["targets"][0]
-    assert list(target) == ["name", "stage", "observed_digest", "changes", "steps", "notes"]
+    assert list(target) == ["name", "stage", "observed_digest", "observed", "changes", "steps",
+                            "notes"]
     assert target["changes"][2] == {"path": "pool.wlb-verify-cert", "action": "update",
                                     "before": False, "after": True, "reason": "verify"}
     assert list(target["steps"][0]) == ["id", "action", "on", "summary", "commands", "undo",

@@ -383,6 +383,7 @@ def test_schema_defaults_match_the_model() -> None:
         *((policy[k]["default"], getattr(Policy(), k)) for k in policy),
         (defs["pool"]["properties"]["xe"]["default"], PoolSpec("x").xe),
         (defs["pool"]["properties"]["trust_dir"]["default"], str(PoolSpec("x").trust_dir)),
+        (defs["pool"]["properties"]["state_dir"]["default"], str(PoolSpec("x").state_dir)),
         (defs["connection"]["default"], PoolSpec("x").connection),
         (defs["connection"]["default"], WlbSpec("x").connection),
         (wlb["port"]["default"], WlbSpec("x").port),

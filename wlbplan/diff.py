@@ -59,6 +59,38 @@ def observed_trust(observed: Observed) -> dict[str, str]:
     return trust
 
 
+def observed_view(observed: Observed) -> dict[str, Any]:
+    """What a plan was made against, compact: enough to say what moved since."""
+    served = observed.appliance.served.chain
+    return {
+        "appliance": {
+            "chain": _fingerprints(observed.appliance.cert.chain),
+            "served": _fingerprints(served) if served else observed.appliance.served.error,
+        },
+        "pool": {
+            "trust": observed_trust(observed),
+            "wlb-url": observed.pool.wlb_url,
+            "wlb-verify-cert": observed.pool.wlb_verify_cert,
+            "xapi": observed.pool.xapi_version,
+        },
+    }
+
+
+def drift(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Human lines for what changed between two ``observed_view`` results."""
+    lines = []
+    for kind, levels in DeepDiff(before, after, view="tree").items():
+        for level in levels:
+            where = ".".join(str(p) for p in level.path(output_format="list"))
+            if kind == "dictionary_item_added":
+                lines.append(f"{where} appeared ({level.t2})")
+            elif kind == "dictionary_item_removed":
+                lines.append(f"{where} disappeared (was {level.t1})")
+            else:
+                lines.append(f"{where}: {level.t1} → {level.t2}")
+    return sorted(lines)
+
+
 def _views(desired: Desired, observed: Observed) -> tuple[dict[str, Any], dict[str, Any]]:
     have = observed_trust(observed)
     needed = {a.fingerprint for a in desired.trust}

@@ -74,6 +74,7 @@ DEFAULT_CERT_PATH = PurePosixPath("/etc/ssl/certs/server.pem")
 DEFAULT_KEY_PATH = PurePosixPath("/etc/ssl/certs/server.key")
 DEFAULT_RESTART = "killall stunnel; stunnel"
 DEFAULT_TRUST_DIR = PurePosixPath("/etc/stunnel")
+DEFAULT_STATE_DIR = PurePosixPath("/var/lib/wlbplan")
 DEFAULT_KEY_BITS: dict[str, int] = {"rsa": 2048, "ec": 256}
 SUBJECT_FIELDS = ("C", "ST", "L", "O", "OU", "emailAddress")
 
@@ -110,13 +111,15 @@ class Policy:
 @dataclass(frozen=True)
 class PoolSpec:
     """The pool side. ``trust_dir`` is xapi's stunnel folder on the coordinator: installed
-    CA certificates in ``certs/``, the bundle ``xapi-stunnel-ca-bundle.pem``."""
+    CA certificates in ``certs/``, the bundle ``xapi-stunnel-ca-bundle.pem``. ``state_dir``
+    holds wlbplan's apply lock on the coordinator."""
 
     coordinator: str
     xe: str = "xe"
     connection: Connection = "ssh"
     ssh_host: str | None = None
     trust_dir: PurePosixPath = DEFAULT_TRUST_DIR
+    state_dir: PurePosixPath = DEFAULT_STATE_DIR
 
     @property
     def ssh_destination(self) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+from wlbplan.apply import Reporter, TargetOutcome, apply_target, rollback_target
 from wlbplan.desired import desired_state
-from wlbplan.diff import diff
-from wlbplan.errors import SpecError, WlbplanError
+from wlbplan.diff import diff, drift, observed_view
+from wlbplan.errors import SpecError, StalePlanError, WlbplanError
+from wlbplan.journal import Journal, JournalError
 from wlbplan.inspect.run import inspect_target
 from wlbplan.model import Spec, Target
 from wlbplan.observed import Observed
@@ -61,3 +65,83 @@ def plan_one(spec: Spec, target: Target, observed: Observed) -> TargetPlan:
 
 def plan_all(spec: Spec, targets: Sequence[Target], observed: Sequence[Observed]) -> Plan:
     return make_plan(spec, [plan_one(spec, t, o) for t, o in zip(targets, observed, strict=True)])
+
+
+# ---- apply --------------------------------------------------------------------------------
+
+
+def default_state_dir(spec: Spec) -> Path:
+    return spec.path.parent / ".wlbplan"
+
+
+def is_plan_file(path: Path) -> bool:
+    """A saved plan is JSON with a format_version; anything else is taken as a spec."""
+    try:
+        head = path.read_bytes()[:4096].lstrip()
+    except OSError:
+        return False
+    return head.startswith(b"{") and b'"format_version"' in head
+
+
+def spec_of_plan(plan: Plan) -> Spec:
+    """The spec a saved plan was made from, refused if it changed since."""
+    from wlbplan.spec import load_spec
+
+    spec = load_spec(Path(plan.spec_path))
+    if spec.digest != plan.spec_digest:
+        raise StalePlanError(
+            f"Saved plan is stale: the spec {plan.spec_path} changed after the plan was made. "
+            "Make a new plan (wlbplan plan --out) and review it again."
+        )
+    return spec
+
+
+def check_fresh(plan: Plan, observed: Sequence[Observed]) -> None:
+    """Refuse a saved plan when what it was made against has moved, saying what moved."""
+    moved: list[str] = []
+    for target_plan, seen in zip(plan.targets, observed, strict=True):
+        if seen.digest() == target_plan.observed_digest:
+            continue
+        lines = drift(target_plan.observed, observed_view(seen)) or ["(details unavailable)"]
+        moved += [f"  {target_plan.target}: {line}" for line in lines]
+    if moved:
+        raise StalePlanError(
+            "Saved plan is stale: the pool or the appliance changed after the plan was made:\n"
+            + "\n".join(moved)
+            + "\nMake a new plan (wlbplan plan --out) and review it again."
+        )
+
+
+def refuse_leftover_journals(state_dir: Path, targets: Sequence[Target]) -> None:
+    leftovers = [Journal(state_dir, t.name) for t in targets]
+    found = [j.leftover_message(t.name) for j, t in zip(leftovers, targets, strict=True)
+             if j.exists()]
+    if found:
+        raise JournalError("\n".join(found))
+
+
+def apply_all(spec: Spec, plan: Plan, targets: Sequence[Target], *, parallelism: int,
+              state_dir: Path, report: Reporter, cancel: threading.Event,
+              lock_timeout: float = 0.0) -> list[TargetOutcome]:
+    by_name = {t.target: t for t in plan.targets}
+
+    def one(target: Target) -> TargetOutcome:
+        with open_sessions(spec, target) as sessions:
+            return apply_target(spec, target, by_name[target.name], sessions, state_dir,
+                                report, cancel, lock_timeout)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
+        futures = [workers.submit(one, t) for t in targets]
+    outcomes = []
+    for target, future in zip(targets, futures, strict=True):
+        try:
+            outcomes.append(future.result())
+        except WlbplanError as err:  # refused before any step: lock, journal, connection
+            outcomes.append(TargetOutcome(target.name, "refused", error=str(err)))
+    return outcomes
+
+
+def rollback_one(spec: Spec, target: Target, state_dir: Path,
+                 report: Reporter) -> TargetOutcome:
+    with open_sessions(spec, target) as sessions:
+        return rollback_target(spec, target, sessions, state_dir, report)

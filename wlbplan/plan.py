@@ -7,11 +7,12 @@ that applying a saved plan can refuse when either has moved since.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from wlbplan import __version__
 from wlbplan.desired import Desired
-from wlbplan.diff import Change
+from wlbplan.diff import Change, observed_view
 from wlbplan.model import Spec, Target
 from wlbplan.observed import Observed
 from wlbplan.steps import Step
@@ -29,6 +30,8 @@ class TargetPlan:
     changes: tuple[Change, ...]
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()
+    observed: dict[str, Any] = field(default_factory=dict, hash=False)
+    """What was seen (fingerprints, names, flags), to say what moved when a plan is stale."""
 
     @property
     def removes_trust(self) -> bool:
@@ -71,7 +74,8 @@ def plan_target(spec: Spec, target: Target, observed: Observed, desired: Desired
     steps = _request_steps(target, observed) if desired.stage == "request" else \
         _steps(spec, target, observed, desired, changes, stamp or dt.datetime.now(dt.UTC))
     return TargetPlan(target=target.name, observed_digest=observed.digest(), stage=desired.stage,
-                      changes=changes, steps=tuple(steps), notes=desired.notes)
+                      changes=changes, steps=tuple(steps), notes=desired.notes,
+                      observed=observed_view(observed))
 
 
 def _request_steps(target: Target, observed: Observed) -> list[Step]:

@@ -61,6 +61,7 @@ def _target_to_json(target: TargetPlan) -> Doc:
         "name": target.target,
         "stage": target.stage,
         "observed_digest": target.observed_digest,
+        "observed": copy.deepcopy(target.observed),
         "changes": [_change_to_json(c) for c in target.changes],
         "steps": [_step_to_json(target.target, i, s) for i, s in enumerate(target.steps, 1)],
         "notes": list(target.notes),
@@ -114,6 +115,7 @@ def _target_from_json(data: Doc) -> TargetPlan:
                       for c in data["changes"]),
         steps=tuple(_step_from_json(s) for s in data["steps"]),
         notes=tuple(data["notes"]),
+        observed=dict(data.get("observed", {})),
     )
 
 

@@ -912,8 +912,9 @@ def _target(raw: Data, default_ssh: SshSettings, base: Path) -> Target:
 
 def _pool(raw: Data) -> PoolSpec:
     fields = dict(raw)
-    if "trust_dir" in fields:
-        fields["trust_dir"] = PurePosixPath(fields["trust_dir"])
+    for name in ("trust_dir", "state_dir"):
+        if name in fields:
+            fields[name] = PurePosixPath(fields[name])
     return PoolSpec(**fields)
 
 

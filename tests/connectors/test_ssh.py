@@ -517,3 +517,18 @@ def test_a_failed_put_leaves_no_staging_behind(ssh_runner: SshRunner, tmp_path: 
     with pytest.raises(RemoteCommandError, match=r"cannot write .*a-directory"):
         ssh_runner.put(b"x", str(tmp_path / "a-directory"))
     assert not list(tmp_path.glob(".wlbplan-*"))
+
+
+def test_a_passphrase_protected_identity_is_named_and_explained(tmp_path: Path) -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    )
+    write_private(tmp_path / "locked", pem)
+    message = connect_error(
+        SshTarget("127.0.0.1", port=free_port(), identity_file=tmp_path / "locked")
+    )
+    assert f"identity file {tmp_path / 'locked'}" in message
+    assert "passphrase-protected" in message

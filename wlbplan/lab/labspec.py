@@ -24,6 +24,8 @@ def _target(lab: Lab, target: LabTarget) -> dict[str, Any]:
         "connection": connection,
         # The coordinator's fake dom0 /etc/stunnel: where its CA certificates are read.
         "trust_dir": str(xe_state.coordinator(layout).stunnel_dir),
+        # Where the apply lock lives on the (fake) coordinator.
+        "state_dir": str(xe_state.coordinator(layout).root / "var" / "lib" / "wlbplan"),
     }
     wlb: dict[str, Any] = {"address": target.fqdn, "port": target.port, "connection": connection}
     if connection == "ssh":

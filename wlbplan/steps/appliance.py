@@ -39,10 +39,14 @@ def subject_line(request: CertificateRequest) -> str:
 
 
 def key_args(request: CertificateRequest) -> tuple[str, ...]:
-    if request.key.type == "ec":
-        curve = {256: "P-256", 384: "P-384", 521: "P-521"}[request.key.bits]
+    return key_args_for(request.key.type, request.key.bits)
+
+
+def key_args_for(kind: str, bits: int) -> tuple[str, ...]:
+    if kind == "ec":
+        curve = {256: "P-256", 384: "P-384", 521: "P-521"}[bits]
         return ("-algorithm", "EC", "-pkeyopt", f"ec_paramgen_curve:{curve}")
-    return ("-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{request.key.bits}")
+    return ("-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{bits}")
 
 
 def generate_key(target: Target, request: CertificateRequest) -> Step:

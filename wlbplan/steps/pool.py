@@ -6,7 +6,7 @@ import shlex
 
 from wlbplan.connectors.base import Command, Part, Raw, sh
 from wlbplan.desired import Anchor
-from wlbplan.model import Target
+from wlbplan.model import Target, is_ip_literal
 from wlbplan.observed import PoolFacts
 from wlbplan.steps import TMP, Step
 
@@ -51,22 +51,41 @@ def certificate_sync(target: Target) -> Step:
     )
 
 
+# xapi's stunnel client profile for WLB (stunnel.ml): TLS 1.2 with ECDHE-RSA suites only,
+# so the preflight offers the same and an EC-keyed WLB certificate fails here too.
+XAPI_CLIENT_CIPHERS = "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256"
+
+
+def preflight_argv(target: Target, host: str, address: str, port: int,
+                   legacy: bool) -> tuple[str, ...]:
+    """``openssl s_client`` doing what xapi's stunnel client does with wlb-verify-cert on.
+
+    ``checkHost`` is X509_check_host even for an IP literal (IP SANs are not consulted),
+    hence ``-verify_hostname`` always. Legacy xapi (verifyPeer) only needs the leaf in
+    the bundle: ``-partial_chain``, and the caller checks the leaf is there.
+    """
+    argv = ["openssl", "s_client", "-connect", f"{address}:{port}", "-CAfile",
+            bundle_path(target), "-verify_return_error", "-showcerts", "-tls1_2",
+            "-cipher", XAPI_CLIENT_CIPHERS, "-verify_hostname", host]
+    if not is_ip_literal(host):
+        argv += ["-servername", host]
+    if legacy:
+        argv.append("-partial_chain")
+    return tuple(argv)
+
+
 def preflight(target: Target, pool: PoolFacts, address: str) -> Step:
     """A handshake from the coordinator with the pool's own bundle and checks."""
     host, port = pool.wlb_host or target.wlb.address, target.wlb.port
-    argv = ["openssl", "s_client", "-connect", f"{address}:{port}", "-CAfile",
-            bundle_path(target), "-verify_return_error"]
-    argv += ["-verify_ip", host] if target.wlb.address_is_ip else \
-        ["-servername", host, "-verify_hostname", host]
-    mode = "chain" if pool.chain_verification else "leaf-in-bundle"
-    if not pool.chain_verification:
-        argv.append("-partial_chain")
+    legacy = not pool.chain_verification
+    mode = "leaf-in-bundle" if legacy else "chain"
+    argv = preflight_argv(target, host, address, port, legacy)
     return Step(
         action="pool.preflight",
         on="pool",
         summary=f"check from the coordinator that WLB at {host}:{port} passes the pool's "
                 f"checks (name, {mode}) before verification is on",
-        commands=(Command(tuple(argv)).display(),),
+        commands=(Command(argv).display(),),
         params={"host": host, "address": address, "port": port, "mode": mode},
     )
 

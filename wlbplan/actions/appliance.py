@@ -1,0 +1,208 @@
+"""Appliance actions: key and CSR, backups, installing the chain, restarting stunnel.
+
+The private key is created on the appliance and only ever moved there; nothing here
+reads it back. Files are replaced by rename, and restored byte-identical with their mode
+and owner (``cp -p`` then rename) by the undo actions.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from wlbplan import certs
+from wlbplan.actions import Action, Context, StepFailed, UndoRecord, checked
+from wlbplan.connectors.base import Command, script
+from wlbplan.errors import VerifyError
+from wlbplan.inspect import script as facts
+from wlbplan.steps import Step
+from wlbplan.steps.appliance import pending_key
+
+RESTART_WAIT = 30.0
+STAGED = ".wlbplan-new"
+
+
+def _sh(ctx: Context, text: str, *args: str) -> Command:
+    """``sh -c TEXT sh ARGS...``: the script is fixed code, the values arrive as $1, $2…"""
+    return Command(("sh", "-c", text, "sh", *args))
+
+
+# ---- key and CSR (request stage) -----------------------------------------------------
+
+def _generate_key_run(ctx: Context, step: Step) -> None:
+    p = step.params
+    from wlbplan.steps.appliance import key_args_for
+
+    argv = ("openssl", "genpkey", *key_args_for(p["type"], p["bits"]), "-out", p["path"])
+    checked(ctx.sessions.appliance,
+            _sh(ctx, '[ -e "$1" ] && { echo "$1 exists" >&2; exit 1; }; shift; umask 077; '
+                'exec "$@"', p["path"], *argv),
+            f"generating the pending key {p['path']}")
+
+
+def _remove_undo_record(ctx: Context, step: Step) -> UndoRecord:
+    return {"kind": "appliance.remove", "paths": [step.params["path"]]}
+
+
+def _undo_remove(ctx: Context, record: UndoRecord) -> None:
+    ctx.sessions.appliance.run(Command(("rm", "-f", "--", *record["paths"])))
+
+
+def _make_csr_run(ctx: Context, step: Step) -> None:
+    p = step.params
+    argv = ["openssl", "req", "-new", "-key", pending_key(ctx.target), "-subj", p["subject"]]
+    if p["alt_names"]:
+        argv += ["-addext", "subjectAltName=" + ",".join(p["alt_names"])]
+    argv += ["-out", p["path"]]
+    checked(ctx.sessions.appliance, Command(tuple(argv)), f"making the CSR {p['path']}")
+
+
+def _fetch_csr_run(ctx: Context, step: Step) -> None:
+    data = ctx.sessions.appliance.get(step.params["remote"])
+    local = Path(step.params["local"])
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_bytes(data)
+
+
+def _no_record(ctx: Context, step: Step) -> None:
+    return None
+
+
+# ---- backup ------------------------------------------------------------------------------
+
+_BACKUP = 'while [ $# -gt 0 ]; do [ -e "$2" ] && { echo "$2 exists" >&2; exit 1; }; ' \
+    'cp -p -- "$1" "$2" || exit 1; shift 2; done'
+
+
+def _live(ctx: Context) -> tuple[str, str]:
+    return str(ctx.target.wlb.paths.cert), str(ctx.target.wlb.paths.key)
+
+
+def _backup_run(ctx: Context, step: Step) -> None:
+    cert, key = _live(ctx)
+    made = step.params["backups"]
+    checked(ctx.sessions.appliance, _sh(ctx, _BACKUP, cert, made[0], key, made[1]),
+            "backing up server.pem and server.key (an existing backup is never overwritten)")
+
+
+def _backup_undo_record(ctx: Context, step: Step) -> UndoRecord:
+    cert, key = _live(ctx)
+    return {"kind": "appliance.remove_backups",
+            "pairs": [[cert, step.params["backups"][0]], [key, step.params["backups"][1]]]}
+
+
+# A backup is removed only when it is identical to the live file it was taken from:
+# never someone else's file that happened to have the name.
+_REMOVE_BACKUP = 'cmp -s -- "$1" "$2" && rm -f -- "$2"; exit 0'
+
+
+def _undo_remove_backups(ctx: Context, record: UndoRecord) -> None:
+    for live, backup in record["pairs"]:
+        ctx.sessions.appliance.run(_sh(ctx, _REMOVE_BACKUP, live, backup))
+
+
+# ---- install the chain and the key -------------------------------------------------------
+
+_INSTALL = 'chmod 600 -- "$3" && mv -f -- "$1" "$2" && mv -f -- "$3" "$4"'
+# $1 cert $2 key $3 backup cert $4 backup key $5 pending key $6 staged chain.
+_RESTORE = (
+    'rm -f -- "$6"; '
+    'if [ -e "$2" ] && ! cmp -s -- "$2" "$4"; then mv -f -- "$2" "$5"; fi; '
+    'cp -p -- "$4" "$2.wlbplan-restore" && mv -f -- "$2.wlbplan-restore" "$2" && '
+    'cp -p -- "$3" "$1.wlbplan-restore" && mv -f -- "$1.wlbplan-restore" "$1"'
+)
+
+
+def _install_run(ctx: Context, step: Step) -> None:
+    cert, key = _live(ctx)
+    staged = cert + STAGED
+    chain = "".join(step.params["chain"]).encode()
+    ctx.sessions.appliance.put(chain, staged, mode=0o644)
+    checked(ctx.sessions.appliance,
+            _sh(ctx, _INSTALL, staged, cert, pending_key(ctx.target), key),
+            "installing the new chain and key")
+
+
+def _install_undo_record(ctx: Context, step: Step) -> UndoRecord:
+    cert, key = _live(ctx)
+    backups = step.params["backups"]
+    return {"kind": "appliance.restore", "cert": cert, "key": key, "backup_cert": backups[0],
+            "backup_key": backups[1], "pending": pending_key(ctx.target),
+            "staged": cert + STAGED}
+
+
+def _undo_restore(ctx: Context, record: UndoRecord) -> None:
+    r = record
+    checked(ctx.sessions.appliance,
+            _sh(ctx, _RESTORE, r["cert"], r["key"], r["backup_cert"], r["backup_key"],
+                r["pending"], r["staged"]),
+            "restoring server.pem and server.key from their backups")
+
+
+# ---- restart -------------------------------------------------------------------------------
+
+def served_leaf(ctx: Context) -> str | None:
+    """The fingerprint of what stunnel serves now, seen from the appliance itself."""
+    wlb = ctx.target.wlb
+    argv = ["timeout", "10", "openssl", "s_client", "-showcerts",
+            "-connect", f"127.0.0.1:{wlb.port}"]
+    raw = facts.parse(ctx.sessions.appliance.run(
+        script(facts.build([facts.fact("served", *argv)]))).stdout)
+    shake = raw.get("served")
+    if shake is None:
+        return None
+    try:
+        return certs.fingerprint(certs.parse_pem_bundle(shake.output.encode())[0])
+    except VerifyError:
+        return None
+
+
+def restart(ctx: Context, expect: str | None) -> None:
+    """Run the appliance's restart command; wait until it serves ``expect`` (or anything)."""
+    result = ctx.sessions.appliance.run(Command(("sh", "-c", ctx.target.wlb.restart)),
+                                        timeout=120)
+    if not result.ok:
+        said = (result.stderr or result.stdout).strip() or "no output"
+        raise StepFailed(f"restarting stunnel (`{ctx.target.wlb.restart}`) failed on "
+                         f"{ctx.sessions.appliance.host} (exit {result.exit_code}): {said}")
+    deadline = time.monotonic() + RESTART_WAIT
+    seen = None
+    while time.monotonic() < deadline:
+        seen = served_leaf(ctx)
+        if seen is not None and (expect is None or seen == expect):
+            return
+        time.sleep(0.2)
+    raise StepFailed(
+        f"after the restart, port {ctx.target.wlb.port} serves "
+        f"{seen or 'nothing'} instead of the certificate {expect or '(any)'} "
+        f"within {RESTART_WAIT:.0f}s"
+    )
+
+
+def _restart_run(ctx: Context, step: Step) -> None:
+    restart(ctx, step.params["fingerprint"])
+
+
+def _restart_undo_record(ctx: Context, step: Step) -> UndoRecord:
+    return {"kind": "appliance.restart"}
+
+
+def _undo_restart(ctx: Context, record: UndoRecord) -> None:
+    restart(ctx, None)
+
+
+ACTIONS = {
+    "appliance.generate_key": Action(_remove_undo_record, _generate_key_run, _undo_remove),
+    "appliance.make_csr": Action(_remove_undo_record, _make_csr_run, _undo_remove),
+    "appliance.fetch_csr": Action(_no_record, _fetch_csr_run, lambda ctx, record: None),
+    "appliance.backup": Action(_backup_undo_record, _backup_run, _undo_remove_backups),
+    "appliance.install_chain": Action(_install_undo_record, _install_run, _undo_restore),
+    "appliance.restart": Action(_restart_undo_record, _restart_run, _undo_restart),
+}
+
+UNDO = {
+    "appliance.remove": _undo_remove,
+    "appliance.remove_backups": _undo_remove_backups,
+    "appliance.restore": _undo_restore,
+    "appliance.restart": _undo_restart,
+}

@@ -1,0 +1,200 @@
+"""Pool actions: run on the coordinator with its xe CLI and its own openssl."""
+
+from __future__ import annotations
+
+from wlbplan import certs
+from wlbplan.actions import Action, Context, StepFailed, UndoRecord, checked, remote_tmpdir
+from wlbplan.connectors.base import Command, script
+from wlbplan.errors import VerifyError
+from wlbplan.inspect import script as facts
+from wlbplan.steps import Step
+from wlbplan.steps.pool import bundle_path, preflight_argv
+
+_GONE = ("does not exist",)
+
+
+def _xe(ctx: Context, *args: str) -> Command:
+    return Command((ctx.target.pool.xe, *args))
+
+
+# ---- install / uninstall a CA certificate ----------------------------------------------
+
+
+def install(ctx: Context, name: str, pem: str) -> None:
+    runner = ctx.sessions.pool
+    with remote_tmpdir(runner) as folder:
+        path = f"{folder}/{name}"
+        runner.put(pem.encode(), path, mode=0o644)
+        checked(runner, _xe(ctx, "pool-install-ca-certificate", f"filename={path}"),
+                f"installing CA certificate {name}")
+
+
+def uninstall(ctx: Context, name: str, *, missing_ok: bool) -> None:
+    result = ctx.sessions.pool.run(_xe(ctx, "pool-uninstall-ca-certificate", f"name={name}"))
+    if result.ok or (missing_ok and any(g in result.stderr for g in _GONE)):
+        return
+    said = (result.stderr or result.stdout).strip()
+    raise StepFailed(f"removing CA certificate {name} failed on {ctx.sessions.pool.host}: "
+                     f"{said}")
+
+
+def _install_run(ctx: Context, step: Step) -> None:
+    install(ctx, step.params["name"], step.params["pem"])
+
+
+def _install_undo_record(ctx: Context, step: Step) -> UndoRecord:
+    return {"kind": "pool.uninstall_ca", "name": step.params["name"]}
+
+
+def _uninstall_run(ctx: Context, step: Step) -> None:
+    uninstall(ctx, step.params["name"], missing_ok=False)
+
+
+def _uninstall_undo_record(ctx: Context, step: Step) -> UndoRecord | None:
+    pem = step.params.get("pem")
+    if not pem:
+        return None
+    return {"kind": "pool.install_ca", "name": step.params["name"], "pem": pem}
+
+
+def _undo_uninstall(ctx: Context, record: UndoRecord) -> None:
+    uninstall(ctx, record["name"], missing_ok=True)
+
+
+def _undo_install(ctx: Context, record: UndoRecord) -> None:
+    listed = checked(ctx.sessions.pool, _xe(ctx, "pool-certificate-list", "--minimal"),
+                     "listing CA certificates")
+    if record["name"] not in listed.stdout.replace(",", " ").split():
+        install(ctx, record["name"], record["pem"])
+
+
+# ---- sync --------------------------------------------------------------------------------
+
+
+def sync(ctx: Context) -> None:
+    checked(ctx.sessions.pool, _xe(ctx, "pool-certificate-sync"), "pool-certificate-sync")
+
+
+def _sync_run(ctx: Context, step: Step) -> None:
+    sync(ctx)
+
+
+def _sync_undo_record(ctx: Context, step: Step) -> UndoRecord:
+    # Installs and uninstalls distribute by themselves; a sync after undoing them makes
+    # every member match the coordinator again.
+    return {"kind": "pool.certificate_sync"}
+
+
+def _undo_sync(ctx: Context, record: UndoRecord) -> None:
+    sync(ctx)
+
+
+# ---- wlb-verify-cert ---------------------------------------------------------------------
+
+
+def set_verify(ctx: Context, uuid: str, value: bool) -> None:
+    checked(ctx.sessions.pool,
+            _xe(ctx, "pool-param-set", f"uuid={uuid}", f"wlb-verify-cert={str(value).lower()}"),
+            "setting wlb-verify-cert")
+
+
+def _set_verify_run(ctx: Context, step: Step) -> None:
+    set_verify(ctx, step.params["uuid"], step.params["value"])
+
+
+def _set_verify_undo_record(ctx: Context, step: Step) -> UndoRecord:
+    return {"kind": "pool.set_verify", "uuid": step.params["uuid"], "value": step.params["old"]}
+
+
+def _undo_set_verify(ctx: Context, record: UndoRecord) -> None:
+    set_verify(ctx, record["uuid"], record["value"])
+
+
+# ---- preflight and confirm ----------------------------------------------------------------
+
+
+def handshake_verdict(raw: dict[str, facts.RawFact], legacy: bool) -> str | None:
+    """None when the pool's checks pass; else the reason, in OpenSSL's words."""
+    shake, bundle = raw.get("handshake"), raw.get("bundle")
+    if shake is None or bundle is None:
+        return "the coordinator did not run the check (no output)"
+    if not bundle.ok:
+        return "the pool's CA bundle is missing or unreadable: the pool trusts nothing yet"
+    # The verdict is OpenSSL's line, not the exit status: a WLB that closes the
+    # connection right after a good handshake makes s_client exit 1 all the same.
+    if "Verify return code: 0 (ok)" not in shake.output:
+        return _openssl_reason(shake.output)
+    if legacy:
+        return _legacy_reason(shake.output, bundle.output)
+    return None
+
+
+def _openssl_reason(output: str) -> str:
+    for line in output.splitlines():
+        if "verify error:" in line:
+            return line.split("verify error:", 1)[1].strip()
+    for line in output.splitlines():
+        if "Verify return code:" in line and "(ok)" not in line:
+            return line.split("Verify return code:", 1)[1].strip()
+    for line in output.splitlines():
+        if "connect:" in line or "errno" in line or "error" in line.lower():
+            return line.strip()
+    return "the TLS handshake failed"
+
+
+def _legacy_reason(served: str, bundle: str) -> str | None:
+    try:
+        leaf = certs.parse_pem_bundle(served.encode())[0]
+        trust = certs.parse_pem_bundle(bundle.encode())
+    except VerifyError as err:
+        return str(err)
+    if certs.locally_installed(leaf, trust):
+        return None
+    return certs.NOT_LOCAL_REASON
+
+
+def _preflight_run(ctx: Context, step: Step) -> None:
+    p = step.params
+    argv = preflight_argv(ctx.target, p["host"], p["address"], p["port"], p["mode"] != "chain")
+    text = facts.build([
+        facts.fact("handshake", "timeout", "20", *argv),
+        facts.fact("bundle", "cat", "--", bundle_path(ctx.target)),
+    ])
+    result = ctx.sessions.pool.run(script(text), timeout=60)
+    reason = handshake_verdict(facts.parse(result.stdout), legacy=p["mode"] != "chain")
+    if reason is not None:
+        raise StepFailed(
+            f"preflight: WLB at {p['host']}:{p['port']} would fail the pool's own checks "
+            f"({p['mode']}): {reason}. wlb-verify-cert was left as it is."
+        )
+
+
+def _confirm_run(ctx: Context, step: Step) -> None:
+    checked(ctx.sessions.pool, _xe(ctx, "pool-retrieve-wlb-configuration"),
+            "confirming the pool still talks to WLB (pool-retrieve-wlb-configuration)")
+
+
+def _nothing(ctx: Context, step: Step) -> None:
+    return None
+
+
+def _no_undo(ctx: Context, record: UndoRecord) -> None:
+    return None
+
+
+ACTIONS = {
+    "pool.install_ca": Action(_install_undo_record, _install_run, _undo_install),
+    "pool.uninstall_ca": Action(_uninstall_undo_record, _uninstall_run, _undo_uninstall),
+    "pool.certificate_sync": Action(_sync_undo_record, _sync_run, _undo_sync),
+    "pool.set_verify": Action(_set_verify_undo_record, _set_verify_run, _undo_set_verify),
+    "pool.preflight": Action(lambda ctx, step: None, _preflight_run, _no_undo),
+    "pool.confirm": Action(lambda ctx, step: None, _confirm_run, _no_undo),
+}
+
+# Undo records name the action that reverses them.
+UNDO = {
+    "pool.uninstall_ca": _undo_uninstall,
+    "pool.install_ca": _undo_install,
+    "pool.certificate_sync": _undo_sync,
+    "pool.set_verify": _undo_set_verify,
+}

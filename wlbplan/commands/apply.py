@@ -1,0 +1,180 @@
+"""``wlbplan apply``, ``wlbplan rollback`` and ``wlbplan force-unlock``."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from wlbplan.commands.options import format_option, parallelism_option, targets_option
+
+if TYPE_CHECKING:
+    from wlbplan.apply import TargetOutcome
+    from wlbplan.model import Spec, Target
+    from wlbplan.plan import Plan
+
+_state_dir_option = click.option(
+    "--state-dir", type=click.Path(path_type=Path), default=None,
+    help="Where journals are kept (default: .wlbplan/ beside the spec).",
+)
+
+
+@click.command("apply")
+@click.argument("source", metavar="SPEC|PLAN", type=click.Path(path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@targets_option
+@format_option("text", "json")
+@parallelism_option
+@click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Seconds to wait for another apply's lock on a pool.")
+@_state_dir_option
+def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_format: str,
+          parallelism: int, lock_timeout: float, state_dir: Path | None) -> int:
+    """Apply a spec (plan, confirm, run) or a saved plan (run as reviewed).
+
+    Every step's undo is journaled before it runs; on failure or Ctrl-C the steps
+    already done are undone, last first. Exit 0 applied (or nothing to do), 1 failed and
+    rolled back, 130 interrupted.
+    """
+    from wlbplan import pipeline
+    from wlbplan.planfile import read_plan
+    from wlbplan.render.events import EventWriter
+    from wlbplan.spec import load_spec
+
+    as_json = output_format == "json"
+    if pipeline.is_plan_file(source):
+        plan = read_plan(source)
+        spec = pipeline.spec_of_plan(plan)
+        chosen = pipeline.select(spec, targets or [t.target for t in plan.targets])
+        pipeline.check_fresh(plan, pipeline.inspect_all(spec, chosen, parallelism))
+    else:
+        spec = load_spec(source)
+        chosen = pipeline.select(spec, targets)
+        plan = pipeline.plan_all(spec, chosen, pipeline.inspect_all(spec, chosen, parallelism))
+        if not as_json:
+            _show_plan(plan)
+        if plan.has_changes and not auto_approve:
+            _confirm()
+    folder = state_dir or pipeline.default_state_dir(spec)
+    pipeline.refuse_leftover_journals(folder, chosen)
+    writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json)
+    writer.start()
+    with _signals_cancel() as cancel:
+        outcomes = pipeline.apply_all(spec, plan, chosen, parallelism=parallelism,
+                                      state_dir=folder, report=writer, cancel=cancel,
+                                      lock_timeout=lock_timeout)
+        interrupted = cancel.is_set()
+    writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism))
+    if interrupted:
+        return 130
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _show_plan(plan: Plan) -> None:
+    from wlbplan.render import render_plan
+    from wlbplan.render.console import want_color
+
+    click.echo(render_plan(plan, "text", color=want_color()), nl=False)
+
+
+def _confirm() -> None:
+    from wlbplan.errors import WlbplanError
+
+    if not sys.stdin.isatty():
+        raise WlbplanError(
+            "refusing to apply without confirmation: stdin is not a terminal. Review the "
+            "plan, then run again with --auto-approve (or apply a saved plan file)."
+        )
+    answer = click.prompt("Do you want to perform these actions? Only 'yes' will be accepted",
+                          default="", show_default=False, err=True)
+    if answer.strip() != "yes":
+        raise WlbplanError("Apply cancelled: nothing was changed.")
+
+
+@contextlib.contextmanager
+def _signals_cancel() -> Iterator[threading.Event]:
+    """SIGINT and SIGTERM ask the apply to stop between steps and roll back; they never
+    interrupt a step or an undo half-way."""
+    cancel = threading.Event()
+
+    def ask_to_stop(signum: int, frame: object) -> None:
+        if not cancel.is_set():
+            click.echo("Stopping after the current step; what was done will be undone…",
+                       err=True)
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield cancel
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _states_after(spec: Spec, chosen: Sequence[Target], outcomes: Sequence[TargetOutcome],
+                  parallelism: int) -> dict[str, str]:
+    """Re-inspect the targets that failed, to say exactly what state they are in now."""
+    from wlbplan import pipeline
+    from wlbplan.errors import WlbplanError
+    from wlbplan.render.events import state_line
+
+    failed = {o.target for o in outcomes if not o.ok}
+    targets = [t for t in chosen if t.name in failed]
+    states: dict[str, str] = {}
+    for target in targets:
+        try:
+            seen = pipeline.inspect_all(spec, [target], parallelism)[0]
+        except WlbplanError as err:
+            states[target.name] = f"could not be inspected: {err}"
+            continue
+        states[target.name] = state_line(seen)
+    return states
+
+
+@click.command("rollback")
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--target", "target", required=True, help="The target whose apply to undo.")
+@format_option("text", "json")
+@_state_dir_option
+def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None) -> int:
+    """Undo an interrupted or crashed apply from its journal."""
+    from wlbplan import pipeline
+    from wlbplan.render.events import EventWriter
+    from wlbplan.spec import load_spec
+
+    loaded = load_spec(spec)
+    chosen = pipeline.select(loaded, [target])
+    as_json = output_format == "json"
+    writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json)
+    writer.start()
+    folder = state_dir or pipeline.default_state_dir(loaded)
+    with _signals_cancel():  # held: a rollback is never cut short by a signal
+        outcome = pipeline.rollback_one(loaded, chosen[0], folder, writer)
+    writer.summary([outcome], _states_after(loaded, chosen, [outcome], 1)
+                   if outcome.status != "nothing_to_do" else {})
+    return 0 if outcome.status in ("rolled_back", "nothing_to_do") else 1
+
+
+@click.command("force-unlock")
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--target", "target", required=True, help="The target whose pool to unlock.")
+@click.argument("lock_id")
+def force_unlock(spec: Path, target: str, lock_id: str) -> int:
+    """Remove a pool's apply lock left by a dead run (needs the exact LOCK_ID)."""
+    from wlbplan import lock
+    from wlbplan.pipeline import select
+    from wlbplan.sessions import open_sessions
+    from wlbplan.spec import load_spec
+
+    loaded = load_spec(spec)
+    chosen = select(loaded, [target])[0]
+    with open_sessions(loaded, chosen) as sessions:
+        holder = lock.force_unlock(sessions.pool, chosen, lock_id)
+    click.echo(f"{target}: removed {holder.describe()}")
+    return 0

@@ -1,0 +1,119 @@
+"""Apply progress: one line per event on stderr (text), or JSON lines on stdout.
+
+The JSON form follows terraform's machine-readable UI: every line has ``@level``,
+``@message``, ``@module``, ``@timestamp`` and ``type`` (apply_start, apply_complete,
+apply_errored, rollback_start, rollback_complete, rollback_errored, summary).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Sequence
+from typing import IO, Any
+
+from wlbplan import __version__
+from wlbplan.apply import Event, TargetOutcome
+from wlbplan.diff import cert_summary
+from wlbplan.observed import Observed
+
+_ERRORS = ("apply_errored", "rollback_errored")
+
+
+def _stamp() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class EventWriter:
+    """Thread-safe: targets apply in parallel."""
+
+    def __init__(self, stream: IO[str], as_json: bool) -> None:
+        self._stream = stream
+        self._json = as_json
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        if self._json:
+            self._emit({"type": "version", "@message": f"wlbplan {__version__}",
+                        "wlbplan": __version__})
+
+    def __call__(self, event: Event) -> None:
+        if self._json:
+            self._emit({"@message": event["message"], **event})
+            return
+        seconds = event.get("seconds")
+        suffix = f" ({seconds:.2f}s)" if isinstance(seconds, float | int) else ""
+        mark = "ERROR " if event["type"] in _ERRORS else ""
+        self._line(f"{mark}{event['message']}{suffix}")
+
+    def summary(self, outcomes: Sequence[TargetOutcome], states: dict[str, str]) -> None:
+        if self._json:
+            self._emit({"type": "summary", "@message": summary_line(outcomes),
+                        "targets": [_outcome_json(o, states.get(o.target)) for o in outcomes]})
+            return
+        for outcome in outcomes:
+            for line in outcome_lines(outcome, states.get(outcome.target)):
+                self._line(line)
+        self._line(summary_line(outcomes))
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        level = "error" if record.get("type") in _ERRORS else "info"
+        full = {"@level": level, "@module": "wlbplan", "@timestamp": _stamp(), **record}
+        self._line(json.dumps(full, sort_keys=False))
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            self._stream.write(text + "\n")
+            self._stream.flush()
+
+
+def _outcome_json(outcome: TargetOutcome, state: str | None) -> dict[str, Any]:
+    return {"target": outcome.target, "status": outcome.status, "done": list(outcome.done),
+            "undone": list(outcome.undone), "undo_failures": list(outcome.undo_failures),
+            "error": outcome.error, "journal": outcome.journal, "state_now": state}
+
+
+def outcome_lines(outcome: TargetOutcome, state: str | None) -> list[str]:
+    head = {
+        "applied": f"{outcome.target}: applied ({len(outcome.done)} steps).",
+        "nothing_to_do": f"{outcome.target}: nothing to do.",
+        "rolled_back": f"{outcome.target}: FAILED and rolled back: every step done was undone."
+        if outcome.error else f"{outcome.target}: rolled back: every step the journal "
+        "recorded was undone.",
+        "rollback_incomplete": f"{outcome.target}: FAILED and the rollback is INCOMPLETE.",
+        "refused": f"{outcome.target}: not applied.",
+    }[outcome.status]
+    lines = [head]
+    if outcome.error:
+        lines.append(f"  cause: {outcome.error}")
+    lines += [f"  undo failed: {failure}" for failure in outcome.undo_failures]
+    if outcome.status == "rollback_incomplete":
+        lines.append(f"  the journal is kept at {outcome.journal}; fix the cause, then run "
+                     f"`wlbplan rollback SPEC --target {outcome.target}`")
+    if state:
+        lines.append(f"  now: {state}")
+    return lines
+
+
+def summary_line(outcomes: Sequence[TargetOutcome]) -> str:
+    counts = {s: sum(o.status == s for o in outcomes)
+              for s in ("applied", "nothing_to_do", "rolled_back", "rollback_incomplete",
+                        "refused")}
+    return (f"Apply: {counts['applied']} applied, {counts['nothing_to_do']} unchanged, "
+            f"{counts['rolled_back']} rolled back, {counts['rollback_incomplete']} rollback "
+            f"incomplete, {counts['refused']} not started.")
+
+
+def state_line(observed: Observed) -> str:
+    """What a host pair is in now, in one line (after a rollback)."""
+    pool = observed.pool
+    names = ", ".join(t.name for t in pool.trusted) or "none"
+    served = observed.appliance.served
+    if served.chain:
+        leaf = cert_summary(served.chain[0])
+        serving = f"{leaf['subject']} ({leaf['fingerprint'][:23]}…)"
+    else:
+        serving = served.error or "nothing"
+    return (f"wlb-verify-cert={str(pool.wlb_verify_cert).lower()}; pool CA certificates: "
+            f"{names}; the appliance serves {serving}")
