@@ -4,6 +4,7 @@ A case file (tests/differ_fixtures.py documents the ``observed`` form)::
 
     description: one line
     xfail: why (optional; the case states the correct behaviour and the core fails it)
+    xfail_raises: IndexError  # what the core fails with today (default AssertionError)
     spec: {pool: ..., wlb: ..., certificate: ..., verify: ...}   # one target, as written
     resolve: {...}                                               # optional spec key
     observed: {appliance: ..., pool: ...}                        # differ_fixtures' form
@@ -14,6 +15,7 @@ A case file (tests/differ_fixtures.py documents the ``observed`` form)::
       details: [{action: pool.preflight, params: {...}, commands_contain: [...]}]
       notes: [substring]       warnings: [substring]
       error: substring         error_type: VerifyError
+      trust_after: [{name: "wlbplan-wlb-*", cert: self_signed_wlb}]  # after a simulated apply
       converges: true          # default (not for the request stage)
 
 Beyond what a case lists, every plan is checked for what DESIGN §3/§5 promise in
@@ -37,7 +39,14 @@ from typing import Any
 import pytest
 import yaml
 
-from differ_fixtures import MANAGED_NAME, Registry, name_matches, observed, registry
+from differ_fixtures import (
+    MANAGED_NAME,
+    Registry,
+    name_matches,
+    observed,
+    registry,
+    trusted_name,
+)
 from wlbplan import certs
 from wlbplan.desired import Anchor, desired_state, managed
 from wlbplan.diff import Change, diff
@@ -52,9 +61,10 @@ CASES = Path(__file__).parent / "diff_cases"
 STAMP = dt.datetime(2025, 1, 31, 9, 30, tzinfo=dt.UTC)
 STAMP_TEXT = "20250131T093000Z"
 
-CASE_KEYS = {"description", "xfail", "spec", "resolve", "observed", "expect"}
+CASE_KEYS = {"description", "xfail", "xfail_raises", "spec", "resolve", "observed", "expect"}
 EXPECT_KEYS = {"stage", "changes", "steps", "details", "notes", "warnings", "error",
-               "error_type", "converges"}
+               "error_type", "trust_after", "converges"}
+RAISES = {"AssertionError": AssertionError, "IndexError": IndexError}
 DETAIL_KEYS = {"action", "name", "cert", "params", "chain", "commands_contain",
                "commands_exclude"}
 TRUST_PATH = re.compile(r"^pool\.trust\[(.+)\]$")
@@ -83,8 +93,10 @@ def _known(data: Mapping[str, Any], keys: set[str], where: str) -> None:
 def _params() -> list[Any]:
     out = []
     for path in case_files():
-        reason = load_case(path).get("xfail")
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        case = load_case(path)
+        reason = case.get("xfail")
+        raises = RAISES[case.get("xfail_raises", "AssertionError")]
+        marks = [pytest.mark.xfail(strict=True, raises=raises, reason=reason)] if reason else []
         out.append(pytest.param(path, id=path.stem, marks=marks))
     return out
 
@@ -147,6 +159,8 @@ def run_case(case: Mapping[str, Any], name: str, reg: Registry, folder: Path) ->
     again = plan_one(spec, target, seen)  # the pipeline agrees (its own clock)
     assert [s.action for s in again.steps] == [s.action for s in plan.steps]
     assert again.changes == plan.changes
+    if "trust_after" in expect:
+        _check_trust_after(apply_in_simulation(seen, plan), expect["trust_after"], reg, shown)
     if expect.get("converges", plan.stage != "request"):
         _check_converges(spec, plan, seen, reg)
 
@@ -154,14 +168,18 @@ def run_case(case: Mapping[str, Any], name: str, reg: Registry, folder: Path) ->
 def _check_refusal(expect: Mapping[str, Any], spec: Spec, seen: Observed) -> None:
     target = spec.targets[0]
     kind = expect.get("error_type", "VerifyError")
-    with pytest.raises(WlbplanError) as caught:
+    try:
         desired = desired_state(target, seen)
-        plan_target(spec, target, seen, desired, diff(desired, seen), STAMP)
-    assert type(caught.value).__name__ == kind, f"{type(caught.value).__name__}: {caught.value}"
-    message = str(caught.value)
+        plan = plan_target(spec, target, seen, desired, diff(desired, seen), STAMP)
+    except WlbplanError as err:
+        caught = err
+    else:
+        raise AssertionError(f"planning did not refuse; it planned:\n{describe(plan, registry())}")
+    assert type(caught).__name__ == kind, f"{type(caught).__name__}: {caught}"
+    message = str(caught)
     assert expect["error"].lower() in message.lower(), message
     assert "BEGIN" not in message, message
-    with pytest.raises(type(caught.value)):
+    with pytest.raises(type(caught)):
         plan_one(spec, target, seen)
 
 
@@ -205,6 +223,15 @@ def _check_detail(plan: TargetPlan, detail: Mapping[str, Any], reg: Registry,
             assert piece in text, f"{piece!r} not in commands:\n{text}\n{where}"
         for piece in detail.get("commands_exclude", []):
             assert piece not in text, f"{piece!r} in commands:\n{text}\n{where}"
+
+
+def _check_trust_after(after: Observed, wanted: list[Mapping[str, Any]], reg: Registry,
+                       shown: str) -> None:
+    got = sorted((t.name, t.pem) for t in after.pool.trusted)
+    expected = sorted((trusted_name(w["name"], w["cert"], reg), reg.pem(w["cert"]))
+                      for w in wanted)
+    names = [name for name, _ in got]
+    assert got == expected, f"the pool would trust {names} after the apply\n{shown}"
 
 
 def _check_notes(notes: tuple[str, ...], wanted: list[str]) -> None:
@@ -264,12 +291,13 @@ def _check_order(actions: list[str], plan: TargetPlan, shown: str) -> None:
     if "appliance.install_chain" in actions:
         assert first("appliance.backup") < first("appliance.install_chain") \
             < first("appliance.restart") < first("pool.preflight"), shown
-    if "pool.uninstall_ca" in actions:
-        removal = first("pool.uninstall_ca")
-        assert all(a != "pool.install_ca" for a in actions[removal:]), shown
+    installed = {s.params["name"] for s in plan.steps if s.action == "pool.install_ca"}
+    removals = [i for i, s in enumerate(plan.steps)
+                if s.action == "pool.uninstall_ca" and s.params["name"] not in installed]
+    if removals:  # step 7: trust nothing needs goes last, then a sync
         assert actions[-1] == "pool.certificate_sync", f"no sync after removals\n{shown}"
-        for later in ("appliance.restart", "pool.preflight", "pool.confirm"):
-            assert last(later) < removal, f"trust removed before {later}\n{shown}"
+        for later in ("pool.install_ca", "appliance.restart", "pool.preflight", "pool.confirm"):
+            assert last(later) < removals[0], f"trust removed before {later}\n{shown}"
 
 
 def apply_in_simulation(seen: Observed, plan: TargetPlan) -> Observed:

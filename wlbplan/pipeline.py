@@ -6,12 +6,14 @@ import difflib
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
+from wlbplan import gate
 from wlbplan.apply import Reporter, TargetOutcome, apply_target, rollback_target
 from wlbplan.desired import desired_state
 from wlbplan.diff import diff, drift, observed_view
-from wlbplan.errors import SpecError, StalePlanError, WlbplanError
+from wlbplan.errors import SpecError, StalePlanError, VerifyError, WlbplanError
 from wlbplan.journal import Journal, JournalError
 from wlbplan.inspect.run import inspect_target
 from wlbplan.model import Spec, Target
@@ -60,7 +62,11 @@ def inspect_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) ->
 
 def plan_one(spec: Spec, target: Target, observed: Observed) -> TargetPlan:
     desired = desired_state(target, observed)
-    return plan_target(spec, target, observed, desired, diff(desired, observed))
+    verdict = gate.check(target, observed, desired, spec.policy)
+    if verdict.refusal is not None:
+        raise VerifyError(verdict.refusal)
+    made = plan_target(spec, target, observed, desired, diff(desired, observed))
+    return replace(made, notes=made.notes + verdict.warnings)
 
 
 def plan_all(spec: Spec, targets: Sequence[Target], observed: Sequence[Observed]) -> Plan:

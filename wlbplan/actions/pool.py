@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from wlbplan import certs
 from wlbplan.actions import Action, Context, StepFailed, UndoRecord, checked, remote_tmpdir
 from wlbplan.connectors.base import Command, script
@@ -120,9 +122,11 @@ def handshake_verdict(raw: dict[str, facts.RawFact], legacy: bool) -> str | None
         return "the coordinator did not run the check (no output)"
     if not bundle.ok:
         return "the pool's CA bundle is missing or unreadable: the pool trusts nothing yet"
-    # The verdict is OpenSSL's line, not the exit status: a WLB that closes the
-    # connection right after a good handshake makes s_client exit 1 all the same.
-    if "Verify return code: 0 (ok)" not in shake.output:
+    # The verdict is OpenSSL's own lines, not the exit status: a WLB that closes the
+    # connection right after a good handshake makes s_client exit 1 all the same, and an
+    # aborted handshake can still end with "Verify return code: 0 (ok)".
+    failed = "verify error:" in shake.output or "certificate verify failed" in shake.output
+    if failed or "Verify return code: 0 (ok)" not in shake.output:
         return _openssl_reason(shake.output)
     if legacy:
         return _legacy_reason(shake.output, bundle.output)
@@ -132,7 +136,8 @@ def handshake_verdict(raw: dict[str, facts.RawFact], legacy: bool) -> str | None
 def _openssl_reason(output: str) -> str:
     for line in output.splitlines():
         if "verify error:" in line:
-            return line.split("verify error:", 1)[1].strip()
+            # "verify error:num=62:hostname mismatch" → "hostname mismatch"
+            return re.sub(r"^num=\d+:", "", line.split("verify error:", 1)[1].strip())
     for line in output.splitlines():
         if "Verify return code:" in line and "(ok)" not in line:
             return line.split("Verify return code:", 1)[1].strip()

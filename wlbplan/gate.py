@@ -1,0 +1,78 @@
+"""Before a plan is offered: will the pool accept WLB once it is applied?
+
+That verdict is OpenSSL's (``certs.pool_accepts``: the pool verifies WLB through
+stunnel), and a "no" refuses the plan. Modern policy (cryptography's RFC 5280 verifier)
+and the spec's ``policy`` thresholds only add warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from wlbplan import certs
+from wlbplan.desired import Desired, managed
+from wlbplan.errors import VerifyError
+from wlbplan.model import Policy, Target
+from wlbplan.observed import Observed
+
+
+@dataclass(frozen=True)
+class GateResult:
+    refusal: str | None
+    warnings: tuple[str, ...]
+
+
+def _load(pem: str) -> x509.Certificate:
+    return certs.parse_pem_bundle(pem.encode())[0]
+
+
+def trust_after(desired: Desired, observed: Observed) -> list[x509.Certificate]:
+    """The pool's bundle once the plan is applied: others' certificates stay, wlbplan's
+    own are what the spec needs."""
+    needed = {a.fingerprint for a in desired.trust}
+    kept = [_load(t.pem) for t in observed.pool.trusted
+            if t.pem and (not managed(t.name) or certs.fingerprint(_load(t.pem)) in needed)]
+    return kept + [_load(a.pem) for a in desired.trust]
+
+
+def check(target: Target, observed: Observed, desired: Desired, policy: Policy) -> GateResult:
+    if desired.stage == "request" or not desired.chain:
+        return GateResult(None, ())
+    chain = [_load(p) for p in desired.chain]
+    trust = trust_after(desired, observed)
+    host = observed.pool.wlb_host or target.wlb.address
+    warnings = [_say(f) for f in certs.policy_findings(
+        chain, min_days_left=policy.min_days_left, min_rsa_bits=policy.min_rsa_bits,
+        forbid_sha1=policy.forbid_sha1)]
+    warnings += [_say(f) for f in certs.modern_policy_findings(chain, trust, host)]
+    if not desired.verify:
+        return GateResult(None, tuple(warnings))
+    mode: certs.Mode = "current" if observed.pool.chain_verification else "legacy"
+    try:
+        verdict = certs.pool_accepts(chain, trust, host, mode=mode)
+    except VerifyError as err:
+        return GateResult(str(err), tuple(warnings))
+    if verdict.ok:
+        return GateResult(None, tuple(warnings))
+    return GateResult(
+        f"{target.name}: once this plan is applied the pool would refuse WLB at {host} "
+        f"({verdict}); turning wlb-verify-cert on would cut the pool off from WLB. "
+        + _advice(verdict.reason, host),
+        tuple(warnings),
+    )
+
+
+def _say(finding: certs.PolicyFinding) -> str:
+    return f"{finding.severity}: {finding.rule_id}: {finding.message} — {finding.hint}"
+
+
+def _advice(reason: str, host: str) -> str:
+    lowered = reason.lower()
+    if "hostname" in lowered or "subject" in lowered:
+        return (f"The certificate does not name {host}: the pool must reach WLB by the name "
+                "in the certificate (seed: connect by host name, not IP).")
+    if "expired" in lowered or "not yet valid" in lowered:
+        return "Renew the appliance's certificate first."
+    return "Fix the certificate or the trust before turning verification on."
