@@ -77,6 +77,8 @@ def _build() -> dict[str, pki.Issued]:
     made["self_signed_wlb"] = pki.appliance_self_signed(FQDN, key=_key())
     made["old_self_signed_wlb"] = pki.appliance_self_signed(
         FQDN, key=_key(), not_before=pki.now() - 400 * DAY, days=730)
+    # An appliance certificate made for an IP: CN=IP, no SAN (checkHost's CN fallback).
+    made["ip_cn_self_signed"] = pki.build(IP, key=_key(), sans=None, ca=True)
     made["root"] = _ca("wlbplan Test Root CA")
     made["intermediate"] = _ca("wlbplan Test Intermediate CA", made["root"])
     made["leaf"] = _leaf(made["intermediate"])

@@ -92,7 +92,6 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
         raise
     archived = journal.end("applied")
     lock.release(sessions.pool, target, held.id)
-    report(_event("apply_done", target.name, f"{target.name}: applied {len(run.done)} steps"))
     return TargetOutcome(target.name, "applied", done=tuple(run.done), journal=str(archived))
 
 
@@ -146,7 +145,7 @@ def undo_entries(ctx: Context, journal: Journal, entries: list[Entry],
             continue
         try:
             actions.undo(ctx, entry.undo)
-        except Exception as err:  # noqa: BLE001 - keep undoing the rest, report this one
+        except Exception as err:  # keep undoing the rest; this one is reported
             journal.undone(entry.index, False, str(err))
             failures.append(f"{label}: {err}")
             report(_event("rollback_errored", name, f"{label}: undo failed: {err}"))

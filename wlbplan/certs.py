@@ -604,7 +604,8 @@ def _explain_modern(
 ) -> PolicyFinding:
     leaf = chain[0]
     subject = leaf.subject.rfc4514_string()
-    said = f"cryptography's verifier: {message}"
+    # The library appends "(encountered processing <Certificate(...)>)": noise in a plan.
+    said = "cryptography's verifier: " + re.sub(r"\s*\(encountered processing <.*$", "", message)
     if "has no subjectAltName" in message and _san(leaf) is None:
         return PolicyFinding(
             "WLB-CERT-NO-SAN", "warning",

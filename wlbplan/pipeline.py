@@ -14,8 +14,8 @@ from wlbplan.apply import Reporter, TargetOutcome, apply_target, rollback_target
 from wlbplan.desired import desired_state
 from wlbplan.diff import diff, drift, observed_view
 from wlbplan.errors import SpecError, StalePlanError, VerifyError, WlbplanError
-from wlbplan.journal import Journal, JournalError
 from wlbplan.inspect.run import inspect_target
+from wlbplan.journal import Journal, JournalError
 from wlbplan.model import Spec, Target
 from wlbplan.observed import Observed
 from wlbplan.plan import Plan, TargetPlan, make_plan, plan_target

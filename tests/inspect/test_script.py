@@ -1,4 +1,4 @@
-"""The ``@wlbplan NAME DATA`` line format: the preamble that writes it, ``script.parse`` that reads it.
+"""The ``@wlbplan NAME DATA`` line format: the preamble writes it, ``script.parse`` reads it.
 
 Captured outputs (``data/*.txt``), hand-written edge cases, and hypothesis properties:
 parse never raises, returns only well-formed facts, and gives back exactly what the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import random
 import re
 import string
@@ -65,7 +66,7 @@ def test_capture_parses_into_the_facts_its_script_gathers(path: Path) -> None:
     if path.name.endswith(".appliance.txt"):
         assert set(facts) == APPLIANCE_FACTS
     else:
-        assert POOL_FACTS <= set(facts)
+        assert set(facts) >= POOL_FACTS
         extra = set(facts) - POOL_FACTS
         assert all(n.startswith("ca:") for n in extra)
         listed = {n for n in facts["certs"].output.split(",") if n}
@@ -324,9 +325,11 @@ def test_parse_never_raises_on_anything_but_the_int_bug(text: str) -> None:
 def _well_typed(facts: dict[str, RawFact], text: str) -> None:
     assert isinstance(facts, dict)
     for name, raw in facts.items():
-        assert isinstance(name, str) and " " not in name
+        assert isinstance(name, str)
+        assert " " not in name
         assert isinstance(raw, RawFact)
-        assert isinstance(raw.output, str) and isinstance(raw.exit_code, int)
+        assert isinstance(raw.output, str)
+        assert isinstance(raw.exit_code, int)
         assert raw.exit_code >= 0
         raw.output.encode()  # no lone surrogate: it can be written, logged, rendered
         assert any(MARK in ln and name in ln for ln in text.splitlines())
@@ -381,10 +384,8 @@ def _payloads_of(text: str, name: str) -> list[str]:
     for ln in text.splitlines():
         pieces = ln.strip().split(" ")
         if len(pieces) == 3 and pieces[:2] == [MARK, name]:
-            try:
+            with contextlib.suppress(binascii.Error, ValueError):
                 found.append(base64.b64decode(pieces[2], validate=True).decode("utf-8", "replace"))
-            except (binascii.Error, ValueError):
-                pass
     return found
 
 
