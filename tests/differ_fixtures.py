@@ -1,8 +1,9 @@
 """Certificates and observed values for the data-driven differ cases (tests/diff_cases).
 
-The certificates are generated once per test session (EC P-256 keys: fast) and named
-in a registry; a case file refers to them by name. ``observed(...)`` turns a case's
-compact ``observed`` section into the real ``wlbplan.observed.Observed`` value.
+The certificates are generated once per test session (EC keys for the CAs, RSA for
+what WLB serves) and named in a registry; a case file refers to them by name.
+``observed(...)`` turns a case's compact ``observed`` section into the real
+``wlbplan.observed.Observed`` value.
 
 Compact ``observed`` form (every key optional)::
 
@@ -59,26 +60,31 @@ ROLES = ("wlb", "leaf", "intermediate", "root")
 MANAGED_NAME = re.compile(rf"^{PREFIX}(?:{'|'.join(ROLES)})-[0-9a-f]{{16}}\.pem$")
 
 
-def _key() -> pki.PrivateKey:
-    return pki.make_key("ec", 256)
+def _ca_key() -> pki.PrivateKey:
+    return pki.make_key("ec", 256)  # CAs: fast to make; only the WLB's own key type matters
+
+
+def _wlb_key() -> pki.PrivateKey:
+    # What WLB serves gets an RSA key: xapi's stunnel client offers ECDHE-RSA suites only.
+    return pki.make_key("rsa", 2048)
 
 
 def _ca(cn: str, issuer: pki.Issued | None = None) -> pki.Issued:
-    return pki.build(cn, key=_key(), issuer=issuer, ca=True, days=3650)
+    return pki.build(cn, key=_ca_key(), issuer=issuer, ca=True, days=3650)
 
 
 def _leaf(issuer: pki.Issued, cn: str = FQDN, **kw: Any) -> pki.Issued:
     kw.setdefault("sans", [FQDN])
-    return pki.build(cn, key=_key(), issuer=issuer, server_auth=True, **kw)
+    return pki.build(cn, key=_wlb_key(), issuer=issuer, server_auth=True, **kw)
 
 
 def _build() -> dict[str, pki.Issued]:
     made: dict[str, pki.Issued] = {}
-    made["self_signed_wlb"] = pki.appliance_self_signed(FQDN, key=_key())
+    made["self_signed_wlb"] = pki.appliance_self_signed(FQDN, key=_wlb_key())
     made["old_self_signed_wlb"] = pki.appliance_self_signed(
-        FQDN, key=_key(), not_before=pki.now() - 400 * DAY, days=730)
+        FQDN, key=_wlb_key(), not_before=pki.now() - 400 * DAY, days=730)
     # An appliance certificate made for an IP: CN=IP, no SAN (checkHost's CN fallback).
-    made["ip_cn_self_signed"] = pki.build(IP, key=_key(), sans=None, ca=True)
+    made["ip_cn_self_signed"] = pki.build(IP, key=_wlb_key(), sans=None, ca=True)
     made["root"] = _ca("wlbplan Test Root CA")
     made["intermediate"] = _ca("wlbplan Test Intermediate CA", made["root"])
     made["leaf"] = _leaf(made["intermediate"])

@@ -4,7 +4,7 @@ A case file (tests/differ_fixtures.py documents the ``observed`` form)::
 
     description: one line
     xfail: why (optional; the case states the correct behaviour and the core fails it)
-    xfail_raises: IndexError  # what the core fails with today (default AssertionError)
+    xfail_raises: IndexError  # what the core fails with today (default AssertionError; a list)
     spec: {pool: ..., wlb: ..., certificate: ..., verify: ...}   # one target, as written
     resolve: {...}                                               # optional spec key
     observed: {appliance: ..., pool: ...}                        # differ_fixtures' form
@@ -38,7 +38,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from differ_fixtures import (
     MANAGED_NAME,
     Registry,
@@ -47,6 +46,7 @@ from differ_fixtures import (
     registry,
     trusted_name,
 )
+
 from wlbplan import certs
 from wlbplan.desired import Anchor, desired_state, managed
 from wlbplan.diff import Change, diff
@@ -95,7 +95,8 @@ def _params() -> list[Any]:
     for path in case_files():
         case = load_case(path)
         reason = case.get("xfail")
-        raises = RAISES[case.get("xfail_raises", "AssertionError")]
+        named = case.get("xfail_raises", "AssertionError")
+        raises = tuple(RAISES[n] for n in ([named] if isinstance(named, str) else named))
         marks = [pytest.mark.xfail(strict=True, raises=raises, reason=reason)] if reason else []
         out.append(pytest.param(path, id=path.stem, marks=marks))
     return out
@@ -162,7 +163,7 @@ def run_case(case: Mapping[str, Any], name: str, reg: Registry, folder: Path) ->
     for detail in expect.get("details", []):
         _check_detail(stamped, detail, reg, shown)
     _check_notes(plan.notes, desired.notes, expect.get("notes", []))
-    check_invariants(stamped, desired.trust, seen, shown)
+    check_invariants(stamped, desired.trust, shown)
     if "trust_after" in expect:
         _check_trust_after(apply_in_simulation(seen, plan), expect["trust_after"], reg, shown)
     if expect.get("converges", plan.stage != "request"):
@@ -240,8 +241,7 @@ def _check_notes(notes: tuple[str, ...], own: tuple[str, ...], wanted: list[str]
 # ------------------------------------------------------------------ general promises
 
 
-def check_invariants(plan: TargetPlan, trust: tuple[Anchor, ...], seen: Observed,
-                     shown: str) -> None:
+def check_invariants(plan: TargetPlan, trust: tuple[Anchor, ...], shown: str) -> None:
     """What holds for every plan, whatever the case (DESIGN §3 house rules, §5 order)."""
     actions = [s.action for s in plan.steps]
     for step in plan.steps:
@@ -252,7 +252,8 @@ def check_invariants(plan: TargetPlan, trust: tuple[Anchor, ...], seen: Observed
         assert "PRIVATE" not in params, step.action
         if step.action == "pool.install_ca":
             name = step.params["name"]
-            assert name.startswith("wlbplan-") and MANAGED_NAME.match(name), name
+            assert name.startswith("wlbplan-"), name
+            assert MANAGED_NAME.match(name), name
             cert = certs.parse_pem_bundle(step.params["pem"].encode())[0]
             assert step.params["fingerprint"] == certs.fingerprint(cert), name
             assert any(a.install_name == name and a.pem == step.params["pem"] for a in trust)
@@ -283,8 +284,8 @@ def _check_order(actions: list[str], plan: TargetPlan, shown: str) -> None:
         else:
             assert index == 0, f"verify off must come first\n{shown}"
     if "pool.install_ca" in actions:
-        sync = actions.index("pool.certificate_sync", last("pool.install_ca"))
-        assert sync < first("appliance.backup"), f"trust must be synced before the chain\n{shown}"
+        synced = actions[last("pool.install_ca"):first("appliance.backup")]
+        assert "pool.certificate_sync" in synced, f"trust must be synced before the chain\n{shown}"
     if "appliance.install_chain" in actions:
         assert first("appliance.backup") < first("appliance.install_chain") \
             < first("appliance.restart") < first("pool.preflight"), shown
@@ -335,8 +336,9 @@ def _check_converges(spec: Spec, plan: TargetPlan, seen: Observed, reg: Registry
     """DESIGN §5: after a successful apply, ``plan`` reports no changes."""
     after = apply_in_simulation(seen, plan)
     again = plan_one(spec, spec.targets[0], after)
-    assert not again.changes and not again.steps, \
-        f"planning again after the apply still finds work:\n{describe(again, reg)}"
+    left = f"planning again after the apply still finds work:\n{describe(again, reg)}"
+    assert not again.changes, left
+    assert not again.steps, left
 
 
 # ----------------------------------------------------------------------- readability

@@ -201,6 +201,15 @@ def public_key_fingerprint(item: x509.Certificate | CertificatePublicKeyTypes) -
     return format_fingerprint(digest.finalize())
 
 
+def key_description(key: CertificatePublicKeyTypes) -> tuple[str, int, str | None]:
+    """(type, bits, curve name) of a public key: ("rsa", 2048, None), ("ec", 384, "secp384r1")."""
+    return _key_facts(key)
+
+
+def same_key(a: CertificatePublicKeyTypes, b: CertificatePublicKeyTypes) -> bool:
+    return _spki_der(a) == _spki_der(b)
+
+
 def _spki_der(key: CertificatePublicKeyTypes) -> bytes:
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from wlbplan import certs
 from wlbplan.errors import VerifyError
-from wlbplan.model import Target
+from wlbplan.model import CertificateRequest, Target
 from wlbplan.observed import Observed
 
 PREFIX = "wlbplan-"
@@ -42,6 +43,17 @@ class Anchor:
 
 
 @dataclass(frozen=True)
+class Pending:
+    """Request stage: the pending key and CSR the appliance must hold (no key material)."""
+
+    key_type: str
+    key_bits: int
+    subject: str
+    sans: tuple[str, ...]
+    replace: bool = False
+
+
+@dataclass(frozen=True)
 class Desired:
     target: str
     stage: Stage
@@ -50,6 +62,9 @@ class Desired:
     trust: tuple[Anchor, ...]
     verify: bool
     notes: tuple[str, ...] = ()
+    pending: Pending | None = None
+    key_source: Literal["pending", "live"] = "live"
+    """Install stage: which key goes with the new chain (the pending one, or the live one)."""
 
 
 def managed(name: str) -> bool:
@@ -57,14 +72,40 @@ def managed(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
-def desired_state(target: Target, observed: Observed) -> Desired:
-    source = target.certificate.source
-    if source == "self-signed":
+def desired_state(target: Target, observed: Observed, *, replace: bool = False) -> Desired:
+    """``replace`` makes a new pending key and CSR even if matching ones exist."""
+    spec = target.certificate
+    if spec.source == "self-signed":
         return _self_signed(target, observed)
-    if target.certificate.signed is None:
-        return Desired(target=target.name, stage="request", chain=observed.appliance.cert.chain,
-                       trust=(), verify=observed.pool.wlb_verify_cert)
+    awaiting = spec.signed is None or (spec.signer is not None and not spec.signed.exists())
+    if awaiting:
+        return _request(target, observed, replace)
     return _ca_signed(target, observed)
+
+
+def _request(target: Target, observed: Observed, replace: bool) -> Desired:
+    request = target.certificate.request
+    assert request is not None  # the spec loader requires it for ca-signed
+    pending = Pending(
+        key_type=request.key.type,
+        key_bits=request.key.bits,
+        subject=request_subject(request).rfc4514_string(),
+        sans=tuple(sorted(request.alt_names)),
+        replace=replace,
+    )
+    return Desired(target=target.name, stage="request", chain=observed.appliance.cert.chain,
+                   trust=(), verify=observed.pool.wlb_verify_cert, pending=pending)
+
+
+_SUBJECT_OIDS = {"C": NameOID.COUNTRY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME,
+                 "L": NameOID.LOCALITY_NAME, "O": NameOID.ORGANIZATION_NAME,
+                 "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "emailAddress": NameOID.EMAIL_ADDRESS}
+
+
+def request_subject(request: CertificateRequest) -> x509.Name:
+    """The subject ``openssl req -subj`` makes from the spec (same order, CN last)."""
+    attrs = [x509.NameAttribute(_SUBJECT_OIDS[k], v) for k, v in request.subject.items()]
+    return x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, request.common_name)])
 
 
 def _self_signed(target: Target, observed: Observed) -> Desired:
@@ -100,7 +141,27 @@ def _ca_signed(target: Target, observed: Observed) -> Desired:
     notes = ("intermediates were given out of order; wlbplan serves them leaf → root",) \
         if ordered.reordered else ()
     return Desired(target=target.name, stage="install", chain=chain, trust=tuple(trust),
-                   verify=target.verify, notes=notes)
+                   verify=target.verify, notes=notes,
+                   key_source=_key_source(target, observed, leaf, chain))
+
+
+def _key_source(target: Target, observed: Observed, leaf: x509.Certificate,
+                chain: tuple[str, ...]) -> Literal["pending", "live"]:
+    """Which appliance key the signed certificate was issued for, compared by public key."""
+    app = observed.appliance
+    if app.pending_key and certs.key_matches(leaf, app.pending_key.encode()):
+        return "pending"
+    if app.key.public_key and certs.key_matches(leaf, app.key.public_key.encode()):
+        return "live"
+    if app.cert.chain == chain:
+        return "live"  # installed already; the key check is inspect's and audit's business
+    raise VerifyError(
+        f"{target.name}: {target.certificate.signed}: the signed certificate was not issued "
+        f"for this appliance: its public key matches neither the pending key "
+        f"({'absent' if not app.pending_key else 'present'}) nor the live key "
+        f"{app.key.path}. Send the CSR wlbplan made to the CA, or run plan without "
+        "`signed` to make a new key and CSR."
+    )
 
 
 def _read_one(path: Path, what: str) -> x509.Certificate:

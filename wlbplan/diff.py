@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from cryptography import x509
 from deepdiff import DeepDiff
 
 from wlbplan import certs
-from wlbplan.desired import Anchor, Desired, managed
+from wlbplan.desired import Anchor, Desired, Pending, managed
 from wlbplan.observed import Observed
 
 Action = Literal["create", "update", "delete"]
@@ -26,6 +27,12 @@ class Change:
     before: Any
     after: Any
     reason: str
+
+
+def _deepdiff(before: dict[str, Any], after: dict[str, Any]) -> Any:
+    # threshold_to_diff_deeper=0: always report the keys added or removed, never "this
+    # whole dict changed" (deepdiff's default when few keys are shared, e.g. none trusted).
+    return DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)
 
 
 def cert_summary(pem: str) -> dict[str, Any]:
@@ -79,7 +86,7 @@ def observed_view(observed: Observed) -> dict[str, Any]:
 def drift(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Human lines for what changed between two ``observed_view`` results."""
     lines = []
-    for kind, levels in DeepDiff(before, after, view="tree").items():
+    for kind, levels in _deepdiff(before, after).items():
         for level in levels:
             where = ".".join(str(p) for p in level.path(output_format="list"))
             if kind == "dictionary_item_added":
@@ -91,6 +98,41 @@ def drift(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return sorted(lines)
 
 
+def pending_view(observed: Observed) -> dict[str, Any]:
+    """The pending key and CSR on the appliance, as the fields a request is checked by."""
+    app = observed.appliance
+    key = certs.parse_public_key_pem(app.pending_key.encode()) if app.pending_key else None
+    key_view = None
+    if key is not None:
+        info = certs.key_description(key)
+        key_view = {"type": info[0], "bits": info[1]}
+    csr_view = None
+    if app.pending_csr:
+        csr = x509.load_pem_x509_csr(app.pending_csr.encode())
+        csr_view = {
+            "subject": csr.subject.rfc4514_string(),
+            "sans": sorted(_csr_sans(csr)),
+            "matches_key": key is not None and certs.same_key(csr.public_key(), key),
+        }
+    return {"key": key_view, "csr": csr_view}
+
+
+def _csr_sans(csr: x509.CertificateSigningRequest) -> list[str]:
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [f"DNS:{n}" for n in san.get_values_for_type(x509.DNSName)] + \
+        [f"IP:{a}" for a in san.get_values_for_type(x509.IPAddress)]
+
+
+def _wanted_pending(pending: Pending) -> dict[str, Any]:
+    return {
+        "key": {"type": pending.key_type, "bits": pending.key_bits},
+        "csr": {"subject": pending.subject, "sans": list(pending.sans), "matches_key": True},
+    }
+
+
 def _views(desired: Desired, observed: Observed) -> tuple[dict[str, Any], dict[str, Any]]:
     have = observed_trust(observed)
     needed = {a.fingerprint for a in desired.trust}
@@ -100,28 +142,36 @@ def _views(desired: Desired, observed: Observed) -> tuple[dict[str, Any], dict[s
         if anchor.fingerprint not in present:
             want[anchor.install_name] = anchor.fingerprint
             present.add(anchor.fingerprint)
-    before = {
+    before: dict[str, dict[str, Any]] = {
         "appliance": {"chain": _fingerprints(observed.appliance.cert.chain)},
         "pool": {"trust": have, "wlb-verify-cert": observed.pool.wlb_verify_cert},
     }
-    after = {
+    after: dict[str, dict[str, Any]] = {
         "appliance": {"chain": _fingerprints(desired.chain)},
         "pool": {"trust": want, "wlb-verify-cert": desired.verify},
     }
+    if desired.pending is not None:
+        seen = pending_view(observed)
+        if desired.pending.replace:
+            seen = {"key": None, "csr": None}  # --replace: as if there were none
+        before["appliance"].update(seen)
+        after["appliance"].update(_wanted_pending(desired.pending))
     return before, after
 
 
 def diff(desired: Desired, observed: Observed) -> tuple[Change, ...]:
     before, after = _views(desired, observed)
-    changes = []
-    for kind, levels in DeepDiff(before, after, view="tree").items():
+    changes: dict[str, Change] = {}
+    for kind, levels in _deepdiff(before, after).items():
         for level in levels:
             path = [str(p) for p in level.path(output_format="list")]
-            changes.append(_change(kind, path, desired, observed))
-    return tuple(sorted(changes, key=_order))
+            change = _change(kind, path, desired, observed)
+            changes.setdefault(change.path, change)  # one change per thing, however deep
+    return tuple(sorted(changes.values(), key=_order))
 
 
-_ORDER = ("pool.trust+", "appliance.chain", "pool.wlb-verify-cert", "pool.trust-")
+_ORDER = ("appliance.pending_key", "appliance.csr", "pool.trust+", "appliance.chain",
+          "pool.wlb-verify-cert", "pool.trust-")
 
 
 def _order(change: Change) -> int:
@@ -138,6 +188,8 @@ def _change(kind: str, path: list[str], desired: Desired, observed: Observed) ->
     if where == "pool.wlb-verify-cert":
         return Change("pool.wlb-verify-cert", "update", observed.pool.wlb_verify_cert,
                       desired.verify, _verify_reason(desired.verify))
+    if where in ("appliance.key", "appliance.csr"):
+        return _pending_change(where, desired, observed)
     if where == "appliance.chain":
         return Change(
             "appliance.chain", "update",
@@ -146,6 +198,19 @@ def _change(kind: str, path: list[str], desired: Desired, observed: Observed) ->
             "the spec asks the appliance to serve the CA-signed chain (leaf → root)",
         )
     raise AssertionError(f"unexpected difference {kind} at {path}")  # a bug, not input
+
+
+def _pending_change(where: str, desired: Desired, observed: Observed) -> Change:
+    before, after = _views(desired, observed)
+    part = where.split(".")[1]
+    old, new = before["appliance"][part], after["appliance"][part]
+    path = "appliance.pending_key" if part == "key" else "appliance.csr"
+    reason = {
+        "key": "the request stage needs a key on the appliance of the type and size the spec "
+               "asks for",
+        "csr": "the CSR must carry the spec's subject and alt_names and the pending key",
+    }[part]
+    return Change(path, "create" if old is None else "update", old, new, reason)
 
 
 def _verify_reason(verify: bool) -> str:

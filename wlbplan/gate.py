@@ -43,9 +43,16 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
     chain = [_load(p) for p in desired.chain]
     trust = trust_after(desired, observed)
     host = observed.pool.wlb_host or target.wlb.address
-    warnings = [_say(f) for f in certs.policy_findings(
+    findings = certs.policy_findings(
         chain, min_days_left=policy.min_days_left, min_rsa_bits=policy.min_rsa_bits,
-        forbid_sha1=policy.forbid_sha1)]
+        forbid_sha1=policy.forbid_sha1)
+    if desired.stage == "install" and findings:
+        # A certificate wlbplan is about to install must meet the policy; one already on
+        # the appliance (self-signed) is only warned about, as audit does.
+        problems = "; ".join(f"{f.message} ({f.subject})" if f.subject else f.message
+                             for f in findings)
+        return GateResult(f"{target.name}: {target.certificate.signed}: {problems}", ())
+    warnings = [_say(f) for f in findings]
     warnings += [_say(f) for f in certs.modern_policy_findings(chain, trust, host)]
     if not desired.verify:
         return GateResult(None, tuple(warnings))

@@ -50,6 +50,9 @@ class ApplianceFacts:
     served: Served
     backups: tuple[str, ...] = ()
     hostname: str | None = None
+    pending_key: str | None = None
+    """Public half of the pending key (request stage), when there is one."""
+    pending_csr: str | None = None
 
 
 @dataclass(frozen=True)

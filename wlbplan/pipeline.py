@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 from wlbplan import gate
@@ -18,7 +18,7 @@ from wlbplan.inspect.run import inspect_target
 from wlbplan.journal import Journal, JournalError
 from wlbplan.model import Spec, Target
 from wlbplan.observed import Observed
-from wlbplan.plan import Plan, TargetPlan, make_plan, plan_target
+from wlbplan.plan import Plan, TargetPlan, csr_path, make_plan, plan_target
 from wlbplan.sessions import open_sessions
 
 
@@ -60,17 +60,35 @@ def inspect_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) ->
     return results
 
 
-def plan_one(spec: Spec, target: Target, observed: Observed) -> TargetPlan:
-    desired = desired_state(target, observed)
+def plan_one(spec: Spec, target: Target, observed: Observed, *,
+             replace: bool = False) -> TargetPlan:
+    desired = desired_state(target, observed, replace=replace)
     verdict = gate.check(target, observed, desired, spec.policy)
     if verdict.refusal is not None:
         raise VerifyError(verdict.refusal)
     made = plan_target(spec, target, observed, desired, diff(desired, observed))
-    return replace(made, notes=made.notes + verdict.warnings)
+    return dataclasses.replace(made, notes=made.notes + verdict.warnings)
 
 
-def plan_all(spec: Spec, targets: Sequence[Target], observed: Sequence[Observed]) -> Plan:
-    return make_plan(spec, [plan_one(spec, t, o) for t, o in zip(targets, observed, strict=True)])
+def plan_all(spec: Spec, targets: Sequence[Target], observed: Sequence[Observed], *,
+             replace: bool = False) -> Plan:
+    return make_plan(spec, [plan_one(spec, t, o, replace=replace)
+                            for t, o in zip(targets, observed, strict=True)])
+
+
+def next_step(spec: Spec, target: Target) -> str | None:
+    """After a request stage: what the operator does next, in one sentence."""
+    cert = target.certificate
+    if cert.source != "ca-signed":
+        return None
+    if cert.signer is not None and cert.signed is not None and cert.signed.exists():
+        return (f"{target.name}: the signer wrote {cert.signed}; run `wlbplan apply "
+                f"{spec.path}` again to install it.")
+    if cert.signed is None or not cert.signed.exists():
+        return (f"{target.name}: send {csr_path(spec, target)} to your CA; then set "
+                f"certificate.signed (and intermediates, root) in {spec.path} and run "
+                "`wlbplan plan` again.")
+    return None
 
 
 # ---- apply --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from wlbplan import __version__
@@ -71,21 +72,50 @@ def make_plan(spec: Spec, targets: list[TargetPlan], created: str | None = None)
 
 def plan_target(spec: Spec, target: Target, observed: Observed, desired: Desired,
                 changes: tuple[Change, ...], stamp: dt.datetime | None = None) -> TargetPlan:
-    steps = _request_steps(target, observed) if desired.stage == "request" else \
+    steps = _request_steps(spec, target, observed, changes) if desired.stage == "request" else \
         _steps(spec, target, observed, desired, changes, stamp or dt.datetime.now(dt.UTC))
     return TargetPlan(target=target.name, observed_digest=observed.digest(), stage=desired.stage,
                       changes=changes, steps=tuple(steps), notes=desired.notes,
                       observed=observed_view(observed))
 
 
-def _request_steps(target: Target, observed: Observed) -> list[Step]:
+def csr_path(spec: Spec, target: Target) -> Path:
+    request = target.certificate.request
+    default = spec.path.parent / f"{target.name}.csr"
+    return request.csr_out if request is not None and request.csr_out else default
+
+
+def _request_steps(spec: Spec, target: Target, observed: Observed,
+                   changes: tuple[Change, ...]) -> list[Step]:
+    """Key (if needed), CSR (if needed), CSR saved locally (if not already), signer."""
     request = target.certificate.request
     assert request is not None  # the spec loader requires it for ca-signed
-    return [
-        appliance_steps.generate_key(target, request),
-        appliance_steps.make_csr(target, request),
-        appliance_steps.fetch_csr(target, request),
-    ]
+    paths = {c.path for c in changes}
+    app = observed.appliance
+    steps: list[Step] = []
+    if "appliance.pending_key" in paths:
+        steps.append(appliance_steps.generate_key(target, request,
+                                                  replace=app.pending_key is not None))
+    if steps or "appliance.csr" in paths:
+        steps.append(appliance_steps.make_csr(target, request,
+                                              replace=app.pending_csr is not None))
+    out = csr_path(spec, target)
+    if steps or not _csr_saved(out, app.pending_csr):
+        steps.append(appliance_steps.fetch_csr(target, out))
+    signer = target.certificate.signer
+    if signer is not None and target.certificate.signed is not None:
+        steps.append(appliance_steps.sign(target, signer, out, target.certificate.signed))
+    return steps
+
+
+def _csr_saved(path: Path, pending: str | None) -> bool:
+    """Is the appliance's CSR already saved where the spec says (byte for byte)?"""
+    if pending is None:
+        return False
+    try:
+        return path.read_text() == pending
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _steps(spec: Spec, target: Target, observed: Observed, desired: Desired,
@@ -130,6 +160,7 @@ def _install_chain_steps(target: Target, observed: Observed, desired: Desired,
     leaf = cert_summary(desired.chain[0])["fingerprint"]
     return [
         backup,
-        appliance_steps.install_chain(target, desired.chain, backup.params["backups"]),
+        appliance_steps.install_chain(target, desired.chain, backup.params["backups"],
+                                      desired.key_source),
         appliance_steps.restart(target, leaf),
     ]

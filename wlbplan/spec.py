@@ -758,6 +758,12 @@ def _check_source(certificate: Data, path: PathT, report: _Report, clean: _Clean
                 f"'{key}' needs 'root': the pool must be told which CA to trust",
                 on_key=True,
             )
+    if "signer" in certificate and "signed" not in certificate:
+        report.error(
+            (*path, "signer"),
+            "'signer' needs 'signed': the path where the signer writes the certificate",
+            on_key=True,
+        )
     if "signer" in certificate and clean((*path, "signer")):
         _check_signer(certificate["signer"]["command"], (*path, "signer", "command"), report)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -421,3 +422,70 @@ def _target() -> Target:
 
 
 _TARGET = _target()
+
+
+# ---------------------------------------------------------------------- script safety
+
+# Path parts a shell would act on if they were ever interpolated unquoted; each one that
+# could run something would create tmp_path/pwnedN (the scripts run with tmp_path as cwd).
+NASTY = [
+    "two words", "it's", 'say "hi"', "$(touch pwned1)", "`touch pwned2`", "; touch pwned3 #",
+    "&& touch pwned4", "| touch pwned5", "$HOME*?[a]{a,b}~", "back\\slash", "-n",
+    "é ü 漢字", "> pwned6", "x\ntouch pwned7\n", "'$(touch pwned8)'", '"$(touch pwned9)"',
+]
+MARKERS = [f"pwned{i}" for i in range(1, 12)]
+
+
+def _nasty_target(tmp_path: Path, part: str, make_target: Callable[..., Target]) -> Target:
+    folder = tmp_path / part
+    folder.mkdir(parents=True)
+    issued = pki.build(FQDN, key=pki.make_key("ec", 256), sans=[FQDN])
+    cert, key = folder / f"server{part}.pem", folder / f"server{part}.key"
+    cert.write_bytes(issued.cert_pem)
+    key.write_bytes(issued.key_pem)
+    key.chmod(0o600)
+    (folder / f"server{part}.pem_orig").write_bytes(issued.cert_pem)
+    from wlbplan.lab.procs import free_port
+
+    return make_target(cert=str(cert), key=str(key), address=f"wlb{part}.test",
+                       port=free_port())
+
+
+@pytest.mark.parametrize("part", NASTY)
+def test_appliance_script_is_valid_sh(part: str, tmp_path: Path,
+                                      make_target: Callable[..., Target]) -> None:
+    text = appliance.script(_nasty_target(tmp_path, part, make_target))
+    checked = subprocess.run(["sh", "-n", "-c", text], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("part", NASTY)
+def test_appliance_script_runs_nothing_injected(part: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                make_target: Callable[..., Target]) -> None:
+    target = _nasty_target(tmp_path, part, make_target)
+    monkeypatch.chdir(tmp_path)
+    result = LocalRunner().run(shell_script(appliance.script(target)), timeout=60)
+    assert [m for m in MARKERS if (tmp_path / m).exists()] == []
+    assert result.exit_code == 0, result.stderr
+    got = appliance.parse(facts.parse(result.stdout), target)
+    # The files at the odd paths really were read, each by its own path.
+    assert subjects(got.cert.chain) == (f"CN={FQDN}",)
+    assert got.key.public_key is not None
+    assert certs.key_matches(load(got.cert.chain[0]), got.key.public_key.encode())
+    assert got.served.chain == ()  # nothing listens on that port
+    if "\n" not in part:
+        assert got.backups == (str(target.wlb.paths.cert) + "_orig",)
+
+
+def test_appliance_script_with_an_absolute_marker_path(tmp_path: Path,
+                                                       make_target: Callable[..., Target]) -> None:
+    """The brief's own example: a path /…/x$(touch /…/pwned) must not create the marker."""
+    marker = tmp_path / "pwned-abs"
+    cert = f"{tmp_path}/x$(touch {marker})"
+    target = make_target(cert=cert, key=cert + ".key", port=1)
+    result = LocalRunner().run(shell_script(appliance.script(target)), timeout=60)
+    assert not marker.exists()
+    got = appliance.parse(facts.parse(result.stdout), target)
+    assert got.cert == CertFile(path=cert, present=False)
+    assert got.key == KeyFile(path=cert + ".key", present=False)

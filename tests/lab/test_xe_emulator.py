@@ -9,6 +9,7 @@ xapi-facts.md line each test checks.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -26,7 +27,7 @@ import pytest
 
 from wlbplan.lab import xe_state
 from wlbplan.lab.layout import TargetLayout
-from wlbplan.lab.pki import Issued, build, make_key, now, write_private
+from wlbplan.lab.pki import Issued, PrivateKey, build, make_key, now, write_private
 
 pytestmark = pytest.mark.lab
 
@@ -44,6 +45,18 @@ STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")
 def cert(common_name: str | None, **kw: object) -> Issued:
     """A certificate on a fast EC key (RSA key generation would dominate the suite)."""
     return build(common_name, key=make_key("ec", 256), **kw)  # type: ignore[arg-type]
+
+
+@functools.cache
+def wlb_key() -> PrivateKey:
+    """One RSA key for everything WLB serves: xapi's stunnel offers ECDHE-RSA suites only
+    (stunnel.ml), so an EC-keyed WLB fails the handshake; one key keeps the suite fast."""
+    return make_key("rsa", 2048)
+
+
+def wlb_cert(common_name: str | None, **kw: object) -> Issued:
+    """A certificate for WLB to serve, on the shared RSA key."""
+    return build(common_name, key=wlb_key(), **kw)  # type: ignore[arg-type]
 
 
 def free_port() -> int:
@@ -220,7 +233,7 @@ def root_ca() -> Issued:
 
 
 def leaf(root: Issued, name: str = WLB_FQDN, **kw: object) -> Issued:
-    return cert(name, issuer=root, sans=[name], server_auth=True, **kw)
+    return wlb_cert(name, issuer=root, sans=[name], server_auth=True, **kw)
 
 
 # --- output formats -------------------------------------------------------------------
@@ -550,7 +563,7 @@ def test_initialize_records_the_url_and_enables(pool: Pool, serve: Callable[[Iss
                                                  root_ca: Issued) -> None:
     """`pool-initialize-wlb … (underscores!)` connects to WLB and records the URL
     (verification off: the appliance's own self-signed certificate is not checked)."""
-    port = serve(cert(WLB_FQDN, sans=[WLB_FQDN], ca=True))
+    port = serve(wlb_cert(WLB_FQDN, sans=[WLB_FQDN], ca=True))
     ok(pool.initialize(f"{WLB_FQDN}:{port}"))
     assert pool.get("wlb-url") == f"{WLB_FQDN}:{port}\n"
     assert pool.get("wlb-username") == f"{WLB_USER}\n"
@@ -596,7 +609,7 @@ def test_connection_refused_over_ipv6(pool: Pool) -> None:
 
 def test_bad_credentials(pool: Pool, serve: Callable[[Issued], int]) -> None:
     """bad credentials `WLB_AUTHENTICATION_FAILED`."""
-    port = serve(cert(WLB_FQDN, sans=[WLB_FQDN], ca=True))
+    port = serve(wlb_cert(WLB_FQDN, sans=[WLB_FQDN], ca=True))
     fails(pool.initialize(f"{WLB_FQDN}:{port}", password="wrong"),
           "WLB rejected our configured authentication details.")
     fails(pool.initialize(f"{WLB_FQDN}:{port}", user="admin"),
@@ -621,7 +634,7 @@ def test_self_signed_leaf_in_bundle_verifies(make_pool: Callable[..., Pool],
     """Path A: install the appliance's self-signed server.pem, set wlb-verify-cert=true;
     a self-signed certificate in the CAfile is trusted as an anchor whatever its CA bit."""
     pool = make_pool(xapi)
-    appliance = cert(WLB_FQDN, sans=[WLB_FQDN], ca=True)  # what `openssl req -x509` makes
+    appliance = wlb_cert(WLB_FQDN, sans=[WLB_FQDN], ca=True)  # what `openssl req -x509` makes
     port = serve(appliance)
     pool.set(wlb_verify_cert="true")
     verify_fails(pool.initialize(f"{WLB_FQDN}:{port}"), "self-signed certificate")
@@ -672,7 +685,7 @@ def test_name_mismatch_is_refused(make_pool: Callable[..., Pool], serve: Callabl
     pool.install("root.pem", root_ca)
     pool.install("wlb-leaf.pem", served)
     pool.set(wlb_verify_cert="true")
-    verify_fails(pool.initialize(f"{WLB_FQDN}:{port}"), "Hostname mismatch")
+    verify_fails(pool.initialize(f"{WLB_FQDN}:{port}"), "Subject checks failed")
     pool.set(wlb_verify_cert="false")
     ok(pool.initialize(f"{WLB_FQDN}:{port}"))  # the troubleshooting step of the seed
 
@@ -680,7 +693,7 @@ def test_name_mismatch_is_refused(make_pool: Callable[..., Pool], serve: Callabl
 def test_cn_only_leaf_matches_by_common_name(pool: Pool, serve: Callable[[Issued], int],
                                              root_ca: Issued) -> None:
     """`X509_check_host` with its CN fallback when the leaf has no DNS SAN."""
-    port = serve(cert(WLB_FQDN, issuer=root_ca, server_auth=True))  # no subjectAltName
+    port = serve(wlb_cert(WLB_FQDN, issuer=root_ca, server_auth=True))  # no subjectAltName
     pool.install("root.pem", root_ca)
     pool.set(wlb_verify_cert="true")
     ok(pool.initialize(f"{WLB_FQDN}:{port}"))
@@ -695,15 +708,25 @@ def test_expired_leaf_is_refused(pool: Pool, serve: Callable[[Issued], int],
     verify_fails(pool.initialize(f"{WLB_FQDN}:{port}"), "certificate has expired")
 
 
-def test_by_ip_needs_an_ip_san(pool: Pool, serve: Callable[[Issued], int],
-                               root_ca: Issued) -> None:
-    """The pool must reach WLB by host name, not IP (if by IP: the IP as a SAN)."""
-    by_name = serve(leaf(root_ca))
-    with_ip = serve(cert(WLB_FQDN, issuer=root_ca, sans=[WLB_FQDN, "127.0.0.1"]))
+@pytest.mark.parametrize("xapi", ["current", "legacy"])
+def test_by_ip_checkhost_never_reads_ip_sans(make_pool: Callable[..., Pool],
+                                             serve: Callable[[Issued], int], root_ca: Issued,
+                                             xapi: str) -> None:
+    """The pool must reach WLB by host name, not IP: checkHost is X509_check_host(), which
+    compares even an IP literal with the DNS SANs (the CN without them), never an IP SAN
+    (measured with stunnel 5.68: `CERT: Subject checks failed`)."""
+    pool = make_pool(xapi)
+    by_name = leaf(root_ca)
+    with_ip = wlb_cert(WLB_FQDN, issuer=root_ca, sans=[WLB_FQDN, "127.0.0.1"], server_auth=True)
+    cn_ip = wlb_cert("127.0.0.1", issuer=root_ca, server_auth=True)  # no subjectAltName
+    ports = [serve(c) for c in (by_name, with_ip, cn_ip)]
     pool.install("root.pem", root_ca)
+    for index, served in enumerate((by_name, with_ip, cn_ip)):
+        pool.install(f"wlb-{index}.pem", served)  # legacy: the leaf itself must be there
     pool.set(wlb_verify_cert="true")
-    verify_fails(pool.initialize(f"127.0.0.1:{by_name}"), "IP address mismatch")
-    ok(pool.initialize(f"127.0.0.1:{with_ip}"))
+    verify_fails(pool.initialize(f"127.0.0.1:{ports[0]}"), "Subject checks failed")
+    verify_fails(pool.initialize(f"127.0.0.1:{ports[1]}"), "Subject checks failed")
+    ok(pool.initialize(f"127.0.0.1:{ports[2]}"))
 
 
 def test_empty_bundle_fails_verification(pool: Pool, serve: Callable[[Issued], int],
@@ -741,7 +764,7 @@ def test_retrieve_configuration(pool: Pool, serve: Callable[[Issued], int],
 
 def test_retrieve_when_wlb_is_down(pool: Pool, serve: Callable[[Issued], int]) -> None:
     """`pool-retrieve-wlb-configuration` … fails if it cannot connect."""
-    port = serve(cert(WLB_FQDN, sans=[WLB_FQDN]))
+    port = serve(wlb_cert(WLB_FQDN, sans=[WLB_FQDN]))
     ok(pool.initialize(f"{WLB_FQDN}:{port}"))
     pid_file = next(pool.layout.root.parent.glob("wlb*/stunnel.pid"))
     _stop(pid_file)
@@ -753,7 +776,7 @@ def test_deconfigure_clears_even_when_unreachable(pool: Pool,
                                                   serve: Callable[[Issued], int]) -> None:
     """`pool-deconfigure-wlb` clears WLB settings even if WLB is unreachable."""
     fails(pool.xe("pool-deconfigure-wlb"), "No WLB connection is configured.")
-    port = serve(cert(WLB_FQDN, sans=[WLB_FQDN]))
+    port = serve(wlb_cert(WLB_FQDN, sans=[WLB_FQDN]))
     ok(pool.initialize(f"{WLB_FQDN}:{port}"))
     pool.set(wlb_verify_cert="true")
     _stop(next(pool.layout.root.parent.glob("wlb*/stunnel.pid")))

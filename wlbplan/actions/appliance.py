@@ -7,6 +7,7 @@ and owner (``cp -p`` then rename) by the undo actions.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -29,23 +30,44 @@ def _sh(ctx: Context, text: str, *args: str) -> Command:
 
 # ---- key and CSR (request stage) -----------------------------------------------------
 
-def _generate_key_run(ctx: Context, step: Step) -> None:
+# $1 = path; with $2 = "replace", an existing file is kept aside as $1.wlbplan-old first;
+# otherwise an existing file is an error (never overwrite a key). Then: exec "$@" (after
+# shifting the two) with umask 077, so a key is never readable by others, not even briefly.
+_FRESH = ('p=$1; r=$2; shift 2; '
+          'if [ -e "$p" ]; then '
+          '  if [ "$r" = replace ]; then mv -f -- "$p" "$p.wlbplan-old" || exit 1; '
+          '  else echo "$p exists" >&2; exit 1; fi; '
+          'fi; umask 077; exec "$@"')
+
+
+def _fresh(ctx: Context, step: Step, argv: tuple[str, ...], what: str) -> None:
     p = step.params
+    mode = "replace" if p.get("replace") else "new"
+    checked(ctx.sessions.appliance, _sh(ctx, _FRESH, p["path"], mode, *argv), what)
+
+
+def _generate_key_run(ctx: Context, step: Step) -> None:
     from wlbplan.steps.appliance import key_args_for
 
+    p = step.params
     argv = ("openssl", "genpkey", *key_args_for(p["type"], p["bits"]), "-out", p["path"])
-    checked(ctx.sessions.appliance,
-            _sh(ctx, '[ -e "$1" ] && { echo "$1 exists" >&2; exit 1; }; shift; umask 077; '
-                'exec "$@"', p["path"], *argv),
-            f"generating the pending key {p['path']}")
+    _fresh(ctx, step, argv, f"generating the pending key {p['path']}")
 
 
-def _remove_undo_record(ctx: Context, step: Step) -> UndoRecord:
-    return {"kind": "appliance.remove", "paths": [step.params["path"]]}
+def _fresh_undo_record(ctx: Context, step: Step) -> UndoRecord:
+    return {"kind": "appliance.unfresh", "path": step.params["path"],
+            "replace": bool(step.params.get("replace"))}
 
 
-def _undo_remove(ctx: Context, record: UndoRecord) -> None:
-    ctx.sessions.appliance.run(Command(("rm", "-f", "--", *record["paths"])))
+# Undo of _FRESH: put the old file back if one was kept aside, else remove the new one.
+_UNFRESH = 'if [ "$2" = replace ] && [ -e "$1.wlbplan-old" ]; then ' \
+    'mv -f -- "$1.wlbplan-old" "$1"; elif [ "$2" != replace ]; then rm -f -- "$1"; fi'
+
+
+def _undo_unfresh(ctx: Context, record: UndoRecord) -> None:
+    mode = "replace" if record["replace"] else "new"
+    checked(ctx.sessions.appliance, _sh(ctx, _UNFRESH, record["path"], mode),
+            f"undoing {record['path']}")
 
 
 def _make_csr_run(ctx: Context, step: Step) -> None:
@@ -54,7 +76,7 @@ def _make_csr_run(ctx: Context, step: Step) -> None:
     if p["alt_names"]:
         argv += ["-addext", "subjectAltName=" + ",".join(p["alt_names"])]
     argv += ["-out", p["path"]]
-    checked(ctx.sessions.appliance, Command(tuple(argv)), f"making the CSR {p['path']}")
+    _fresh(ctx, step, tuple(argv), f"making the CSR {p['path']}")
 
 
 def _fetch_csr_run(ctx: Context, step: Step) -> None:
@@ -62,6 +84,30 @@ def _fetch_csr_run(ctx: Context, step: Step) -> None:
     local = Path(step.params["local"])
     local.parent.mkdir(parents=True, exist_ok=True)
     local.write_bytes(data)
+
+
+def _sign_run(ctx: Context, step: Step) -> None:
+    """The spec's signer, run here (argv, no shell); it must leave a certificate behind."""
+    p = step.params
+    result = subprocess.run(p["argv"], capture_output=True, text=True, timeout=300,
+                            check=False, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        said = (result.stderr or result.stdout).strip()[-500:] or "no output"
+        raise StepFailed(f"the signer failed (exit {result.returncode}): {said}")
+    try:
+        certs.parse_pem_bundle(Path(p["cert"]).read_bytes())
+    except (OSError, VerifyError) as err:
+        raise StepFailed(f"the signer left no usable certificate at {p['cert']}: {err}") \
+            from None
+
+
+def _sign_undo_record(ctx: Context, step: Step) -> UndoRecord | None:
+    cert = Path(step.params["cert"])
+    return None if cert.exists() else {"kind": "local.remove", "path": str(cert)}
+
+
+def _undo_local_remove(ctx: Context, record: UndoRecord) -> None:
+    Path(record["path"]).unlink(missing_ok=True)
 
 
 def _no_record(ctx: Context, step: Step) -> None:
@@ -118,6 +164,10 @@ def _install_run(ctx: Context, step: Step) -> None:
     staged = cert + STAGED
     chain = "".join(step.params["chain"]).encode()
     ctx.sessions.appliance.put(chain, staged, mode=0o644)
+    if step.params.get("key_source", "pending") == "live":
+        checked(ctx.sessions.appliance, Command(("mv", "-f", "--", staged, cert)),
+                "installing the new chain")
+        return
     checked(ctx.sessions.appliance,
             _sh(ctx, _INSTALL, staged, cert, pending_key(ctx.target), key),
             "installing the new chain and key")
@@ -192,16 +242,18 @@ def _undo_restart(ctx: Context, record: UndoRecord) -> None:
 
 
 ACTIONS = {
-    "appliance.generate_key": Action(_remove_undo_record, _generate_key_run, _undo_remove),
-    "appliance.make_csr": Action(_remove_undo_record, _make_csr_run, _undo_remove),
+    "appliance.generate_key": Action(_fresh_undo_record, _generate_key_run, _undo_unfresh),
+    "appliance.make_csr": Action(_fresh_undo_record, _make_csr_run, _undo_unfresh),
     "appliance.fetch_csr": Action(_no_record, _fetch_csr_run, lambda ctx, record: None),
+    "local.sign": Action(_sign_undo_record, _sign_run, _undo_local_remove),
     "appliance.backup": Action(_backup_undo_record, _backup_run, _undo_remove_backups),
     "appliance.install_chain": Action(_install_undo_record, _install_run, _undo_restore),
     "appliance.restart": Action(_restart_undo_record, _restart_run, _undo_restart),
 }
 
 UNDO = {
-    "appliance.remove": _undo_remove,
+    "appliance.unfresh": _undo_unfresh,
+    "local.remove": _undo_local_remove,
     "appliance.remove_backups": _undo_remove_backups,
     "appliance.restore": _undo_restore,
     "appliance.restart": _undo_restart,

@@ -34,8 +34,11 @@ _state_dir_option = click.option(
 @click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Seconds to wait for another apply's lock on a pool.")
 @_state_dir_option
+@click.option("--replace", is_flag=True,
+              help="CA-signed request stage: make a new pending key and CSR even if "
+                   "matching ones exist.")
 def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_format: str,
-          parallelism: int, lock_timeout: float, state_dir: Path | None) -> int:
+          parallelism: int, lock_timeout: float, state_dir: Path | None, replace: bool) -> int:
     """Apply a spec (plan, confirm, run) or a saved plan (run as reviewed).
 
     Every step's undo is journaled before it runs; on failure or Ctrl-C the steps
@@ -56,7 +59,8 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
     else:
         spec = load_spec(source)
         chosen = pipeline.select(spec, targets)
-        plan = pipeline.plan_all(spec, chosen, pipeline.inspect_all(spec, chosen, parallelism))
+        plan = pipeline.plan_all(spec, chosen, pipeline.inspect_all(spec, chosen, parallelism),
+                                 replace=replace)
         if not as_json:
             _show_plan(plan)
         if plan.has_changes and not auto_approve:
@@ -71,6 +75,11 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
                                       lock_timeout=lock_timeout)
         interrupted = cancel.is_set()
     writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism))
+    stages = {t.target: t.stage for t in plan.targets}
+    for outcome, target in zip(outcomes, chosen, strict=True):
+        hint = pipeline.next_step(spec, target) if stages.get(target.name) == "request" else None
+        if outcome.ok and hint:
+            writer.note(target.name, hint)
     if interrupted:
         return 130
     return 0 if all(o.ok for o in outcomes) else 1

@@ -20,8 +20,11 @@ EXIT_CHANGES = 2
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 2 when the plan has changes (0: none, 1: error).")
 @parallelism_option
+@click.option("--replace", is_flag=True,
+              help="CA-signed request stage: plan a new pending key and CSR even if "
+                   "matching ones exist.")
 def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: str,
-         detailed_exitcode: bool, parallelism: int) -> int:
+         detailed_exitcode: bool, parallelism: int, replace: bool) -> int:
     """Inspect, compare with the spec, and show the ordered steps that would fix it."""
     from wlbplan.pipeline import inspect_all, plan_all, select
     from wlbplan.planfile import write_plan
@@ -31,7 +34,7 @@ def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: 
 
     loaded = load_spec(spec)
     chosen = select(loaded, targets)
-    made = plan_all(loaded, chosen, inspect_all(loaded, chosen, parallelism))
+    made = plan_all(loaded, chosen, inspect_all(loaded, chosen, parallelism), replace=replace)
     click.echo(render_plan(made, output_format, color=want_color()), nl=False)
     if out is not None:
         write_plan(made, out)

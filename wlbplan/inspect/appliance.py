@@ -14,6 +14,7 @@ from wlbplan.errors import VerifyError
 from wlbplan.inspect.script import RawFact, build, fact
 from wlbplan.model import Target
 from wlbplan.observed import ApplianceFacts, CertFile, KeyFile, Served
+from wlbplan.steps.appliance import pending_csr, pending_key
 
 HANDSHAKE_TIMEOUT = "10"
 BACKUP_SUFFIX = "_orig"
@@ -34,6 +35,9 @@ def script(target: Target) -> str:
             fact("backups", Raw("_glob"), Raw(_glob_prefix(cert)), Raw(_glob_prefix(key))),
             fact("served", *served),
             fact("hostname", "hostname"),
+            fact("pending.key.public", "openssl", "pkey", "-in", pending_key(target), "-pubout",
+                 "-passin", "pass:"),
+            fact("pending.csr", "cat", "--", pending_csr(target)),
         ]
     )
 
@@ -53,7 +57,20 @@ def parse(raw: dict[str, RawFact], target: Target) -> ApplianceFacts:
         served=parse_served(raw.get("served")),
         backups=parse_lines(raw.get("backups")),
         hostname=_first_line(raw.get("hostname")),
+        pending_key=_public_key(raw.get("pending.key.public"))[0],
+        pending_csr=parse_csr(raw.get("pending.csr")),
     )
+
+
+_CSR = re.compile(r"-----BEGIN CERTIFICATE REQUEST-----.+?-----END CERTIFICATE REQUEST-----",
+                  re.S)
+
+
+def parse_csr(raw: RawFact | None) -> str | None:
+    if raw is None or not raw.ok:
+        return None
+    match = _CSR.search(raw.output)
+    return match.group(0) + "\n" if match else None
 
 
 def _missing(raw: RawFact | None) -> bool:

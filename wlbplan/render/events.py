@@ -57,6 +57,13 @@ class EventWriter:
                 self._line(line)
         self._line(summary_line(outcomes))
 
+    def note(self, target: str, message: str) -> None:
+        """What to do next (e.g. after a request stage)."""
+        if self._json:
+            self._emit({"type": "next_step", "target": target, "@message": message})
+        else:
+            self._line(f"Next: {message}")
+
     def _emit(self, record: dict[str, Any]) -> None:
         level = "error" if record.get("type") in _ERRORS else "info"
         full = {"@level": level, "@module": "wlbplan", "@timestamp": _stamp(), **record}

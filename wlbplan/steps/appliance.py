@@ -7,9 +7,10 @@ it back.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from wlbplan.connectors.base import Command
-from wlbplan.model import CertificateRequest, Target
+from wlbplan.model import CertificateRequest, Signer, Target
 from wlbplan.steps import TMP, Step
 
 PENDING = ".pending"
@@ -49,21 +50,29 @@ def key_args_for(kind: str, bits: int) -> tuple[str, ...]:
     return ("-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{bits}")
 
 
-def generate_key(target: Target, request: CertificateRequest) -> Step:
+OLD = ".wlbplan-old"
+
+
+def generate_key(target: Target, request: CertificateRequest, *, replace: bool = False) -> Step:
     key = pending_key(target)
     gen = _show("openssl", "genpkey", *key_args(request), "-out", key)
+    aside = (_show("mv", "-f", "--", key, key + OLD),) if replace else ()
+    undo = (_show("mv", "-f", "--", key + OLD, key),) if replace else \
+        (_show("rm", "-f", "--", key),)
     return Step(
         action="appliance.generate_key",
         on="appliance",
         summary=f"make a new {request.key.type.upper()} {request.key.bits}-bit key on the "
-                f"appliance at {key} (it never leaves the appliance)",
-        commands=(f"(umask 077 && {gen})",),
-        undo=(_show("rm", "-f", "--", key),),
-        params={"path": key, "type": request.key.type, "bits": request.key.bits},
+                f"appliance at {key} (it never leaves the appliance)"
+                + ("; the old pending key is kept as " + key + OLD if replace else ""),
+        commands=(*aside, f"(umask 077 && {gen})"),
+        undo=undo,
+        params={"path": key, "type": request.key.type, "bits": request.key.bits,
+                "replace": replace},
     )
 
 
-def make_csr(target: Target, request: CertificateRequest) -> Step:
+def make_csr(target: Target, request: CertificateRequest, *, replace: bool = False) -> Step:
     csr = pending_csr(target)
     argv = ["openssl", "req", "-new", "-key", pending_key(target), "-subj", subject_line(request)]
     if request.alt_names:
@@ -74,20 +83,32 @@ def make_csr(target: Target, request: CertificateRequest) -> Step:
         on="appliance",
         summary=f"make a CSR for CN={request.common_name} at {csr}",
         commands=(_show(*argv),),
-        undo=(_show("rm", "-f", "--", csr),),
+        undo=(_show("mv", "-f", "--", csr + OLD, csr),) if replace else
+        (_show("rm", "-f", "--", csr),),
         params={"path": csr, "subject": subject_line(request),
-                "alt_names": list(request.alt_names)},
+                "alt_names": list(request.alt_names), "replace": replace},
     )
 
 
-def fetch_csr(target: Target, request: CertificateRequest) -> Step:
-    out = str(request.csr_out) if request.csr_out else f"{target.name}.csr"
+def fetch_csr(target: Target, out: Path) -> Step:
     return Step(
         action="appliance.fetch_csr",
         on="local",
         summary=f"save the CSR to {out}, to send to the CA",
         commands=(f"download {pending_csr(target)} to {out}",),
-        params={"remote": pending_csr(target), "local": out},
+        params={"remote": pending_csr(target), "local": str(out)},
+    )
+
+
+def sign(target: Target, signer: Signer, csr: Path, cert: Path) -> Step:
+    argv = signer.argv(csr, cert)
+    return Step(
+        action="local.sign",
+        on="local",
+        summary=f"have the CA sign {csr} into {cert} with the spec's signer",
+        commands=(Command(argv).display(),),
+        undo=(_show("rm", "-f", "--", str(cert)),),
+        params={"argv": list(argv), "csr": str(csr), "cert": str(cert)},
     )
 
 
@@ -110,25 +131,28 @@ def backup(target: Target, existing: tuple[str, ...], stamp: datetime) -> Step:
     )
 
 
-def install_chain(target: Target, chain: tuple[str, ...], backups: list[str]) -> Step:
+def install_chain(target: Target, chain: tuple[str, ...], backups: list[str],
+                  key_source: str = "pending") -> Step:
     cert, key = str(target.wlb.paths.cert), str(target.wlb.paths.key)
     staged = cert + ".wlbplan-new"
+    moves: tuple[str, ...] = (_show("mv", "-f", "--", staged, cert),)
+    what = f"install the CA-signed chain (leaf → root, {len(chain)} in all) as {cert}"
+    if key_source == "pending":
+        moves = (_show("chmod", "600", "--", pending_key(target)), *moves,
+                 _show("mv", "-f", "--", pending_key(target), key))
+        what += f" and the pending key as {key} (0600)"
+    else:
+        what += f" (the certificate is for the key already in {key})"
     return Step(
         action="appliance.install_chain",
         on="appliance",
-        summary=f"install the CA-signed chain (leaf → root, {len(chain)} in all) as {cert} "
-                f"and the pending key as {key} (0600)",
-        commands=(
-            f"upload the chain to {staged} (0644)",
-            _show("chmod", "600", "--", pending_key(target)),
-            _show("mv", "-f", "--", staged, cert),
-            _show("mv", "-f", "--", pending_key(target), key),
-        ),
+        summary=what,
+        commands=(f"upload the chain to {staged} (0644)", *moves),
         undo=(
             _show("cp", "-p", "--", backups[0], cert),
             _show("cp", "-p", "--", backups[1], key),
         ),
-        params={"chain": list(chain), "backups": backups},
+        params={"chain": list(chain), "backups": backups, "key_source": key_source},
     )
 
 

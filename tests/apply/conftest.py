@@ -1,0 +1,36 @@
+"""Fixtures for the apply / rollback / lock suite (helpers live in applylab.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from applylab import Children, running_lab, step_params
+
+from wlbplan.lab import control
+
+
+@pytest.fixture
+def children() -> Iterator[Children]:
+    """Child processes of this test; any still alive at teardown is killed by pid."""
+    made = Children()
+    try:
+        yield made
+    finally:
+        made.stop_all()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[control.Lab]:
+    """A fresh lab (one target, two hosts) for this test only: cheap (~0.3 s)."""
+    with running_lab(tmp_path / "lab", hosts=2) as made:
+        yield made
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``fresh_step`` / ``rotation_step``: every step index of the plan, read from a real
+    lab when the tests are collected."""
+    for name, kind in (("fresh_step", "fresh"), ("rotation_step", "rotation")):
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, step_params(kind))

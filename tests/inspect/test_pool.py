@@ -1,0 +1,342 @@
+"""Pool facts: ``pool.parse`` on captured coordinator output, edge cases, properties."""
+
+from __future__ import annotations
+
+import re
+import string
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from wlbplan.connectors.base import script as shell_script
+from wlbplan.connectors.local import LocalRunner
+from wlbplan.errors import RemoteCommandError, WlbplanError
+from wlbplan.inspect import appliance, pool
+from wlbplan.inspect import script as facts
+from wlbplan.inspect.script import RawFact
+from wlbplan.model import Target
+from wlbplan.observed import PoolFacts, TrustedCert, xapi_at_least
+
+DATA = Path(__file__).resolve().parent / "data"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+PARAMS = ("uuid", "param.wlb-url", "param.wlb-username", "param.wlb-enabled",
+          "param.wlb-verify-cert", "param.master", "xapi", "hosts", "certs")
+
+# Per situation: wlb-url host, verify flag, xapi version, and the trusted names with where
+# their content comes from: "leaf"/"root" = that certificate of the appliance's file,
+# None = listed but unreadable.
+TRUST: dict[str, dict[str, str | None]] = {
+    "trusted-verify": {"wlb-appliance.pem": "leaf"},
+    "fault-desync-host": {"wlb-appliance.pem": "leaf"},
+    "two-ca-one-unreadable": {"other-ca.pem": None, "wlb-appliance.pem": "leaf"},
+    "ca-signed": {"lab-root.pem": "root"},
+}
+VERIFYING = {"trusted-verify", "ca-signed"}
+SITUATIONS = sorted(p.name.removesuffix(".pool.txt") for p in DATA.glob("*.pool.txt"))
+
+
+def raw_of(situation: str) -> dict[str, RawFact]:
+    return facts.parse((DATA / f"{situation}.pool.txt").read_text())
+
+
+def parsed(situation: str, target: Target) -> PoolFacts:
+    return pool.parse(raw_of(situation), target)
+
+
+def appliance_chain(situation: str, target: Target) -> tuple[str, ...]:
+    raw = facts.parse((DATA / f"{situation}.appliance.txt").read_text())
+    return appliance.parse(raw, target).cert.chain
+
+
+@pytest.mark.parametrize("situation", SITUATIONS)
+def test_captured_pool_settings(situation: str, target: Target) -> None:
+    got = parsed(situation, target)
+    assert UUID.fullmatch(got.uuid)
+    assert len(got.hosts) == 3
+    assert all(UUID.fullmatch(h) for h in got.hosts)
+    assert got.hosts == tuple(sorted(got.hosts))
+    assert got.coordinator in got.hosts
+    assert got.uuid not in got.hosts
+    assert got.wlb_username == "wlbuser"
+    assert got.wlb_enabled is True
+    assert got.wlb_verify_cert is (situation in VERIFYING)
+    host = "127.0.0.1" if situation == "fault-by-ip" else "wlb1.lab.test"
+    assert re.fullmatch(re.escape(host) + r":\d+", got.wlb_url)
+    assert got.wlb_host == host
+    if situation == "legacy-xapi":
+        assert got.xapi_version == "24.19.2"
+        assert got.chain_verification is False
+    else:
+        assert got.xapi_version == "25.33.1"
+        assert got.chain_verification is True
+
+
+@pytest.mark.parametrize("situation", SITUATIONS)
+def test_captured_trusted_certificates(situation: str, target: Target) -> None:
+    got = parsed(situation, target)
+    expected = TRUST.get(situation, {})
+    assert tuple(t.name for t in got.trusted) == tuple(sorted(expected))
+    chain = appliance_chain(situation, target)
+    for trusted in got.trusted:
+        source = expected[trusted.name]
+        if source is None:
+            assert trusted.pem is None
+            continue
+        assert trusted.pem is not None
+        assert trusted.pem == (chain[0] if source == "leaf" else chain[-1])
+        assert x509.load_pem_x509_certificate(trusted.pem.encode())
+
+
+def test_every_pool_capture_is_described() -> None:
+    assert set(TRUST) | VERIFYING | {"legacy-xapi", "fault-by-ip", "fresh"} <= set(SITUATIONS)
+
+
+# ------------------------------------------------------------------- hand-written edges
+
+
+def test_empty_output_is_not_a_coordinator(target: Target) -> None:
+    with pytest.raises(RemoteCommandError, match=r"did not report 'certs'.*xe CLI"):
+        pool.parse({}, target)
+
+
+@pytest.mark.parametrize("missing", PARAMS)
+def test_each_missing_setting_is_named(missing: str, target: Target) -> None:
+    raw = raw_of("fresh")
+    del raw[missing]
+    with pytest.raises(RemoteCommandError, match=re.escape(repr(missing))):
+        pool.parse(raw, target)
+
+
+def test_a_failing_xe_is_reported_in_its_own_words(target: Target) -> None:
+    raw = raw_of("fresh")
+    raw["param.wlb-url"] = RawFact("The uuid you supplied was invalid.\ntype: pool\nuuid: x", 1)
+    with pytest.raises(RemoteCommandError) as err:
+        pool.parse(raw, target)
+    assert str(err.value) == (
+        "pool1: xe failed reading param.wlb-url: The uuid you supplied was invalid.\n"
+        "type: pool\nuuid: x (exit 1)")
+
+
+def test_an_unset_wlb_url_is_empty(target: Target) -> None:
+    raw = raw_of("fresh")
+    raw["param.wlb-url"] = RawFact("", 0)
+    got = pool.parse(raw, target)
+    assert got.wlb_url == ""
+    assert got.wlb_host == ""
+
+
+def test_listed_certificate_without_its_content_fact(target: Target) -> None:
+    raw = raw_of("trusted-verify")
+    del raw["ca:wlb-appliance.pem"]
+    assert pool.parse(raw, target).trusted == (TrustedCert("wlb-appliance.pem"),)
+
+
+def test_certificate_list_with_newlines_blanks_and_duplicates(target: Target) -> None:
+    raw = raw_of("trusted-verify")
+    raw["certs"] = RawFact("b.pem,\nwlb-appliance.pem, ,a.pem\n", 0)
+    names = [t.name for t in pool.parse(raw, target).trusted]
+    assert names == ["a.pem", "b.pem", "wlb-appliance.pem"]
+
+
+def test_a_ca_file_that_is_not_pem_has_no_content(target: Target) -> None:
+    raw = raw_of("trusted-verify")
+    raw["ca:wlb-appliance.pem"] = RawFact("garbage", 0)
+    assert pool.parse(raw, target).trusted == (TrustedCert("wlb-appliance.pem"),)
+
+
+def test_unreadable_ca_file_from_the_capture(target: Target) -> None:
+    raw = raw_of("two-ca-one-unreadable")
+    assert raw["ca:other-ca.pem"].exit_code == 1
+    assert "Is a directory" in raw["ca:other-ca.pem"].output
+
+
+# ------------------------------------------------------------------------- properties
+
+NAMES = st.one_of(st.sampled_from(PARAMS), st.text(max_size=12),
+                  st.builds(lambda n: f"ca:{n}", st.text(max_size=12)))
+OUTPUTS = st.one_of(
+    st.text(),
+    st.sampled_from([r.output for s in SITUATIONS for r in raw_of(s).values()]),
+    st.sampled_from(["true", "false", "", "a.pem,b.pem", "24.40.0", "2.x", "²", "٣.٤"]),
+)
+RAWS = st.builds(RawFact, output=OUTPUTS, exit_code=st.integers(-(2**31), 2**31))
+
+
+@st.composite
+def pool_outputs(draw: st.DrawFn) -> dict[str, RawFact]:
+    """Mostly-complete coordinator outputs with arbitrary values, or arbitrary dicts."""
+    if draw(st.booleans()):
+        return draw(st.dictionaries(NAMES, RAWS, max_size=12))
+    raw = {name: draw(RAWS) for name in PARAMS if draw(st.integers(0, 9))}
+    for name in draw(st.lists(st.text(max_size=8), max_size=3)):
+        raw[f"ca:{name}"] = draw(RAWS)
+    return raw
+
+
+def _target() -> Target:
+    from wlbplan.model import CertificateSpec, PoolSpec, WlbSpec
+
+    return Target(name="t", pool=PoolSpec(coordinator="c"), wlb=WlbSpec(address="w"),
+                  certificate=CertificateSpec(source="self-signed"))
+
+
+TARGET = _target()
+PROPERTY = settings(deadline=None, max_examples=300,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
+@given(pool_outputs())
+def test_parse_raises_only_wlbplan_errors(raw: dict[str, RawFact]) -> None:
+    try:
+        got = pool.parse(raw, TARGET)
+    except WlbplanError:
+        return
+    assert isinstance(got, PoolFacts)
+    assert [t.name for t in got.trusted] == sorted(t.name for t in got.trusted)
+    for trusted in got.trusted:
+        if trusted.pem is not None:
+            x509.load_pem_x509_certificate(trusted.pem.encode())
+
+
+XAPI_BUG = (
+    "BUG wlbplan/observed.py xapi_at_least (PoolFacts.chain_verification): it keeps the "
+    "characters of each version part that pass str.isdigit() and calls int() on them; "
+    "Unicode digits that are not decimal ('²') or more than 4300 digits make int() raise "
+    "ValueError, so an xapi version string read from the coordinator crashes the planner "
+    "instead of raising a WlbplanError"
+)
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason=XAPI_BUG)
+@PROPERTY
+@given(pool_outputs())
+@example({**{n: RawFact("x", 0) for n in PARAMS}, "xapi": RawFact("²4.40", 0)})
+def test_parsed_facts_answer_their_derived_questions(raw: dict[str, RawFact]) -> None:
+    """What later stages ask of PoolFacts (wlb_host, chain_verification) never crashes."""
+    try:
+        got = pool.parse(raw, TARGET)
+    except WlbplanError:
+        return
+    assert isinstance(got.wlb_host, str)
+    assert isinstance(got.chain_verification, bool)
+
+
+@PROPERTY
+@given(pool_outputs())
+def test_parsed_facts_answer_wlb_host(raw: dict[str, RawFact]) -> None:
+    try:
+        got = pool.parse(raw, TARGET)
+    except WlbplanError:
+        return
+    assert isinstance(got.wlb_host, str)
+
+
+@given(st.text(string.printable, max_size=40))
+def test_xapi_version_comparison_on_ascii_versions(version: str) -> None:
+    """The same question outside the bug above: any ASCII version string compares."""
+    assert isinstance(xapi_at_least(version, (24, 40)), bool)
+
+
+@pytest.mark.parametrize(("version", "verifies_chain"), [
+    ("25.33.1", True), ("24.40.0", True), ("24.39.9", False), ("24.19.2", False),
+    ("1.290.0", False), ("", False), ("v24.40", True), ("24", False),
+])
+def test_chain_verification_by_xapi_version(version: str, verifies_chain: bool) -> None:
+    assert xapi_at_least(version, (24, 40)) is verifies_chain
+
+
+# ---------------------------------------------------------------------- script safety
+
+NASTY = [
+    "two words", "it's", 'say "hi"', "$(touch pwned1)", "`touch pwned2`", "; touch pwned3 #",
+    "&& touch pwned4", "| touch pwned5", "$HOME*?[a]{a,b}~", "back\\slash", "-n",
+    "é ü 漢字", "> pwned6", "x\ntouch pwned7\n", "'$(touch pwned8)'", '"$(touch pwned9)"',
+]
+MARKERS = [f"pwned{i}" for i in range(1, 13)]
+POOL_UUID = "11111111-2222-3333-4444-555555555555"
+MASTER = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+# A stand-in xe that checks the uuids it is given and lists hostile certificate names.
+FAKE_XE = f"""#!/bin/sh
+arg() {{ for a; do case $a in "$_k"=*) printf '%s' "${{a#*=}}"; return;; esac; done; }}
+_k=uuid; u=$(arg "$@"); _k=param-name; p=$(arg "$@")
+case $1 in
+  pool-list) echo {POOL_UUID};;
+  pool-param-get)
+    [ "$u" = {POOL_UUID} ] || {{ echo "The uuid you supplied was invalid." >&2; exit 1; }}
+    case $p in
+      wlb-url) echo wlb.example.com:8012;; wlb-username) echo wlbuser;;
+      wlb-enabled) echo true;; wlb-verify-cert) echo false;; master) echo {MASTER};;
+    esac;;
+  host-param-get)
+    [ "$u" = {MASTER} ] || {{ echo "The uuid you supplied was invalid." >&2; exit 1; }}
+    echo 25.33.1;;
+  host-list) echo {MASTER},bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee;;
+  pool-certificate-list)
+    echo 'a.pem,$(touch pwned10),b c.pem,;touch${{IFS}}pwned11,`touch pwned12`,ok.pem';;
+  *) echo "Unknown command: $1" >&2; exit 1;;
+esac
+"""
+LISTED = sorted(["a.pem", "$(touch pwned10)", "b c.pem", ";touch${IFS}pwned11",
+                 "`touch pwned12`", "ok.pem"])
+
+
+def _nasty_pool(tmp_path: Path, part: str, make_target: Callable[..., Target]) -> Target:
+    from wlbplan.lab import pki
+
+    folder = tmp_path / part
+    xe = folder / "bin dir" / f"xe{part}"
+    xe.parent.mkdir(parents=True)
+    xe.write_text(FAKE_XE)
+    xe.chmod(0o755)
+    trust = folder / f"stunnel{part}"
+    (trust / "certs").mkdir(parents=True)
+    for name in ("a.pem", "ok.pem"):
+        issued = pki.build(f"CA {name}", key=pki.make_key("ec", 256), ca=True)
+        (trust / "certs" / name).write_bytes(issued.cert_pem)
+    return make_target(xe=str(xe), trust_dir=str(trust) + "/")
+
+
+@pytest.mark.parametrize("part", NASTY)
+def test_pool_script_is_valid_sh(part: str, tmp_path: Path,
+                                 make_target: Callable[..., Target]) -> None:
+    text = pool.script(_nasty_pool(tmp_path, part, make_target))
+    checked = subprocess.run(["sh", "-n", "-c", text], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("part", NASTY)
+def test_pool_script_runs_nothing_injected(part: str, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           make_target: Callable[..., Target]) -> None:
+    target = _nasty_pool(tmp_path, part, make_target)
+    monkeypatch.chdir(tmp_path)
+    result = LocalRunner().run(shell_script(pool.script(target)), timeout=60)
+    assert [m for m in MARKERS if (tmp_path / m).exists()] == []
+    got = pool.parse(facts.parse(result.stdout), target)
+    assert got.uuid == POOL_UUID
+    assert got.coordinator == MASTER
+    assert got.xapi_version == "25.33.1"
+    assert got.wlb_url == "wlb.example.com:8012"
+    # Every listed name is reported; only the two safe, existing ones have content.
+    assert [t.name for t in got.trusted] == LISTED
+    readable = {t.name for t in got.trusted if t.pem}
+    assert readable == {"a.pem", "ok.pem"}
+
+
+def test_pool_script_with_an_absolute_marker_path(tmp_path: Path,
+                                                  make_target: Callable[..., Target]) -> None:
+    marker = tmp_path / "pwned-abs"
+    target = make_target(xe=f"{tmp_path}/x$(touch {marker})",
+                         trust_dir=f"{tmp_path}/t$(touch {marker})")
+    result = LocalRunner().run(shell_script(pool.script(target)), timeout=60)
+    assert not marker.exists()
+    raw = facts.parse(result.stdout)
+    assert raw["uuid"].exit_code == 127  # no such xe: sh says so, nothing else ran
+    with pytest.raises(RemoteCommandError, match="xe failed reading"):
+        pool.parse(raw, target)
