@@ -12,6 +12,9 @@ Compact ``observed`` form (every key optional)::
       served: [...]                       # what stunnel serves; default: the chain
       key: match | mismatch | missing     # server.key vs the chain's leaf; default match
       backups: [server.pem_orig]          # names next to server.pem/server.key
+      pending_key: leaf                   # a pending key: the one certificate NAME is for
+      pending_csr:                        # a pending CSR, signed with NAME's key
+        {key: leaf, subject: /CN=wlb.example.com, sans: ["DNS:wlb.example.com"]}
     pool:
       xapi: 24.19.2                       # default: a current xapi (chain verification)
       wlb_url: wlb.example.com:8012       # default: the target's wlb.address:port
@@ -27,13 +30,16 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import functools
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 
 from wlbplan import certs
 from wlbplan.desired import PREFIX, Anchor
@@ -89,8 +95,13 @@ def _build() -> dict[str, pki.Issued]:
     made["intermediate"] = _ca("wlbplan Test Intermediate CA", made["root"])
     made["leaf"] = _leaf(made["intermediate"])
     made["new_leaf"] = _leaf(made["intermediate"])  # rotation: same CA, new key and serial
+    made["renewed_leaf"] = pki.build(  # renewal: same CA and same key, new serial
+        FQDN, key=made["leaf"].key, issuer=made["intermediate"], sans=[FQDN], server_auth=True)
     made["issuing"] = _ca("wlbplan Test Issuing CA", made["intermediate"])
     made["deep_leaf"] = _leaf(made["issuing"])  # leaf → issuing → intermediate → root
+    made["ec_leaf"] = pki.build(  # what request.key.type: ec gets signed
+        FQDN, key=pki.make_key("ec", 256), issuer=made["intermediate"], sans=[FQDN],
+        server_auth=True)
     made["ip_leaf"] = _leaf(made["intermediate"], sans=[FQDN, IP])
     made["expired_leaf"] = _leaf(made["intermediate"], not_before=pki.now() - 400 * DAY,
                                  not_after=pki.now() - 10 * DAY)
@@ -159,8 +170,32 @@ def _chain(names: list[str] | None, reg: Registry) -> tuple[str, ...]:
     return tuple(reg.pem(n) for n in names or ())
 
 
+_SUBJECT_OIDS = {"C": NameOID.COUNTRY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME,
+                 "L": NameOID.LOCALITY_NAME, "O": NameOID.ORGANIZATION_NAME,
+                 "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "CN": NameOID.COMMON_NAME,
+                 "emailAddress": NameOID.EMAIL_ADDRESS}
+
+
+def csr_pem(compact: Mapping[str, Any], reg: Registry) -> str:
+    """A CSR as ``openssl req -new -subj SUBJECT -addext subjectAltName=SANS`` makes it."""
+    _known(compact, {"key", "subject", "sans"}, "observed.appliance.pending_csr")
+    pairs = [part.split("=", 1) for part in compact["subject"].strip("/").split("/")]
+    subject = x509.Name([x509.NameAttribute(_SUBJECT_OIDS[k], v) for k, v in pairs])
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    names: list[x509.GeneralName] = []
+    for entry in compact.get("sans", []):
+        kind, _, value = entry.partition(":")
+        names.append(x509.IPAddress(ipaddress.ip_address(value)) if kind == "IP"
+                     else x509.DNSName(value))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    csr = builder.sign(reg.issued[compact["key"]].key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def appliance_facts(compact: Mapping[str, Any], target: Target, reg: Registry) -> ApplianceFacts:
-    _known(compact, {"chain", "served", "key", "backups"}, "observed.appliance")
+    _known(compact, {"chain", "served", "key", "backups", "pending_key", "pending_csr"},
+           "observed.appliance")
     names = compact.get("chain", [])
     chain = _chain(names, reg)
     cert_path, key_path = target.wlb.paths.cert, target.wlb.paths.key
@@ -181,6 +216,8 @@ def appliance_facts(compact: Mapping[str, Any], target: Target, reg: Registry) -
         served=Served(chain=_chain(compact.get("served", names), reg)),
         backups=backups,
         hostname=FQDN,
+        pending_key=reg.public_key(compact["pending_key"]) if "pending_key" in compact else None,
+        pending_csr=csr_pem(compact["pending_csr"], reg) if "pending_csr" in compact else None,
     )
 
 

@@ -303,6 +303,7 @@ def apply_in_simulation(seen: Observed, plan: TargetPlan) -> Observed:
     trust = {t.name: t.pem for t in seen.pool.trusted}
     chain, verify = seen.appliance.cert.chain, seen.pool.wlb_verify_cert
     backups = list(seen.appliance.backups)
+    key, pending = seen.appliance.key, seen.appliance.pending_key
     for step in plan.steps:
         params = step.params
         if step.action == "pool.install_ca":
@@ -320,8 +321,12 @@ def apply_in_simulation(seen: Observed, plan: TargetPlan) -> Observed:
                 backups.append(made)
         elif step.action == "appliance.install_chain":
             chain = tuple(params["chain"])
+            if params["key_source"] == "pending":  # the pending key becomes server.key
+                assert pending is not None, "installs a pending key there is none of"
+                key = dataclasses.replace(key, present=True, public_key=pending)
+                pending = None
     appliance = dataclasses.replace(
-        seen.appliance, backups=tuple(backups),
+        seen.appliance, backups=tuple(backups), key=key, pending_key=pending,
         cert=dataclasses.replace(seen.appliance.cert, chain=chain, present=bool(chain)),
         served=dataclasses.replace(seen.appliance.served, chain=chain),
     )

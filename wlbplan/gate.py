@@ -38,6 +38,12 @@ def trust_after(desired: Desired, observed: Observed) -> list[x509.Certificate]:
 
 
 def check(target: Target, observed: Observed, desired: Desired, policy: Policy) -> GateResult:
+    if desired.pending is not None and desired.pending.key_type != "rsa":
+        return GateResult(
+            f"{target.name}: certificate.request.key.type is {desired.pending.key_type}, but "
+            "xapi's stunnel client offers ECDHE-RSA cipher suites only: the pool could not "
+            "connect to a WLB with a non-RSA key, even with verification off. Use "
+            "key: {type: rsa, bits: 3072}.", ())
     if desired.stage == "request" or not desired.chain:
         return GateResult(None, ())
     chain = [_load(p) for p in desired.chain]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -88,13 +89,12 @@ class PoolFacts:
 
 
 def xapi_at_least(version: str, minimum: tuple[int, int]) -> bool:
-    parts = []
-    for piece in version.split(".")[:2]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    while len(parts) < 2:
-        parts.append(0)
-    return (parts[0], parts[1]) >= minimum
+    """``25.33.1`` ≥ (24, 40)? A version that does not parse counts as old (the safe side:
+    old xapi needs the WLB leaf itself trusted, which also satisfies a new one)."""
+    match = re.match(r"\s*(\d{1,6})\.(\d{1,6})", version, re.ASCII)
+    if match is None:
+        return False
+    return (int(match.group(1)), int(match.group(2))) >= minimum
 
 
 @dataclass(frozen=True)

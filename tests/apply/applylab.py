@@ -267,19 +267,33 @@ def before(lab: control.Lab, target: str = TARGET) -> Before:
                   verify_flag(lab, target), frozenset(ca_names(lab, target)))
 
 
+class StaleServe(AssertionError):
+    """stunnel serves another certificate than before the apply (its files are restored)."""
+
+
 def assert_restored(lab: control.Lab, was: Before, journals: Path | None,
                     target: str = TARGET) -> None:
-    """The acceptance bar after a rollback: nothing lost, nothing left behind."""
+    """The acceptance bar after a rollback: nothing lost, nothing left behind.
+
+    The certificate stunnel serves is checked last and fails with StaleServe, so that a
+    known bug there (xfail raises=StaleServe) cannot hide any other difference."""
     changed = snapshot_diff(was.files, snapshot(lab, target))
     assert not changed, "the rollback did not restore the lab byte for byte:\n" + \
         "\n".join(changed)
-    assert served_fingerprint(lab, target) == was.served, "stunnel serves another certificate"
     assert verify_flag(lab, target) == was.flag
     assert ca_names(lab, target) == was.cas
     assert not lock_file(lab, target).exists(), "the apply lock was left on the coordinator"
     if journals is not None:
         assert not journal_path(journals, target).exists(), "the journal was not archived"
         assert history(journals, target), "no journal in history/"
+        for path in journals.rglob("*"):
+            if path.is_file():
+                no_key_material(path.read_text())
+    served = served_fingerprint(lab, target)
+    if served != was.served:
+        on_disk = file_leaf_fingerprint(layout(lab, target).cert)
+        raise StaleServe(f"stunnel serves {served[:16]}…, not {was.served[:16]}… as before "
+                         f"the apply (server.pem on disk: {on_disk[:16]}…)")
 
 
 def assert_applied(lab: control.Lab, target: str = TARGET) -> None:
@@ -381,12 +395,19 @@ def rotation_plan_actions() -> tuple[str, ...]:
         return tuple(s.action for s in plan_now(spec_path).plan.steps)
 
 
-def step_params(kind: str) -> list[Any]:
+MarksFor = Callable[[str, int, tuple[str, ...]], list[Any]]
+
+
+def step_params(kind: str, marks_for: MarksFor | None = None) -> list[Any]:
+    """One parameter per step of the plan: (index, id ``NN-action``), with the marks the
+    test module's ``step_marks(test_name, index, actions)`` gives (known bugs)."""
     try:
         found = fresh_plan_actions() if kind == "fresh" else rotation_plan_actions()
     except Exception as err:  # no stunnel/openssl here: say so instead of a collection error
         return [pytest.param(0, marks=pytest.mark.skip(reason=f"no lab: {err}"))]
-    return [pytest.param(i, id=f"{i:02d}-{a}") for i, a in enumerate(found, start=1)]
+    return [pytest.param(i, id=f"{i:02d}-{a}",
+                         marks=marks_for(kind, i, found) if marks_for else ())
+            for i, a in enumerate(found, start=1)]
 
 
 # ---- the CA-signed rotation: every kind of step in one plan ----------------------------
@@ -420,7 +441,7 @@ def write_spec(lab: control.Lab, path: Path, certificate: dict[str, Any],
     return path
 
 
-def prepare_rotation(lab: control.Lab, folder: Path) -> Path:
+def prepare_rotation(lab: control.Lab, folder: Path, *, foreign: bool = True) -> Path:
     """Bring a lab to the eve of a CA-signed rotation and return that spec.
 
     The pool already verifies the appliance's self-signed certificate (applied by
@@ -433,7 +454,8 @@ def prepare_rotation(lab: control.Lab, folder: Path) -> Path:
     journals = folder / "setup-journals"
     # A foreign CA beside wlbplan's (and it keeps DeepDiff from seeing the whole trust
     # set replaced, which wlbplan.diff cannot plan: see test_rotation_without_foreign_ca).
-    install_foreign_ca(lab, out, "corp-root.pem")
+    if foreign:
+        install_foreign_ca(lab, out, "corp-root.pem")
     done = run_apply(plan_now(lab.spec_path), journals)
     assert done.status == "applied", done
     fqdn = lab.target(TARGET).fqdn
@@ -455,3 +477,27 @@ def no_key_material(*texts: str) -> None:
     for text in texts:
         assert "PRIVATE" not in text
         assert "BEGIN RSA" not in text and "BEGIN EC" not in text
+
+
+def archived_journal(journals: Path, target: str = TARGET) -> list[dict[str, Any]]:
+    """The one journal of this test's apply, from history/ (the apply is over)."""
+    found = history(journals, target)
+    assert len(found) == 1, f"expected one archived journal, found {found}"
+    return [json.loads(line) for line in found[0].read_text().splitlines()]
+
+
+def check_undo_order(journals: Path, outcome: TargetOutcome | None,
+                     target: str = TARGET) -> list[dict[str, Any]]:
+    """Every started step was undone once, last first; the outcome lists the real undos."""
+    records = archived_journal(journals, target)
+    started = [r for r in records if r["event"] == "step"]
+    undone = [r["index"] for r in records if r["event"] == "undone"]
+    assert undone == [r["index"] for r in reversed(started)], records
+    assert all(r["ok"] for r in records if r["event"] == "undone"), records
+    expected = tuple(f"{target}.{r['index']:02d}.{r['action']}" for r in reversed(started)
+                     if r["undo"] is not None)
+    if outcome is not None:
+        assert outcome.undone == expected
+    assert records[-1]["event"] == "end"
+    assert records[-1]["outcome"] == "rolled_back"
+    return records

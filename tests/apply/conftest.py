@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +31,11 @@ def lab(tmp_path: Path) -> Iterator[control.Lab]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``fresh_step`` / ``rotation_step``: every step index of the plan, read from a real
-    lab when the tests are collected."""
+    lab when the tests are collected. A module may define ``step_marks(test, kind, index,
+    actions)`` to mark known bugs on some steps."""
+    module_marks = getattr(metafunc.module, "step_marks", None)
+    marks_for = (functools.partial(module_marks, metafunc.function.__name__)
+                 if module_marks is not None else None)
     for name, kind in (("fresh_step", "fresh"), ("rotation_step", "rotation")):
         if name in metafunc.fixturenames:
-            metafunc.parametrize(name, step_params(kind))
+            metafunc.parametrize(name, step_params(kind, marks_for))

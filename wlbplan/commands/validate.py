@@ -6,9 +6,6 @@ from pathlib import Path
 
 import click
 
-from wlbplan.render.diagnostics import render_json, render_text
-from wlbplan.spec import load_spec_with_diagnostics, schema_text
-
 EXIT_OK = 0
 EXIT_INVALID = 1
 
@@ -29,6 +26,9 @@ def validate(spec: Path, output_format: str) -> int:
     Prints each problem as FILE:LINE:COL: error|warning: PATH: message. Exit 0 when
     SPEC is valid (warnings allowed), 1 when it has errors.
     """
+    from wlbplan.render.diagnostics import render_json, render_text
+    from wlbplan.spec import load_spec_with_diagnostics
+
     # A missing file is reported like any other diagnostic, so --format json always
     # gives a document a CI job can parse.
     loaded, diagnostics = load_spec_with_diagnostics(spec)
@@ -44,5 +44,7 @@ def schema() -> int:
     yaml-language-server and VS Code pick it up from a first line like
     `# yaml-language-server: $schema=PATH`.
     """
+    from wlbplan.spec import schema_text
+
     click.echo(schema_text(), nl=False)
     return EXIT_OK

@@ -17,6 +17,16 @@ from wlbplan.observed import ApplianceFacts, CertFile, KeyFile, Served
 from wlbplan.steps.appliance import pending_csr, pending_key
 
 HANDSHAKE_TIMEOUT = "10"
+# Print only complete certificate blocks: a block is held back until its END line, and
+# any other "-----" line (a key's BEGIN, say) drops it. So no key can leave the appliance,
+# not even after a certificate whose END line is missing.
+_CERT_BLOCKS = (
+    r'/^-----BEGIN (X509 )?CERTIFICATE-----\r?$/ { b = $0 "\n"; inb = 1; next } '
+    r'inb && /^-----END (X509 )?CERTIFICATE-----\r?$/ '
+    r'{ printf "%s%s\n", b, $0; inb = 0; next } '
+    r'inb && /^-----/ { inb = 0; b = ""; next } '
+    r'inb { b = b $0 "\n" }'
+)
 BACKUP_SUFFIX = "_orig"
 
 
@@ -29,7 +39,9 @@ def script(target: Target) -> str:
         served += ["-servername", wlb.address]
     return build(
         [
-            fact("cert", "cat", "--", cert),
+            # Only certificate blocks leave the appliance, even when server.pem also
+            # holds the private key (a layout stunnel accepts).
+            fact("cert", "awk", _CERT_BLOCKS, cert),
             fact("key.stat", "stat", "-c", "%a %U %G", "--", key),
             fact("key.public", "openssl", "pkey", "-in", key, "-pubout", "-passin", "pass:"),
             fact("backups", Raw("_glob"), Raw(_glob_prefix(cert)), Raw(_glob_prefix(key))),
@@ -121,13 +133,13 @@ def _public_key(raw: RawFact | None) -> tuple[str | None, str | None]:
 def parse_served(raw: RawFact | None) -> Served:
     if raw is None:
         return Served(error="not inspected")
+    if "-----BEGIN CERTIFICATE-----" not in raw.output:
+        return Served(error=_handshake_problem(raw))
     try:
         chain = tuple(_pem(c) for c in certs.parse_pem_bundle(raw.output.encode()))
     except VerifyError as err:
         return Served(error=str(err))
-    if chain:
-        return Served(chain=chain)
-    return Served(error=_handshake_problem(raw))
+    return Served(chain=chain)
 
 
 def _handshake_problem(raw: RawFact) -> str:

@@ -30,6 +30,8 @@ def script(target: Target) -> str:
              "param-key=xapi"),
         fact("hosts", xe, "host-list", "--minimal"),
         fact("certs", xe, "pool-certificate-list", "--minimal"),
+        # Globbing off: the names are split on commas only, never expanded.
+        "set -f",
         "for _c in $(printf '%s' \"$_o\" | tr ',' ' '); do",
         f"  case $_c in {_UNSAFE_NAME}) continue;; esac",
         "  " + fact(Raw('"ca:$_c"'), "cat", "--", Raw(sh(certs_dir) + '"$_c"')),

@@ -17,10 +17,12 @@ from wlbplan.connectors.base import Part, Raw, sh
 MARK = "@wlbplan"
 
 # _f NAME CMD...: run CMD with stdin closed, keep its output in $_o, report it and $?.
+# Each line ends with " ." so that a line cut short (a dropped connection) is never taken
+# for a complete one.
 # _glob PATTERN...: print the paths that exist (a pattern that matches nothing prints nothing).
 PREAMBLE = (
     "_f() { _n=$1; shift; _o=$(\"$@\" 2>&1 </dev/null); _rc=$?; "
-    "printf '" + MARK + " %s %s\\n' \"$_n\" "
+    "printf '" + MARK + " %s %s .\\n' \"$_n\" "
     "\"$(printf '%s\\n%s' \"$_o\" \"$_rc\" | base64 | tr -d '\\n')\"; }\n"
     "_glob() { for _g in \"$@\"; do [ -e \"$_g\" ] && printf '%s\\n' \"$_g\"; done; return 0; }\n"
 )
@@ -48,6 +50,10 @@ class RawFact:
         return f"{text} (exit {self.exit_code})"
 
 
+_NAME = re.compile(r"[A-Za-z0-9_.:-]+", re.ASCII)
+_STATUS = re.compile(r"[0-9]{1,3}", re.ASCII)
+
+
 def build(lines: list[str]) -> str:
     return PREAMBLE + "\n".join(lines) + "\n"
 
@@ -63,14 +69,14 @@ def parse(text: str) -> dict[str, RawFact]:
 
 
 def _parse_line(line: str) -> tuple[str, RawFact] | None:
-    pieces = line.strip().split(" ")
-    if len(pieces) != 3 or pieces[0] != MARK:
+    pieces = line.rstrip("\r\n").split(" ")
+    if len(pieces) != 4 or pieces[0] != MARK or pieces[3] != "." or not _NAME.fullmatch(pieces[1]):
         return None
     try:
         payload = base64.b64decode(pieces[2], validate=True).decode("utf-8", "replace")
     except (binascii.Error, ValueError):
         return None
-    output, _, status = payload.rpartition("\n")
-    if not status.strip().isdigit():
+    output, newline, status = payload.rpartition("\n")
+    if not newline or not _STATUS.fullmatch(status):
         return None
     return pieces[1], RawFact(output=output, exit_code=int(status))

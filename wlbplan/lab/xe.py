@@ -599,7 +599,7 @@ WLB_CURVE = "secp384r1"
 PRE_VERIFICATION = "Pre-verification error: "
 SUBJECT_CHECKS_FAILED = "Subject checks failed"
 NOT_LOCAL = "Certificate not found in local repository"
-# X509_CHECK_FLAG-less X509_check_host (stunnel passes flags 0): host names are ASCII.
+# What a wildcard may stand for in X509_check_host (v3_utl.c): letters, digits, hyphen.
 _LDH = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 # check_purpose_ssl_server: an extendedKeyUsage must name serverAuth or server gated crypto.
 _SERVER_EKUS = frozenset({"1.3.6.1.5.5.7.3.1", "2.16.840.1.113730.4.1", "1.3.6.1.4.1.311.10.3.3"})
@@ -683,9 +683,10 @@ def _handshake(state: State, bundle: Path, host: str, sock: socket.socket) -> No
         message = PRE_VERIFICATION + (err.verify_message or str(err))
         raise server_error("SSL_VERIFY_ERROR", message) from None
     except (ssl.SSLError, OSError):
-        # A failed handshake (no shared cipher, an EC-keyed WLB: `sslv3 alert handshake
-        # failure`) or a reset leaves no `certificate verify failed` in stunnel's log, so
-        # xapi sees the connection drop: workload_balancing.ml maps it to Connection_reset.
+        # A failed handshake (no shared cipher with an EC-keyed WLB: `sslv3 alert handshake
+        # failure`) or a reset: stunnel logs no `certificate verify failed`, the only line
+        # xapi turns into SSL_VERIFY_ERROR (stunnel_log_scanner.ml); the connection just
+        # drops, which workload_balancing.ml reports as WLB_CONNECTION_RESET.
         raise server_error("WLB_CONNECTION_RESET") from None
     finally:
         sock.close()
