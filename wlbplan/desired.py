@@ -127,19 +127,33 @@ def _ca_signed(target: Target, observed: Observed) -> Desired:
     # The spec loader guarantees both for ca-signed with a signed certificate.
     assert spec.signed is not None
     assert spec.root is not None
-    leaf = _read_one(spec.signed, "signed")
-    others = [_read_one(path, "intermediate") for path in spec.intermediates]
-    root = _read_one(spec.root, "root")
+    # A "full chain" signed file is common: its first certificate is the leaf, the rest
+    # join the intermediates.
+    leaf, *bundled = _read_all(spec.signed, "signed")
+    given = [c for path in spec.intermediates for c in _read_all(path, "intermediate")]
+    others = [*bundled, *given]
+    root = _read_all(spec.root, "root")[0]
     ordered = certs.order_chain(leaf, [*others, root])
     if not ordered.complete:
         raise VerifyError(f"{target.name}: {ordered.problem}")
+    if ordered.certs[-1] != root:
+        top = ordered.certs[-1].subject.rfc4514_string()
+        raise VerifyError(
+            f"{target.name}: the chain of {spec.signed} ends at '{top}', not at the root given "
+            f"in certificate.root ({spec.root}: '{root.subject.rfc4514_string()}'); set "
+            "root to the CA that really issued the chain"
+        )
     chain = tuple(_pem(c) for c in ordered.certs)
     trust = [Anchor("root", certs.fingerprint(root), _pem(root))]
     trust += [Anchor("intermediate", certs.fingerprint(c), _pem(c)) for c in ordered.certs[1:-1]]
     if not observed.pool.chain_verification:
         trust.append(Anchor("leaf", certs.fingerprint(leaf), _pem(leaf)))
-    notes = ("intermediates were given out of order; wlbplan serves them leaf → root",) \
+    notes: tuple[str, ...] = (
+        ("intermediates were given out of order; wlbplan serves them leaf → root",)
         if ordered.reordered else ()
+    )
+    notes += tuple(f"{c.subject.rfc4514_string()} is not part of the chain and is not served"
+                   for c in ordered.unused)
     return Desired(target=target.name, stage="install", chain=chain, trust=tuple(trust),
                    verify=target.verify, notes=notes,
                    key_source=_key_source(target, observed, leaf, chain))
@@ -164,16 +178,15 @@ def _key_source(target: Target, observed: Observed, leaf: x509.Certificate,
     )
 
 
-def _read_one(path: Path, what: str) -> x509.Certificate:
+def _read_all(path: Path, what: str) -> list[x509.Certificate]:
     try:
         data = path.read_bytes()
     except OSError as err:
         raise VerifyError(f"cannot read the {what} certificate {path}: {err.strerror}") from None
     try:
-        found = certs.parse_pem_bundle(data)
+        return certs.parse_pem_bundle(data)
     except VerifyError as err:
         raise VerifyError(f"{path}: {err}") from None
-    return found[0]
 
 
 def _load(pem: str) -> x509.Certificate:

@@ -136,7 +136,16 @@ def _wanted_pending(pending: Pending) -> dict[str, Any]:
 def _views(desired: Desired, observed: Observed) -> tuple[dict[str, Any], dict[str, Any]]:
     have = observed_trust(observed)
     needed = {a.fingerprint for a in desired.trust}
-    want = {name: fp for name, fp in have.items() if not managed(name) or fp in needed}
+    names = {a.install_name for a in desired.trust}
+    # A wlbplan entry stays when it is needed (by fingerprint, or by its name, which
+    # carries the fingerprint: an unreadable one is not removed and put back). The request
+    # stage changes no trust at all: the appliance still serves what the pool trusts.
+    keep_all = desired.pending is not None
+    want = {name: fp for name, fp in have.items()
+            if keep_all or not managed(name) or fp in needed or name in names}
+    for anchor in desired.trust:
+        if want.get(anchor.install_name) == "unreadable":
+            want[anchor.install_name] = anchor.fingerprint  # reinstall what cannot be read
     present = set(want.values())
     for anchor in desired.trust:
         if anchor.fingerprint not in present:
@@ -151,11 +160,15 @@ def _views(desired: Desired, observed: Observed) -> tuple[dict[str, Any], dict[s
         "pool": {"trust": want, "wlb-verify-cert": desired.verify},
     }
     if desired.pending is not None:
+        wanted = _wanted_pending(desired.pending)
         seen = pending_view(observed)
         if desired.pending.replace:
             seen = {"key": None, "csr": None}  # --replace: as if there were none
+        elif seen["key"] != wanted["key"] and seen["csr"] is not None:
+            # A new key makes a new CSR, whatever the old one says.
+            seen["csr"] = {**seen["csr"], "matches_key": False}
         before["appliance"].update(seen)
-        after["appliance"].update(_wanted_pending(desired.pending))
+        after["appliance"].update(wanted)
     return before, after
 
 
@@ -176,7 +189,7 @@ _ORDER = ("appliance.pending_key", "appliance.csr", "pool.trust+", "appliance.ch
 
 def _order(change: Change) -> int:
     head = change.path.split("[", 1)[0]
-    if head == "pool.trust":
+    if head == "pool.trust":  # creating and repairing first, removing last
         head += "-" if change.action == "delete" else "+"
     return _ORDER.index(head)
 
@@ -224,6 +237,11 @@ def _trust_change(kind: str, name: str, desired: Desired, observed: Observed) ->
         anchor = next(a for a in desired.trust if a.install_name == name)
         summary = {"name": name, "role": anchor.role, **cert_summary(anchor.pem)}
         return Change(f"pool.trust[{name}]", "create", None, summary, _trust_reason(anchor))
+    if kind == "values_changed":
+        anchor = next(a for a in desired.trust if a.install_name == name)
+        summary = {"name": name, "role": anchor.role, **cert_summary(anchor.pem)}
+        return Change(f"pool.trust[{name}]", "update", {"name": name}, summary,
+                      "the coordinator's copy cannot be read as a certificate: reinstall it")
     item = next(t for t in observed.pool.trusted if t.name == name)
     summary = {"name": name, **(cert_summary(item.pem) if item.pem else {})}
     return Change(f"pool.trust[{name}]", "delete", summary, None,

@@ -120,7 +120,7 @@ def _csr_saved(path: Path, pending: str | None) -> bool:
 
 def _steps(spec: Spec, target: Target, observed: Observed, desired: Desired,
            changes: tuple[Change, ...], stamp: dt.datetime) -> list[Step]:
-    installs = [c for c in changes if c.path.startswith("pool.trust") and c.action == "create"]
+    installs = [c for c in changes if c.path.startswith("pool.trust") and c.action != "delete"]
     removals = [c for c in changes if c.path.startswith("pool.trust") and c.action == "delete"]
     chain_changes = any(c.path == "appliance.chain" for c in changes)
     verify_changes = any(c.path == "pool.wlb-verify-cert" for c in changes)
@@ -131,6 +131,8 @@ def _steps(spec: Spec, target: Target, observed: Observed, desired: Desired,
     for change in installs:
         name = change.after["name"]
         anchor = next(a for a in desired.trust if a.install_name == name)
+        if change.action == "update":  # unreadable on the coordinator: remove, then install
+            steps.append(pool_steps.uninstall_ca(target, name, None, None))
         steps.append(pool_steps.install_ca(target, anchor))
     if installs:
         steps.append(pool_steps.certificate_sync(target))

@@ -259,7 +259,7 @@ def request_section(folder: Path, target: str = TARGET, **changes: Any) -> dict[
 
 
 def ca_certificate(ca: LabCA, folder: Path, *, target: str = TARGET, signer: bool = True,
-                   signed: Path | None | bool = True, intermediates: Sequence[Path] | None = None,
+                   signed: Path | bool | None = True, intermediates: Sequence[Path] | None = None,
                    request: dict[str, Any] | None = None) -> dict[str, Any]:
     """A spec's ``certificate`` section for the CA-signed path (the brief's shape).
 
@@ -402,10 +402,15 @@ def spki(item: x509.Certificate | Any) -> bytes:
                                   serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
-def plan_json(spec: Path, *args: str, target: str = TARGET) -> dict[str, Any]:
-    """``wlbplan plan --format json`` for one target; asserts it succeeded."""
-    result = wlbplan("plan", spec, "--format", "json", "--target", target, *args)
-    assert result.returncode == 0, said(result)
+def plan_json(spec: Path, *args: str, target: str = TARGET,
+              changes: bool | None = None) -> dict[str, Any]:
+    """``wlbplan plan --format json`` for one target; asserts it succeeded.
+
+    ``changes``: also ``--detailed-exitcode``, and assert it said so (exit 2) or not (0).
+    """
+    extra = ("--detailed-exitcode",) if changes is not None else ()
+    result = wlbplan("plan", spec, "--format", "json", "--target", target, *extra, *args)
+    assert result.returncode == (2 if changes else 0), said(result)
     no_key_material(result.stdout, result.stderr)
     document: dict[str, Any] = json.loads(result.stdout)
     return document["targets"][0]
