@@ -452,8 +452,7 @@ def prepare_rotation(lab: control.Lab, folder: Path, *, foreign: bool = True) ->
     out = folder / "out"
     out.mkdir(exist_ok=True)
     journals = folder / "setup-journals"
-    # A foreign CA beside wlbplan's (and it keeps DeepDiff from seeing the whole trust
-    # set replaced, which wlbplan.diff cannot plan: see test_rotation_without_foreign_ca).
+    # Someone else's CA beside wlbplan's: it must survive the rotation and its rollbacks.
     if foreign:
         install_foreign_ca(lab, out, "corp-root.pem")
     done = run_apply(plan_now(lab.spec_path), journals)
@@ -476,7 +475,8 @@ def prepare_rotation(lab: control.Lab, folder: Path, *, foreign: bool = True) ->
 def no_key_material(*texts: str) -> None:
     for text in texts:
         assert "PRIVATE" not in text
-        assert "BEGIN RSA" not in text and "BEGIN EC" not in text
+        assert "BEGIN RSA" not in text
+        assert "BEGIN EC" not in text
 
 
 def archived_journal(journals: Path, target: str = TARGET) -> list[dict[str, Any]]:

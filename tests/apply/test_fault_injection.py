@@ -191,7 +191,7 @@ def test_crashed_journal_blocks_the_next_apply_until_rollback(lab: control.Lab,
                            "apply", spec, "--auto-approve")
     assert finish(proc)[0] == -signal.SIGKILL
     crashed = snapshot(lab)
-    for args in (("--auto-approve",), ("--auto-approve", "--format", "json"), ()):
+    for args in (("--auto-approve",), ("--auto-approve", "--format", "json")):
         blocked = wlbplan("apply", spec, *args)
         assert blocked.returncode == 1, blocked.stdout + blocked.stderr
         assert f"wlbplan rollback SPEC --target {TARGET}" in blocked.stderr
@@ -269,7 +269,8 @@ class Rotation:
             self.lab = None
 
     def ready(self) -> Rotation:
-        assert self.lab is not None and self.was is not None
+        assert self.lab is not None
+        assert self.was is not None
         intact = (not snapshot_diff(self.was.files, snapshot(self.lab))
                   and verify_flag(self.lab) == self.was.flag
                   and ca_names(self.lab) == self.was.cas
@@ -303,7 +304,9 @@ def test_rotation_failure_at_every_step_rolls_back(rotation: Rotation, rotation_
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Step k did its work, then failed (the answer was lost): the hardest undo. A step
     journaled but never run is the SIGKILL test below."""
-    assert rotation.lab is not None and rotation.spec is not None and rotation.was is not None
+    assert rotation.lab is not None
+    assert rotation.spec is not None
+    assert rotation.was is not None
     planned = plan_now(rotation.spec)
     assert 1 <= rotation_step <= len(planned.plan.steps)
     journals = tmp_path / "state"
@@ -319,7 +322,9 @@ def test_rotation_failure_at_every_step_rolls_back(rotation: Rotation, rotation_
 def test_rotation_sigkill_at_every_step_then_rollback(rotation: Rotation, rotation_step: int,
                                                       children: Children,
                                                       tmp_path: Path) -> None:
-    assert rotation.lab is not None and rotation.spec is not None and rotation.was is not None
+    assert rotation.lab is not None
+    assert rotation.spec is not None
+    assert rotation.was is not None
     journals = tmp_path / "state"
     spec = str(rotation.spec)
     proc = children.hooked({"on": "apply_start", "step": rotation_step, "do": "sigkill"},
@@ -339,7 +344,9 @@ def test_rotation_restart_fault_leaves_incomplete_rollback_then_rollback_finishe
     """stunnel will not restart (lab fault): the apply fails at the restart, and so does
     the restart's own undo. The run says INCOMPLETE, keeps its journal and lock; once the
     cause is fixed, `wlbplan rollback` finishes the job."""
-    assert rotation.lab is not None and rotation.spec is not None and rotation.was is not None
+    assert rotation.lab is not None
+    assert rotation.spec is not None
+    assert rotation.was is not None
     lab, spec, journals = rotation.lab, str(rotation.spec), tmp_path / "state"
     fault = layout(lab).faults_dir / "restart-fails"
     faults.inject(lab.dir, "restart-fails")
@@ -362,7 +369,8 @@ def test_rotation_applies_keeping_backups_and_foreign_trust(rotation: Rotation,
                                                             tmp_path: Path) -> None:
     """The happy path of the same plan, from a saved plan (no prompt). Last in the module:
     it leaves the lab rotated."""
-    assert rotation.lab is not None and rotation.spec is not None
+    assert rotation.lab is not None
+    assert rotation.spec is not None
     lab, where = rotation.lab, layout(rotation.lab)
     old_cert, old_key = where.cert.read_bytes(), where.key.read_bytes()
     cert_mode, key_mode = where.cert.stat().st_mode & 0o777, where.key.stat().st_mode & 0o777

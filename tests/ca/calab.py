@@ -21,6 +21,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,9 +280,12 @@ def ca_certificate(ca: LabCA, folder: Path, *, target: str = TARGET, signer: boo
 
 
 def write_spec(lab: control.Lab, path: Path, certificate: dict[str, Any],
-               target: str = TARGET, **wlb: Any) -> Path:
+               target: str = TARGET, policy: dict[str, Any] | None = None,
+               **wlb: Any) -> Path:
     """The lab's own spec with ``target``'s certificate section (and wlb fields) replaced."""
     data = yaml.safe_load(lab.spec_path.read_text())
+    if policy is not None:
+        data["policy"] = policy
     for item in data["targets"]:
         if item["name"] == target:
             item["certificate"] = certificate
@@ -386,8 +390,6 @@ def served_chain(lab: control.Lab, target: str = TARGET,
         if "BEGIN CERTIFICATE" in result.stdout:
             return x509.load_pem_x509_certificates(result.stdout.encode())
         last = result.stderr
-        import time
-
         time.sleep(0.1)
     raise AssertionError(f"stunnel on port {port} serves nothing: {last[-300:]}")
 

@@ -16,6 +16,7 @@ import pytest
 from calab import (
     FQDN,
     LabCA,
+    bundles,
     ca_certificate,
     host_trust,
     layout,
@@ -121,6 +122,9 @@ def assert_serves_ca_chain(lab: control.Lab, ca: LabCA, leaf: x509.Certificate) 
             held = [x509.load_pem_x509_certificate(data) for name, data in files.items()
                     if name.startswith(prefix)]
             assert held == [cert], f"{host}: {prefix}* is {held}"
+    for host, bundle in bundles(lab).items():
+        for cert in wanted.values():
+            assert cert in bundle, f"{host}'s bundle lacks {cert.subject.rfc4514_string()}"
     assert verify_flag(lab) == "true"
     xe(lab, "pool-retrieve-wlb-configuration")
 

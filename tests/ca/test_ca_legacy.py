@@ -85,6 +85,10 @@ def test_legacy_xapi_trusts_the_leaf_and_rotates_it(tmp_path: Path, ca: LabCA) -
 
         # Rotation: a new key and certificate; the old leaf's trust goes once the new works.
         (tmp_path / "pool1.pem").unlink()
+        request = plan_json(spec)
+        assert request["stage"] == "request"
+        # The leaf served until the install stage stays trusted meanwhile.
+        assert [p for p, a in change_paths(request).items() if a == "delete"] == []
         _apply(spec)
         new_leaf = load_cert(tmp_path / "pool1.pem")
         rotation = plan_json(spec)

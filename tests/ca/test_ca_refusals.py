@@ -36,6 +36,7 @@ sha1                      policy       OK (same; ``-auth_level 1`` would refuse 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,8 +49,10 @@ from calab import (
     Oracle,
     ca_certificate,
     csr_public_key,
+    issue,
     layout,
     load_cert,
+    load_key,
     must,
     now,
     openssl,
@@ -135,8 +138,6 @@ def _leaf(eve: Eve, folder: Path, **kw: object) -> Path:
 
 
 def _issue(out: Path, key: object, issuer: Path, issuer_key: Path, **kw: object) -> Path:
-    from calab import issue
-
     return issue(out, key, issuer=issuer, issuer_key=issuer_key, **kw)  # type: ignore[arg-type]
 
 
@@ -147,8 +148,6 @@ def _new_key(path: Path, bits: int = 2048) -> Path:
 
 
 def _public(path: Path) -> object:
-    from calab import load_key
-
     return load_key(path).public_key()
 
 
@@ -237,11 +236,14 @@ def _names_intermediate(eve: Eve, made: Made) -> Path:
     return made.intermediates[0]
 
 
-NAMES_NO_FILE = pytest.mark.xfail(strict=True, reason=(
-    "the refusal does not name the file: wlbplan/gate.py check() words a pool-acceptance "
-    "refusal as '<target>: once this plan is applied the pool would refuse WLB at <host> "
-    "(...)' and wlbplan/desired.py _ca_signed() an incomplete chain as '<target>: no "
-    "certificate in the chain is the issuer ...', neither with the spec's signed path"))
+CHAIN_PROBLEM_NAMES_NO_FILE = pytest.mark.xfail(strict=True, reason=(
+    "wlbplan/desired.py _ca_signed() words an incomplete chain as '<target>: no certificate "
+    "in the chain is the issuer <CA> of <leaf>': it names the missing CA but not the file "
+    "(certificate.signed / intermediates) it looked in"))
+POOL_REFUSAL_NAMES_NO_FILE = pytest.mark.xfail(strict=True, reason=(
+    "wlbplan/gate.py check() words a pool-acceptance refusal as '<target>: once this plan "
+    "is applied the pool would refuse WLB at <host> (refused: hostname mismatch ...)': the "
+    "certificate is named neither by its file (certificate.signed) nor by its subject"))
 NAMES_SIGNED_NOT_INTERMEDIATE = pytest.mark.xfail(strict=True, reason=(
     "wlbplan/gate.py check() prefixes every policy finding with the signed file, even when "
     "the finding is about an intermediate: the expired intermediate is named by subject "
@@ -253,9 +255,9 @@ CASES = [
     Case("name-only-in-san", name_only_in_san, None),
     Case("name-only-in-cn", name_only_in_cn, None, ("WLB-CERT-NO-SAN",)),
     Case("missing-intermediate", missing_intermediate, "pool",
-         ("CN=Lab Issuing CA,O=Lab",), marks=(NAMES_NO_FILE,)),
+         ("CN=Lab Issuing CA,O=Lab",), marks=(CHAIN_PROBLEM_NAMES_NO_FILE,)),
     Case("cn-mismatch", cn_mismatch, "pool", (FQDN, "hostname mismatch"),
-         marks=(NAMES_NO_FILE,)),
+         marks=(POOL_REFUSAL_NAMES_NO_FILE,)),
     Case("expired-leaf", expired_leaf, "pool", ("expired",)),
     Case("expired-intermediate", expired_intermediate, "pool",
          ("expired", "Lab Old Intermediate CA"), culprit=_names_intermediate,
@@ -295,7 +297,8 @@ def _refusal_kind(message: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def outcomes(eve: Eve) -> dict[str, Outcome]:
+def outcomes() -> dict[str, Outcome]:
+    """Each case is planned once; its three tests judge the same outcome."""
     return {}
 
 
@@ -324,8 +327,6 @@ def _plan_case(eve: Eve, case: Case, outcomes: dict[str, Outcome]) -> Outcome:
             shutil.copy2(saved, eve.pending_key)
     notes: list[str] = []
     if result.returncode == 2:
-        import json
-
         notes = json.loads(result.stdout)["targets"][0]["notes"]
     oracle = openssl_verify(eve.ca.root, made.intermediates, made.signed)
     outcome = Outcome(made, result.returncode, result.stdout + result.stderr, notes, oracle,
@@ -341,7 +342,6 @@ def _params(cases: list[Case], with_marks: bool = False) -> list[object]:
 @pytest.mark.parametrize("case", _params(CASES))
 def test_plan_verdict(eve: Eve, outcomes: dict[str, Outcome], case: Case) -> None:
     got = _plan_case(eve, case, outcomes)
-    print("\n=====", case.id, got.exit_code, got.oracle, "\n", got.message[-900:] if got.exit_code == 1 else got.notes)
     assert got.changed == [], "planning changed the lab:\n" + "\n".join(got.changed)
     assert "PRIVATE" not in got.message
     if case.reason is None:
@@ -383,10 +383,16 @@ def test_refusal_names_the_file(eve: Eve, outcomes: dict[str, Outcome], case: Ca
 # ---- a pool that reaches WLB by IP address -------------------------------------------
 
 
-def test_ip_addressed_pool_is_refused_and_told_why(eve: Eve) -> None:
-    """``wlb.address`` an IP literal, CN = the FQDN, the IP as an ``IP:`` SAN (the seed's
-    advice). xapi's checkHost is X509_check_host: it never consults IP SANs, so the pool
-    would refuse; the gate refuses and must say that the IP SAN does not help."""
+@dataclass(frozen=True)
+class ByIp:
+    spec: Path
+    signed: Path
+
+
+@pytest.fixture(scope="module")
+def by_ip(eve: Eve) -> ByIp:
+    """pool2 reached by IP (``lab fault by-ip``), ``wlb.address`` an IP literal, and a
+    certificate with CN = the FQDN and the IP as an ``IP:`` SAN (the seed's advice)."""
     lab, folder = eve.lab, eve.folder / "by-ip"
     folder.mkdir()
     fqdn = lab.target("pool2").fqdn
@@ -400,29 +406,34 @@ def test_ip_addressed_pool_is_refused_and_told_why(eve: Eve) -> None:
     done = wlbplan("apply", spec, "--auto-approve", "--target", "pool2")
     assert done.returncode == 0, said(done)
     signed = eve.ca.sign_csr(folder / "pool2.csr", folder / "pool2.pem")
-    assert x509.IPAddress.__name__  # the SAN really carries the IP:
     san = load_cert(signed).extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert [str(a) for a in san.value.get_values_for_type(x509.IPAddress)] == [IP]
     spec = write_spec(lab, folder / "install.yaml", ca_certificate(
         eve.ca, folder, target="pool2", signer=False, signed=signed, request=request),
         target="pool2", address=IP)
+    return ByIp(spec, signed)
 
-    before = snapshot(lab, "pool2")
-    result = wlbplan("plan", spec, "--target", "pool2")
-    assert snapshot_diff(before, snapshot(lab, "pool2")) == []
+
+def test_ip_addressed_pool_is_refused(eve: Eve, by_ip: ByIp) -> None:
+    """xapi's checkHost is X509_check_host: it never consults IP SANs, so the pool would
+    refuse this certificate at 127.0.0.1, and the gate refuses the plan."""
+    before = eve.snapshot_all()
+    result = wlbplan("plan", by_ip.spec, "--target", "pool2")
+    after = eve.snapshot_all()
+    for name in before:
+        assert snapshot_diff(before[name], after[name]) == []  # type: ignore[arg-type]
     message = result.stdout + result.stderr
-    print("\n===== IP", message, as_pool_dbg := None)
     assert result.returncode == 1, message
-    # The oracle: checkHost is X509_check_host(IP) → a name check, which fails; the same
-    # certificate passes a client that matches IP SANs (-verify_ip).
-    as_pool = openssl_verify(eve.ca.root, [eve.ca.int], signed, IP)
+    # The oracle: X509_check_host("127.0.0.1") is a name check, and fails; the very same
+    # certificate passes a client that matches IP SANs (openssl verify -verify_ip).
+    as_pool = openssl_verify(eve.ca.root, [eve.ca.int], by_ip.signed, IP)
     assert not as_pool.ok
     assert "hostname mismatch" in as_pool.output
-    as_ip = openssl(*_verify_ip_args(eve, signed))
+    as_ip = openssl(*_verify_ip_args(eve, by_ip.signed))
     assert as_ip.returncode == 0, as_ip.stdout + as_ip.stderr
-    assert IP in message
+    assert f"would refuse WLB at {IP}" in message
     assert "hostname mismatch" in message
-    assert "by host name" in message or "FQDN" in message, message
+    assert "connect by host name, not IP" in message, message
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -430,16 +441,13 @@ def test_ip_addressed_pool_is_refused_and_told_why(eve: Eve) -> None:
     "certificate carries IP:127.0.0.1; it should say that xapi's checkHost "
     "(X509_check_host) never consults IP SANs, so only reconnecting the pool by FQDN "
     "(pool-initialize-wlb with the host name) works"))
-def test_ip_refusal_explains_that_ip_sans_are_ignored(eve: Eve) -> None:
-    folder = eve.folder / "by-ip"
-    if not (folder / "install.yaml").exists():
-        pytest.skip("needs test_ip_addressed_pool_is_refused_and_told_why first")
-    result = wlbplan("plan", folder / "install.yaml", "--target", "pool2")
+def test_ip_refusal_explains_that_ip_sans_are_ignored(by_ip: ByIp) -> None:
+    result = wlbplan("plan", by_ip.spec, "--target", "pool2")
     message = (result.stdout + result.stderr).lower()
     assert result.returncode == 1
+    assert "does not name" not in message, message
     assert "ip san" in message or "subjectaltname" in message or "checkhost" in message, \
         message
-    assert "does not name" not in message, message
 
 
 def _verify_ip_args(eve: Eve, leaf: Path) -> list[str]:
@@ -447,7 +455,7 @@ def _verify_ip_args(eve: Eve, leaf: Path) -> list[str]:
             "-verify_ip", IP, "-purpose", "sslserver", str(leaf)]
 
 
-def test_accepted_cases_plan_the_install(eve: Eve) -> None:
+def test_good_chain_plans_every_install_step(eve: Eve) -> None:
     """The control: the good chain plans every install step (the refusals are not the lab's
     doing)."""
     folder = eve.folder / "control"

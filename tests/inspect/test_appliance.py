@@ -266,32 +266,72 @@ def test_backups_listing() -> None:
     assert appliance.parse_lines(None) == ()
 
 
+def _x509(pem: str) -> str:
+    """The same certificate under the old ``X509 CERTIFICATE`` label."""
+    return pem.replace("CERTIFICATE-----", "X509 CERTIFICATE-----")
+
+
+def _no_end(pem: str) -> str:
+    """A certificate block whose END line is missing (truncated or hand-edited)."""
+    return "".join(ln for ln in pem.splitlines(keepends=True) if not ln.startswith("-----END"))
+
+
+def _no_begin(pem: str) -> str:
+    """A certificate block whose BEGIN line is missing."""
+    return "".join(ln for ln in pem.splitlines(keepends=True)
+                   if not ln.startswith("-----BEGIN"))
+
+
 # server.pem layouts holding the private key too (stunnel accepts key and certificate in
-# one file): (the file's text from cert PEM and key PEM, the chain inspect should see).
-KEY_IN_CERT_FILE: dict[str, tuple[Callable[[str, str], str], tuple[str, ...] | None]] = {
+# one file): (the file's text from cert PEM and key PEM, the chain inspect should see;
+# () when no complete certificate is left).
+KEY_IN_CERT_FILE: dict[str, tuple[Callable[[str, str], str], tuple[str, ...]]] = {
     "key then cert": (lambda c, k: k + c, (f"CN={FQDN}",)),
     "cert then key": (lambda c, k: c + k, (f"CN={FQDN}",)),
     "key between two certs": (lambda c, k: c + k + c, (f"CN={FQDN}", f"CN={FQDN}")),
     "CRLF line ends": (lambda c, k: (k + c).replace("\n", "\r\n"), (f"CN={FQDN}",)),
-    "cert missing its END line, then key": (
-        lambda c, k: c.replace("-----END CERTIFICATE-----\n", "") + k, None),
+    # The sed range the 'cert' fact used to print stayed open to the end of the file when
+    # a certificate lost its END line, and sent the key after it back in the output.
+    "cert missing its END line, then key": (lambda c, k: _no_end(c) + k, ()),
+    "X509 CERTIFICATE label, key after": (lambda c, k: _x509(c) + k, (f"CN={FQDN}",)),
+    "X509 CERTIFICATE missing its END line, then key": (lambda c, k: _no_end(_x509(c)) + k, ()),
+    "key, then cert missing its END line": (lambda c, k: k + _no_end(c), ()),
+    "cert, cert missing its END line, key, cert": (
+        lambda c, k: c + _no_end(c) + k + c, (f"CN={FQDN}", f"CN={FQDN}")),
+    "key with CRLF after cert missing its END line": (
+        lambda c, k: (_no_end(c) + k).replace("\n", "\r\n"), ()),
+    # An END line after the key would close a block that ran on through the key.
+    "cert missing its END line, key, cert missing its BEGIN line": (
+        lambda c, k: _no_end(c) + k + _no_begin(c), ()),
 }
-SED_RANGE_BUG = (
-    "BUG wlbplan/inspect/appliance.py script(): the 'cert' fact prints the sed range "
-    "/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/; a certificate block whose "
-    "END line is missing (a truncated or hand-edited server.pem) leaves the range open to "
-    "the end of the file, so a private key after it is sent back in the script output"
-)
 
 
-def _key_case(name: str) -> object:
-    if KEY_IN_CERT_FILE[name][1] is None:
-        return pytest.param(name, marks=pytest.mark.xfail(
-            strict=True, raises=AssertionError, reason=SED_RANGE_BUG))
-    return name
+def _run_appliance_script(tmp_path: Path, make_target: Callable[..., Target], server_pem: str,
+                          key_pem: bytes) -> tuple[str, Target]:
+    """The real appliance script run by the local connector on a server.pem in tmp_path:
+    its raw stdout, and the target."""
+    cert = tmp_path / "server.pem"
+    cert.write_bytes(server_pem.encode())
+    key = tmp_path / "server.key"
+    key.write_bytes(key_pem)
+    target = make_target(cert=str(cert), key=str(key), port=1)
+    result = LocalRunner().run(shell_script(appliance.script(target)), timeout=60)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout, target
 
 
-@pytest.mark.parametrize("layout", [_key_case(n) for n in KEY_IN_CERT_FILE])
+def _assert_no_key_material(stdout: str, key_pem: str) -> None:
+    """Neither the raw output nor any fact in it holds the private key (its label or any
+    line of its base64 body)."""
+    outputs = "".join(fact.output for fact in facts.parse(stdout).values())
+    body = [ln for ln in key_pem.splitlines() if ln and not ln.startswith("-----")]
+    assert body
+    for text in (stdout, outputs):
+        assert "PRIVATE KEY" not in text
+        assert not [ln for ln in body if ln in text]
+
+
+@pytest.mark.parametrize("layout", sorted(KEY_IN_CERT_FILE))
 def test_a_private_key_inside_server_pem_is_not_sent_over_the_wire(
     layout: str, tmp_path: Path, make_target: Callable[..., Target]
 ) -> None:
@@ -299,19 +339,35 @@ def test_a_private_key_inside_server_pem_is_not_sent_over_the_wire(
     material in any output); the raw script output is checked, not just the parsed facts."""
     issued = pki.build(FQDN, key=pki.make_key("ec", 256), sans=[FQDN])
     build, chain = KEY_IN_CERT_FILE[layout]
-    cert = tmp_path / "server.pem"
-    cert.write_text(build(issued.cert_pem.decode(), issued.key_pem.decode()))
-    key = tmp_path / "server.key"
-    key.write_bytes(issued.key_pem)
-    target = make_target(cert=str(cert), key=str(key), port=1)
-    result = LocalRunner().run(shell_script(appliance.script(target)), timeout=60)
-    raw = facts.parse(result.stdout)
-    assert "PRIVATE KEY" not in "".join(fact.output for fact in raw.values())
-    got = appliance.parse(raw, target).cert
-    if chain is None:
+    stdout, target = _run_appliance_script(
+        tmp_path, make_target, build(issued.cert_pem.decode(), issued.key_pem.decode()),
+        issued.key_pem)
+    _assert_no_key_material(stdout, issued.key_pem.decode())
+    got = appliance.parse(facts.parse(stdout), target).cert
+    assert got.present
+    assert subjects(got.chain) == chain
+    if not chain:
         assert got.error
-    else:
-        assert subjects(got.chain) == chain
+
+
+def test_the_cert_fact_holds_exactly_the_complete_certificates(
+    tmp_path: Path, make_target: Callable[..., Target]
+) -> None:
+    """server.pem = cert A, cert B missing its END line, a PRIVATE KEY, cert C: the cert
+    fact is A and C, byte for byte, and nothing of B or of the key."""
+    a, b, c = (pki.build(f"{n}.{FQDN}", key=pki.make_key("ec", 256), sans=[f"{n}.{FQDN}"])
+               for n in ("a", "b", "c"))
+    server_pem = (a.cert_pem.decode() + _no_end(b.cert_pem.decode()) + a.key_pem.decode()
+                  + c.cert_pem.decode())
+    stdout, target = _run_appliance_script(tmp_path, make_target, server_pem, a.key_pem)
+    cert = facts.parse(stdout)["cert"]
+    # $(...) drops the trailing newline of what awk printed.
+    assert cert == RawFact((a.cert_pem + c.cert_pem).decode().rstrip("\n"), 0)
+    b_body = [ln for ln in b.cert_pem.decode().splitlines() if not ln.startswith("-----")]
+    assert not [ln for ln in b_body if ln in cert.output]
+    _assert_no_key_material(stdout, a.key_pem.decode())
+    got = appliance.parse(facts.parse(stdout), target).cert
+    assert subjects(got.chain) == (f"CN=a.{FQDN}", f"CN=c.{FQDN}")
 
 
 # ------------------------------------------------------------------------- properties

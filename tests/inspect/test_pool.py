@@ -322,6 +322,33 @@ def test_pool_script_runs_nothing_injected(part: str, tmp_path: Path,
     assert readable == {"a.pem", "ok.pem"}
 
 
+def test_pool_script_does_not_expand_globs_in_ca_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_target: Callable[..., Target]
+) -> None:
+    """Names are split on commas only (set -f): a listed '*.pem' is never expanded into
+    the names of files in the working directory, which would look like safe CA names and
+    be read from the trust store."""
+    target = _nasty_pool(tmp_path, "globs", make_target)
+    xe = Path(target.pool.xe)
+    listed = "a.pem,*.pem,?k.pem,[o]k.pem,ok.pem"
+    script_text, count = re.subn(r"echo '[^'\n]*'", f"echo '{listed}'", FAKE_XE)
+    assert count == 1  # the pool-certificate-list answer
+    xe.write_text(script_text)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    for name in ("zz.pem", "ok.pem"):  # what the globs would match
+        (work / name).write_text("not a certificate")
+    monkeypatch.chdir(work)
+    result = LocalRunner().run(shell_script(pool.script(target)), timeout=60)
+    raw = facts.parse(result.stdout)
+    assert raw["certs"].output == listed
+    # Only the safe names as listed were read: no ca:zz.pem from the working directory.
+    assert sorted(n for n in raw if n.startswith("ca:")) == ["ca:a.pem", "ca:ok.pem"]
+    got = pool.parse(raw, target)
+    assert [t.name for t in got.trusted] == sorted(listed.split(","))
+    assert {t.name for t in got.trusted if t.pem} == {"a.pem", "ok.pem"}
+
+
 def test_pool_script_with_an_absolute_marker_path(tmp_path: Path,
                                                   make_target: Callable[..., Target]) -> None:
     marker = tmp_path / "pwned-abs"

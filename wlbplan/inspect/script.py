@@ -51,7 +51,8 @@ class RawFact:
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.:-]+", re.ASCII)
-_STATUS = re.compile(r"[0-9]{1,3}", re.ASCII)
+# What $? can print: 0..255, no leading zeros.
+_STATUS = re.compile(r"0|[1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5]", re.ASCII)
 
 
 def build(lines: list[str]) -> str:
