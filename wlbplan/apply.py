@@ -143,6 +143,11 @@ def undo_entries(ctx: Context, journal: Journal, entries: list[Entry],
         if entry.undo is None:
             journal.undone(entry.index, True, "nothing to undo")
             continue
+        if failures and entry.undo.get("cleanup"):
+            # Not undone (so a later rollback does it): the backups an unfinished restore
+            # still needs must stay.
+            report(_event("rollback_skipped", name, f"{label}: kept, an undo above failed"))
+            continue
         try:
             actions.undo(ctx, entry.undo)
         except Exception as err:  # keep undoing the rest; this one is reported

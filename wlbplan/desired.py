@@ -135,7 +135,9 @@ def _ca_signed(target: Target, observed: Observed) -> Desired:
     root = _read_all(spec.root, "root")[0]
     ordered = certs.order_chain(leaf, [*others, root])
     if not ordered.complete:
-        raise VerifyError(f"{target.name}: {ordered.problem}")
+        files = ", ".join(str(p) for p in (spec.signed, *spec.intermediates, spec.root))
+        raise VerifyError(f"{target.name}: {ordered.problem} (the chain was built from "
+                          f"{files}); add the missing certificate to certificate.intermediates")
     if ordered.certs[-1] != root:
         top = ordered.certs[-1].subject.rfc4514_string()
         raise VerifyError(

