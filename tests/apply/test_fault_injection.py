@@ -27,7 +27,6 @@ from applylab import (
     TARGET,
     Before,
     Children,
-    StaleServe,
     assert_applied,
     assert_restored,
     before,
@@ -57,13 +56,6 @@ from wlbplan.lab import control, faults, stunnel
 
 pytestmark = pytest.mark.lab
 
-RESTART_ORDER_BUG = (
-    "wlbplan/apply.py undo_entries runs undos strictly LIFO, so the appliance.restart undo "
-    "(actions/appliance.py _undo_restart) restarts stunnel while the new chain and key are "
-    "still in place, and the appliance.install_chain undo (_undo_restore) then puts the old "
-    "files back without restarting: stunnel keeps serving the new CA-signed certificate "
-    "while server.pem says the old one (with verify on, the pool is cut off from WLB)"
-)
 LAST_STEP_SIGNAL_BUG = (
     "wlbplan/apply.py _run_steps checks `cancel` only before each step: a SIGINT/SIGTERM "
     "during the last step lets the apply complete (journal archived as applied) while the "
@@ -73,9 +65,6 @@ LAST_STEP_SIGNAL_BUG = (
 
 def step_marks(test: str, kind: str, index: int, steps: tuple[str, ...]) -> list[Any]:
     """Known bugs, by step (the parameters come from conftest.pytest_generate_tests)."""
-    if kind == "rotation" and "appliance.restart" in steps \
-            and index >= steps.index("appliance.restart") + 1:
-        return [pytest.mark.xfail(strict=True, raises=StaleServe, reason=RESTART_ORDER_BUG)]
     if test == "test_signal_at_every_step_rolls_back" and index == len(steps):
         return [pytest.mark.xfail(strict=True, reason=LAST_STEP_SIGNAL_BUG)]
     return []
