@@ -73,6 +73,7 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
     journal = Journal(state_dir, target.name)
     if journal.exists():
         raise JournalError(journal.leftover_message(target.name))
+    _check_environment(target, plan)
     held = lock.acquire(sessions.pool, target, lock_timeout)
     run = Run(Context(spec, target, sessions), plan, journal, report, cancel)
     try:
@@ -93,6 +94,16 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
     archived = journal.end("applied")
     lock.release(sessions.pool, target, held.id)
     return TargetOutcome(target.name, "applied", done=tuple(run.done), journal=str(archived))
+
+
+def _check_environment(target: Target, plan: TargetPlan) -> None:
+    from wlbplan.actions.pool import check_environment
+
+    for step in plan.steps:
+        missing = check_environment(step)
+        if missing:
+            raise WlbplanError(f"{target.name}: {step.action} needs these environment "
+                               f"variables set before anything is changed: {missing}")
 
 
 def _run_steps(run: Run) -> None:

@@ -9,6 +9,7 @@ stage (a key and CSR made on the appliance).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from wlbplan import certs
 from wlbplan.errors import VerifyError
-from wlbplan.model import CertificateRequest, Target
+from wlbplan.model import CertificateRequest, Target, is_ip_literal
 from wlbplan.observed import Observed
 
 PREFIX = "wlbplan-"
@@ -65,6 +66,13 @@ class Desired:
     pending: Pending | None = None
     key_source: Literal["pending", "live"] = "live"
     """Install stage: which key goes with the new chain (the pending one, or the live one)."""
+    wlb_url: str = ""
+    """The pool's wlb-url once applied (its host part is what xapi checks the name against)."""
+
+    @property
+    def wlb_host(self) -> str:
+        host, _, _ = self.wlb_url.rpartition(":")
+        return host.strip("[]")
 
 
 def managed(name: str) -> bool:
@@ -76,11 +84,31 @@ def desired_state(target: Target, observed: Observed, *, replace: bool = False) 
     """``replace`` makes a new pending key and CSR even if matching ones exist."""
     spec = target.certificate
     if spec.source == "self-signed":
-        return _self_signed(target, observed)
-    awaiting = spec.signed is None or (spec.signer is not None and not spec.signed.exists())
-    if awaiting:
-        return _request(target, observed, replace)
-    return _ca_signed(target, observed)
+        made = _self_signed(target, observed)
+    elif spec.signed is None or (spec.signer is not None and not spec.signed.exists()):
+        return dataclasses.replace(_request(target, observed, replace),
+                                   wlb_url=observed.pool.wlb_url)
+    else:
+        made = _ca_signed(target, observed)
+    return _with_url(target, observed, made)
+
+
+def reaches_by_ip(target: Target, observed: Observed) -> bool:
+    """The pool reaches WLB by IP while the spec names it: xapi's name check needs the name."""
+    return is_ip_literal(observed.pool.wlb_host) and not target.wlb.address_is_ip
+
+
+def _with_url(target: Target, observed: Observed, made: Desired) -> Desired:
+    if not reaches_by_ip(target, observed):
+        return dataclasses.replace(made, wlb_url=observed.pool.wlb_url)
+    if target.wlb.credentials is None:
+        note = (f"the pool reaches WLB by IP ({observed.pool.wlb_url}); reconnect it by "
+                f"name as a manual step: xe pool-initialize-wlb wlb_url={target.wlb.url} "
+                "wlb_username=… wlb_password=… xenserver_username=… xenserver_password=… "
+                "(or give wlb.credentials in the spec and wlbplan does it)")
+        return dataclasses.replace(made, wlb_url=observed.pool.wlb_url,
+                                   notes=(*made.notes, note))
+    return dataclasses.replace(made, wlb_url=target.wlb.url)
 
 
 def _request(target: Target, observed: Observed, replace: bool) -> Desired:

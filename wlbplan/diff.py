@@ -153,11 +153,13 @@ def _views(desired: Desired, observed: Observed) -> tuple[dict[str, Any], dict[s
             present.add(anchor.fingerprint)
     before: dict[str, dict[str, Any]] = {
         "appliance": {"chain": _fingerprints(observed.appliance.cert.chain)},
-        "pool": {"trust": have, "wlb-verify-cert": observed.pool.wlb_verify_cert},
+        "pool": {"trust": have, "wlb-verify-cert": observed.pool.wlb_verify_cert,
+                 "wlb-url": observed.pool.wlb_url},
     }
     after: dict[str, dict[str, Any]] = {
         "appliance": {"chain": _fingerprints(desired.chain)},
-        "pool": {"trust": want, "wlb-verify-cert": desired.verify},
+        "pool": {"trust": want, "wlb-verify-cert": desired.verify,
+                 "wlb-url": desired.wlb_url or observed.pool.wlb_url},
     }
     if desired.pending is not None:
         wanted = _wanted_pending(desired.pending)
@@ -184,7 +186,7 @@ def diff(desired: Desired, observed: Observed) -> tuple[Change, ...]:
 
 
 _ORDER = ("appliance.pending_key", "appliance.csr", "pool.trust+", "appliance.chain",
-          "pool.wlb-verify-cert", "pool.trust-")
+          "pool.wlb-url", "pool.wlb-verify-cert", "pool.trust-")
 
 
 def _order(change: Change) -> int:
@@ -198,6 +200,11 @@ def _change(kind: str, path: list[str], desired: Desired, observed: Observed) ->
     where = ".".join(path[:2])
     if where == "pool.trust":
         return _trust_change(kind, path[2], desired, observed)
+    if where == "pool.wlb-url":
+        return Change("pool.wlb-url", "update", observed.pool.wlb_url, desired.wlb_url,
+                      "the pool reaches WLB by IP, and xapi checks the certificate against "
+                      "the host part of wlb-url: reconnect it by the name the certificate "
+                      "carries")
     if where == "pool.wlb-verify-cert":
         return Change("pool.wlb-verify-cert", "update", observed.pool.wlb_verify_cert,
                       desired.verify, _verify_reason(desired.verify))

@@ -48,7 +48,7 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
         return GateResult(None, ())
     chain = [_load(p) for p in desired.chain]
     trust = trust_after(desired, observed)
-    host = observed.pool.wlb_host or target.wlb.address
+    host = desired.wlb_host or observed.pool.wlb_host or target.wlb.address
     findings = certs.policy_findings(
         chain, min_days_left=policy.min_days_left, min_rsa_bits=policy.min_rsa_bits,
         forbid_sha1=policy.forbid_sha1)

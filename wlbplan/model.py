@@ -141,6 +141,8 @@ class WlbCredentials:
 
     username_env: str
     password_env: str
+    xenserver_username_env: str
+    xenserver_password_env: str
 
 
 @dataclass(frozen=True)

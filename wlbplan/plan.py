@@ -123,6 +123,7 @@ def _steps(spec: Spec, target: Target, observed: Observed, desired: Desired,
     installs = [c for c in changes if c.path.startswith("pool.trust") and c.action != "delete"]
     removals = [c for c in changes if c.path.startswith("pool.trust") and c.action == "delete"]
     chain_changes = any(c.path == "appliance.chain" for c in changes)
+    url_changes = any(c.path == "pool.wlb-url" for c in changes)
     verify_changes = any(c.path == "pool.wlb-verify-cert" for c in changes)
     steps: list[Step] = []
     if verify_changes and not desired.verify:
@@ -138,9 +139,11 @@ def _steps(spec: Spec, target: Target, observed: Observed, desired: Desired,
         steps.append(pool_steps.certificate_sync(target))
     if chain_changes:
         steps += _install_chain_steps(target, observed, desired, stamp)
-    if desired.verify and (installs or chain_changes or verify_changes):
-        address = spec.address_of(observed.pool.wlb_host or target.wlb.address)
-        steps.append(pool_steps.preflight(target, observed.pool, address))
+    if url_changes:
+        steps.append(pool_steps.reconnect(target, observed.pool, desired.wlb_url))
+    if desired.verify and (installs or chain_changes or verify_changes or url_changes):
+        host = desired.wlb_host or observed.pool.wlb_host or target.wlb.address
+        steps.append(pool_steps.preflight(target, observed.pool, host, spec.address_of(host)))
         if verify_changes:
             steps.append(pool_steps.set_verify(target, observed.pool, True))
         steps.append(pool_steps.confirm(target))

@@ -153,9 +153,9 @@ def test_a_root_signed_leaf_is_enough_for_current_xapi(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("fault", "words"), [
-    ("cn-mismatch", ["hostname mismatch", "does not name wlb1.lab.test"]),
-    ("expire", ["expired", "Renew"]),
-    ("by-ip", ["hostname mismatch", "127.0.0.1", "host name, not IP"]),
+    ("cn-mismatch", ["hostname mismatch", "wlb1.lab.test"]),
+    ("expire", ["expired"]),
+    ("by-ip", ["hostname mismatch", "127.0.0.1", "by IP"]),
 ])
 def test_plan_refuses_when_the_fault_is_there_before_planning(
         lab: control.Lab, fault: str, words: list[str]) -> None:
@@ -163,7 +163,7 @@ def test_plan_refuses_when_the_fault_is_there_before_planning(
     was = before(lab)
     result = wlbplan("plan", str(lab.spec_path))
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "would cut the pool off from WLB" in result.stderr
+    assert "wlb-verify-cert" in result.stderr
     for word in words:
         assert word in result.stderr, result.stderr
     assert "Traceback" not in result.stderr

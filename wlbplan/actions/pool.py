@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from wlbplan import certs
@@ -174,6 +175,44 @@ def _preflight_run(ctx: Context, step: Step) -> None:
         )
 
 
+def _logins(env: dict[str, str]) -> tuple[list[str], tuple[str, ...]]:
+    """``name=value`` arguments from the environment, and the secrets to mask."""
+    missing = [var for var in env.values() if not os.environ.get(var)]
+    if missing:
+        raise StepFailed("reconnecting the pool needs these environment variables set: "
+                         + ", ".join(missing))
+    args = [f"{name}={os.environ[var]}" for name, var in env.items()]
+    secrets = tuple(os.environ[var] for name, var in env.items() if name.endswith("password"))
+    return args, secrets
+
+
+def initialize_wlb(ctx: Context, url: str, env: dict[str, str]) -> None:
+    args, secrets = _logins(env)
+    command = Command((ctx.target.pool.xe, "pool-initialize-wlb", f"wlb_url={url}", *args),
+                      secrets=secrets)
+    checked(ctx.sessions.pool, command, f"pool-initialize-wlb with wlb_url={url}")
+
+
+def _reconnect_run(ctx: Context, step: Step) -> None:
+    initialize_wlb(ctx, step.params["url"], step.params["env"])
+
+
+def _reconnect_undo_record(ctx: Context, step: Step) -> UndoRecord:
+    return {"kind": "pool.reconnect", "url": step.params["old_url"], "env": step.params["env"]}
+
+
+def _undo_reconnect(ctx: Context, record: UndoRecord) -> None:
+    initialize_wlb(ctx, record["url"], record["env"])
+
+
+def check_environment(step: Step) -> str | None:
+    """Before any change: what a step will need from the environment and is missing."""
+    if step.action != "pool.reconnect":
+        return None
+    missing = [var for var in step.params["env"].values() if not os.environ.get(var)]
+    return ", ".join(missing) or None
+
+
 def _confirm_run(ctx: Context, step: Step) -> None:
     checked(ctx.sessions.pool, _xe(ctx, "pool-retrieve-wlb-configuration"),
             "confirming the pool still talks to WLB (pool-retrieve-wlb-configuration)")
@@ -194,6 +233,7 @@ ACTIONS = {
     "pool.set_verify": Action(_set_verify_undo_record, _set_verify_run, _undo_set_verify),
     "pool.preflight": Action(lambda ctx, step: None, _preflight_run, _no_undo),
     "pool.confirm": Action(lambda ctx, step: None, _confirm_run, _no_undo),
+    "pool.reconnect": Action(_reconnect_undo_record, _reconnect_run, _undo_reconnect),
 }
 
 # Undo records name the action that reverses them.
@@ -202,4 +242,5 @@ UNDO = {
     "pool.install_ca": _undo_install,
     "pool.certificate_sync": _undo_sync,
     "pool.set_verify": _undo_set_verify,
+    "pool.reconnect": _undo_reconnect,
 }

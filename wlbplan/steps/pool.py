@@ -74,9 +74,10 @@ def preflight_argv(target: Target, host: str, address: str, port: int,
     return tuple(argv)
 
 
-def preflight(target: Target, pool: PoolFacts, address: str) -> Step:
-    """A handshake from the coordinator with the pool's own bundle and checks."""
-    host, port = pool.wlb_host or target.wlb.address, target.wlb.port
+def preflight(target: Target, pool: PoolFacts, host: str, address: str) -> Step:
+    """A handshake from the coordinator with the pool's own bundle and checks, to ``host``
+    (the host part of wlb-url once applied) at ``address`` (where it resolves)."""
+    port = target.wlb.port
     legacy = not pool.chain_verification
     mode = "leaf-in-bundle" if legacy else "chain"
     argv = preflight_argv(target, host, address, port, legacy)
@@ -99,6 +100,26 @@ def set_verify(target: Target, pool: PoolFacts, verify: bool) -> Step:
         commands=(_xe(target, "pool-param-set", f"uuid={pool.uuid}", f"wlb-verify-cert={value}"),),
         undo=(_xe(target, "pool-param-set", f"uuid={pool.uuid}", f"wlb-verify-cert={old}"),),
         params={"uuid": pool.uuid, "value": verify, "old": pool.wlb_verify_cert},
+    )
+
+
+def reconnect(target: Target, pool: PoolFacts, url: str) -> Step:
+    """pool-initialize-wlb by name; the logins come from the environment at apply time."""
+    creds = target.wlb.credentials
+    assert creds is not None  # desired only plans a reconnect when credentials are given
+    env = {"wlb_username": creds.username_env, "wlb_password": creds.password_env,
+           "xenserver_username": creds.xenserver_username_env,
+           "xenserver_password": creds.xenserver_password_env}
+    logins = [Raw(f'{name}="${var}"') for name, var in env.items()]
+    return Step(
+        action="pool.reconnect",
+        on="pool",
+        summary=f"reconnect the pool to WLB by name: wlb-url {pool.wlb_url} → {url} "
+                f"(logins from ${creds.username_env}, ${creds.password_env}, "
+                f"${creds.xenserver_username_env}, ${creds.xenserver_password_env})",
+        commands=(_xe(target, "pool-initialize-wlb", f"wlb_url={url}", *logins),),
+        undo=(_xe(target, "pool-initialize-wlb", f"wlb_url={pool.wlb_url}", *logins),),
+        params={"url": url, "old_url": pool.wlb_url, "env": env},
     )
 
 

@@ -1,0 +1,101 @@
+"""A pool that reaches WLB by IP is reconnected by name (pool-initialize-wlb) when the spec
+names the environment variables holding the logins; the passwords never show."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wlbplan.lab import control, faults
+
+pytestmark = pytest.mark.lab
+
+CREDS = {"username_env": "T_WLB_USER", "password_env": "T_WLB_PASS",
+         "xenserver_username_env": "T_XS_USER", "xenserver_password_env": "T_XS_PASS"}
+XS_PASSWORD = "xs-secret-4711"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "wlbplan", *args], capture_output=True,
+                          text=True, timeout=120, env={**base, **(env or {})})
+
+
+@pytest.fixture
+def by_ip(tmp_path: Path):
+    lab = control.up(tmp_path / "lab", hosts=2)
+    faults.inject(lab.dir, "by-ip")
+    yield lab
+    control.down(lab.dir)
+
+
+def with_credentials(lab: control.Lab, folder: Path) -> Path:
+    data = yaml.safe_load(lab.spec_path.read_text())
+    data["targets"][0]["wlb"]["credentials"] = CREDS
+    spec = folder / "creds.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    return spec
+
+
+def logins(lab: control.Lab) -> dict[str, str]:
+    account = json.loads(lab.layout("pool1").wlb_accounts.read_text())
+    return {"T_WLB_USER": account["username"], "T_WLB_PASS": account["password"],
+            "T_XS_USER": "root", "T_XS_PASS": XS_PASSWORD}
+
+
+def wlb_url(lab: control.Lab) -> str:
+    xe = str(lab.layout("pool1").xe)
+    uuid = subprocess.run([xe, "pool-list", "--minimal"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    return subprocess.run([xe, "pool-param-get", f"uuid={uuid}", "param-name=wlb-url"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_without_credentials_the_plan_refuses_and_says_to_reconnect(by_ip: control.Lab) -> None:
+    result = run("plan", str(by_ip.spec_path))
+    assert result.returncode == 1
+    assert "reconnect the pool to WLB by its FQDN" in result.stderr
+
+
+def test_reconnects_by_name_then_verifies(by_ip: control.Lab, tmp_path: Path) -> None:
+    spec = with_credentials(by_ip, tmp_path)
+    plan = run("plan", str(spec), "--detailed-exitcode")
+    assert plan.returncode == 2, plan.stderr
+    assert "~ pool.wlb-url" in plan.stdout
+    assert "pool.reconnect" in plan.stdout
+
+    missing = run("apply", str(spec), "--auto-approve")
+    assert missing.returncode == 1
+    assert "T_WLB_PASS" in missing.stderr
+    assert wlb_url(by_ip).startswith("127.0.0.1:")
+
+    env = logins(by_ip)
+    applied = run("apply", str(spec), "--auto-approve", env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert wlb_url(by_ip) == f"wlb1.lab.test:{by_ip.targets[0].port}"
+    again = run("plan", str(spec), "--detailed-exitcode", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+    shown = plan.stdout + missing.stderr + applied.stdout + applied.stderr
+    journals = "".join(p.read_text() for p in (tmp_path / ".wlbplan").rglob("*.jsonl"))
+    lab_journals = "".join(p.read_text() for p in (by_ip.dir / ".wlbplan").rglob("*.jsonl"))
+    for secret in (env["T_WLB_PASS"], XS_PASSWORD):
+        assert secret not in shown
+        assert secret not in journals + lab_journals
+
+
+def test_a_failed_reconnect_is_undone(by_ip: control.Lab, tmp_path: Path) -> None:
+    spec = with_credentials(by_ip, tmp_path)
+    before = wlb_url(by_ip)
+    env = {**logins(by_ip), "T_WLB_PASS": "wrong-password"}
+    result = run("apply", str(spec), "--auto-approve", env=env)
+    assert result.returncode == 1
+    assert "WLB rejected our configured authentication details" in result.stderr
+    assert "wrong-password" not in result.stderr + result.stdout
+    assert wlb_url(by_ip) == before
