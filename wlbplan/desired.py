@@ -10,7 +10,6 @@ stage (a key and CSR made on the appliance).
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -225,7 +224,3 @@ def _load(pem: str) -> x509.Certificate:
 
 def _pem(cert: x509.Certificate) -> str:
     return certs.to_pem([cert]).decode()
-
-
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "-", text)

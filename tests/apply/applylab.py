@@ -190,9 +190,10 @@ def history(folder: Path, target: str = TARGET) -> list[Path]:
 # ---- what is really there --------------------------------------------------------------
 
 def snapshot(lab: control.Lab, target: str = TARGET) -> Snapshot:
-    """{path relative to the target folder: (sha256, mode)} for every file of the appliance's
-    fake root and of the pool (every host's fake dom0 and the pool state), except the ones
-    that legitimately change; the coordinator's lock folder is checked on its own."""
+    """{path relative to the target folder: (sha256, mode)} for every file (and folder, with
+    its mode) of the appliance's fake root and of the pool (every host's fake dom0 and the
+    pool state), except the ones that legitimately change; the coordinator's lock folder
+    may appear (its lock file is checked on its own)."""
     where = layout(lab, target)
     lock_dir = lock_file(lab, target).parent
     found: Snapshot = {}
@@ -205,9 +206,11 @@ def snapshot(lab: control.Lab, target: str = TARGET) -> Snapshot:
                 continue
             info = path.lstat()
             if stat.S_ISDIR(info.st_mode):
-                continue
-            digest = (f"-> {os.readlink(path)}" if stat.S_ISLNK(info.st_mode)
-                      else hashlib.sha256(path.read_bytes()).hexdigest())
+                digest = "(folder)"
+            elif stat.S_ISLNK(info.st_mode):
+                digest = f"-> {os.readlink(path)}"
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
             found[rel] = (digest, stat.S_IMODE(info.st_mode))
     return found
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from wlbplan.connectors.base import Command
 from wlbplan.model import CertificateRequest, Signer, Target
-from wlbplan.steps import TMP, Step
+from wlbplan.steps import Step
 
 PENDING = ".pending"
 BACKUP = "_orig"
@@ -167,7 +167,3 @@ def restart(target: Target, leaf_fingerprint: str) -> Step:
         undo=(),  # undoing install_chain restores the files and restarts
         params={"fingerprint": leaf_fingerprint},
     )
-
-
-def upload_note(name: str) -> str:
-    return f"{TMP}/{name}"
