@@ -2,7 +2,10 @@
 
     python _child.py HOOK_JSON ARGS...
 
-HOOK_JSON: ``{"on": "apply_start"|"apply_complete", "step": K, "do": ACTION, ...}``.
+HOOK_JSON: ``{"on": EVENT_TYPE, "step": K, "do": ACTION, ...}`` or a list of such hooks;
+``"target": NAME`` limits a hook to one target. EVENT_TYPE is an apply event
+(``apply_start``, ``apply_complete``) or a rollback one (``rollback_complete``: K is the
+step whose undo just finished).
 ACTION is ``sigkill`` (the process dies on the spot: no rollback, no cleanup),
 ``sigint``/``sigterm`` (sent to itself, as an operator's Ctrl-C or a service manager
 would), ``fail`` (the step's report raises a StepFailed), or ``pause`` (write the file
@@ -23,8 +26,16 @@ from pathlib import Path
 from typing import Any
 
 
+def _step_of(event: dict[str, Any]) -> int | None:
+    """``pool1.03.pool.preflight`` (the step, or the head of a rollback message) → 3."""
+    label = str(event.get("step") or event.get("message", "")).split(":", 1)[0]
+    parts = label.split(".")
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+
+
 def main() -> None:
-    hook: dict[str, Any] = json.loads(sys.argv[1])
+    given = json.loads(sys.argv[1])
+    hooks: list[dict[str, Any]] = given if isinstance(given, list) else [given]
     args = sys.argv[2:]
 
     from wlbplan.actions import StepFailed
@@ -32,12 +43,7 @@ def main() -> None:
 
     original = events.EventWriter.__call__
 
-    def hooked(self: events.EventWriter, event: dict[str, Any]) -> None:
-        original(self, event)
-        if event.get("type") != hook["on"]:
-            return
-        if int(str(event["step"]).split(".")[1]) != hook["step"]:
-            return
+    def act(hook: dict[str, Any]) -> None:
         action = hook["do"]
         if action == "sigkill":
             sys.stdout.flush()
@@ -55,6 +61,13 @@ def main() -> None:
                 time.sleep(0.05)
         else:
             raise SystemExit(f"unknown hook action {action!r}")
+
+    def hooked(self: events.EventWriter, event: dict[str, Any]) -> None:
+        original(self, event)
+        for hook in hooks:
+            if event.get("type") == hook["on"] and _step_of(event) == hook["step"] \
+                    and hook.get("target", event.get("target")) == event.get("target"):
+                act(hook)
 
     events.EventWriter.__call__ = hooked  # type: ignore[method-assign]
 

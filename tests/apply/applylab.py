@@ -88,7 +88,8 @@ class Children:
     def wlbplan(self, *args: str) -> subprocess.Popen[str]:
         return self.start([PYTHON, "-m", "wlbplan", *args])
 
-    def hooked(self, hook: dict[str, Any], *args: str) -> subprocess.Popen[str]:
+    def hooked(self, hook: dict[str, Any] | list[dict[str, Any]],
+               *args: str) -> subprocess.Popen[str]:
         """``wlbplan ARGS`` in a child that acts on one of its own apply events (_child.py)."""
         return self.start([PYTHON, str(CHILD), json.dumps(hook), *args])
 
@@ -141,7 +142,8 @@ def xe(lab: control.Lab, *args: str, check: bool = True,
 
 
 def pool_uuid(lab: control.Lab, target: str = TARGET) -> str:
-    return xe(lab, "pool-list", "--minimal", target=target).stdout.strip()
+    uuid: str = xe_state.load(layout(lab, target).pool_state)["pool"]["uuid"]
+    return uuid
 
 
 def verify_flag(lab: control.Lab, target: str = TARGET) -> str:
@@ -202,8 +204,8 @@ def snapshot(lab: control.Lab, target: str = TARGET) -> Snapshot:
             rel = path.relative_to(where.root).as_posix()
             if rel in VOLATILE or CACHE_PARTS & set(path.parts):
                 continue
-            if path == lock_dir or lock_dir in path.parents:
-                continue
+            if path == lock_dir or lock_dir in path.parents or path in lock_dir.parents:
+                continue  # the lock folder (and the folders made for it) may appear
             info = path.lstat()
             if stat.S_ISDIR(info.st_mode):
                 digest = "(folder)"

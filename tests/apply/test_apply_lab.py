@@ -17,7 +17,9 @@ from applylab import (
     assert_restored,
     before,
     ca_names,
+    check_undo_order,
     finish,
+    fresh_plan_actions,
     history,
     host_layouts,
     install_foreign_ca,
@@ -135,7 +137,7 @@ def test_json_output_streams_one_object_per_line(lab: control.Lab) -> None:
     completes = [r["step"] for r in records if r["type"] == "apply_complete"]
     assert starts == completes
     assert [int(s.split(".")[1]) for s in starts] == list(range(1, len(starts) + 1))
-    assert len(starts) == 5
+    assert len(starts) == len(fresh_plan_actions())
     assert records[1]["type"] == "apply_start"
     assert not any(r["@level"] == "error" for r in records)
     no_key_material(result.stdout, result.stderr)
@@ -156,14 +158,32 @@ def test_json_output_of_a_failed_apply_reports_the_rollback(lab: control.Lab,
     assert "apply_errored" not in kinds or records[kinds.index("apply_errored")]["@level"] == \
         "error"
     assert "rollback_start" in kinds
-    undone = [r for r in records if r["type"] == "rollback_complete"]
-    assert [int(r["message"].split(".")[1]) for r in undone] == [4, 2, 1]
+    journal = check_undo_order(state_dir(lab), None)
+    expected = [f"{TARGET}.{r['index']:02d}.{r['action']}" for r in reversed(journal)
+                if r["event"] == "step" and r["undo"] is not None]
+    undone = [r["message"].split(":")[0] for r in records if r["type"] == "rollback_complete"]
+    assert undone == expected
+    assert len(undone) >= 2
     summary = records[-1]["targets"][0]
     assert summary["status"] == "rolled_back"
     assert "injected failure" in summary["error"]
     assert summary["state_now"].startswith("wlb-verify-cert=false")
     no_key_material(out, err)
     assert_restored(lab, was, state_dir(lab))
+
+
+def test_a_failing_target_leaves_the_others_alone(tmp_path: Path, children: Children) -> None:
+    """Two pools applied in parallel: pool1 fails and is rolled back, pool2 is applied."""
+    with running_lab(tmp_path / "lab", targets=2, hosts=2) as lab:
+        was = before(lab, "pool1")
+        proc = children.hooked({"on": "apply_start", "step": 3, "do": "fail", "target": "pool1"},
+                               "apply", str(lab.spec_path), "--auto-approve")
+        code, _, err = finish(proc)
+        assert code == 1, err
+        assert "1 applied" in err
+        assert "1 rolled back" in err
+        assert_restored(lab, was, state_dir(lab), "pool1")
+        assert_applied(lab, "pool2")
 
 
 def test_foreign_ca_survives_apply_and_rollback(lab: control.Lab, tmp_path: Path,

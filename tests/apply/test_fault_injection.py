@@ -34,6 +34,7 @@ from applylab import (
     check_undo_order,
     failing_registry,
     finish,
+    fresh_plan_actions,
     journal_path,
     layout,
     lock_file,
@@ -140,9 +141,21 @@ def test_a_bug_in_a_step_rolls_back_and_is_raised(lab: control.Lab, tmp_path: Pa
 
 # ---- a fresh lab: SIGKILL at every step, then `wlbplan rollback` -----------------------------
 
-@pytest.mark.parametrize("when", ["apply_start", "apply_complete"])
-def test_sigkill_at_every_step_then_rollback(lab: control.Lab, fresh_step: int, when: str,
+def test_sigkill_at_every_step_then_rollback(lab: control.Lab, fresh_step: int,
                                              children: Children) -> None:
+    """Killed on the start of step k (journaled, not run): the state after step k-1
+    completed, with step k's undo on record."""
+    _kill_then_rollback(lab, fresh_step, "apply_start", children)
+
+
+def test_sigkill_after_the_last_step_then_rollback(lab: control.Lab,
+                                                   children: Children) -> None:
+    """Killed once every step completed, before the journal was closed."""
+    _kill_then_rollback(lab, len(fresh_plan_actions()), "apply_complete", children)
+
+
+def _kill_then_rollback(lab: control.Lab, fresh_step: int, when: str,
+                        children: Children) -> None:
     was = before(lab)
     spec = str(lab.spec_path)
     proc = children.hooked({"on": when, "step": fresh_step, "do": "sigkill"},
@@ -159,17 +172,15 @@ def test_sigkill_at_every_step_then_rollback(lab: control.Lab, fresh_step: int, 
     assert header["lock_id"] == held["id"]
     assert held["pid"] == proc.pid
 
-
     back = wlbplan("rollback", spec, "--target", TARGET)
     assert back.returncode == 0, back.stdout + back.stderr
     assert "rolled back" in back.stderr
     no_key_material(back.stdout, back.stderr)
     check_undo_order(journals, None)
     assert_restored(lab, was, journals)
-    if when == "apply_start":  # and the pool is free for the next apply
-        again = run_apply(plan_now(lab.spec_path), journals)
-        assert again.status == "applied", again
-        assert_applied(lab)
+    again = run_apply(plan_now(lab.spec_path), journals)  # the pool is free again
+    assert again.status == "applied", again
+    assert_applied(lab)
 
 
 def test_rollback_with_no_journal_does_nothing(lab: control.Lab) -> None:
@@ -192,6 +203,21 @@ def test_signal_at_every_step_rolls_back(lab: control.Lab, fresh_step: int,
 def test_sigterm_rolls_back(lab: control.Lab, children: Children) -> None:
     """SIGTERM (a service manager, `timeout`) is handled like SIGINT."""
     _interrupt(lab, 2, "sigterm", children)
+
+
+def test_signals_during_the_rollback_are_held(lab: control.Lab, children: Children) -> None:
+    """Ctrl-C and SIGTERM while undoing never cut the rollback short."""
+    was = before(lab)
+    hooks = [{"on": "apply_start", "step": 4, "do": "fail"},
+             {"on": "rollback_complete", "step": 4, "do": "sigint"},
+             {"on": "rollback_complete", "step": 2, "do": "sigterm"}]
+    proc = children.hooked(hooks, "apply", str(lab.spec_path), "--auto-approve")
+    code, _, err = finish(proc)
+    assert code in (1, 130), err
+    assert "Stopping after the current step" in err  # the signal did arrive mid-rollback
+    assert "Traceback" not in err
+    check_undo_order(state_dir(lab), None)
+    assert_restored(lab, was, state_dir(lab))
 
 
 def _interrupt(lab: control.Lab, step: int, sig: str, children: Children) -> None:
@@ -349,8 +375,10 @@ def test_rotation_applies_keeping_backups_and_foreign_trust(rotation: Rotation,
     result = wlbplan("apply", str(saved), "--state-dir", str(journals))
     assert result.returncode == 0, result.stdout + result.stderr
     no_key_material(made.stdout, made.stderr, saved.read_text(), result.stdout, result.stderr)
-    for path in journals.rglob("*.jsonl"):
-        no_key_material(path.read_text())
+    # Every journal of this lab so far (the request stage's key generation included).
+    for folder in (journals, rotation.spec.parent):
+        for path in folder.rglob("*.jsonl"):
+            no_key_material(path.read_text())
 
     signed = rotation.spec.parent / "out" / "signed.pem"
     from applylab import file_leaf_fingerprint

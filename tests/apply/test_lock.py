@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +244,9 @@ def test_dead_lock_blocks_until_force_unlock_with_the_exact_id(lab: control.Lab,
     assert f"wlbplan force-unlock SPEC --target {TARGET} {held['id']}" in blocked.stderr
     assert not snapshot_diff(was.files, snapshot(lab))
 
-    wrong = wlbplan("force-unlock", spec, "--target", TARGET, "0" + held["id"][1:])
+    other_id = str(uuid.uuid4())
+    assert other_id != held["id"]
+    wrong = wlbplan("force-unlock", spec, "--target", TARGET, other_id)
     assert wrong.returncode == 1
     assert held["id"] in wrong.stderr  # says who really holds it
     assert "Traceback" not in wrong.stderr
@@ -300,6 +303,7 @@ def test_rollback_refuses_when_another_apply_holds_the_lock(lab: control.Lab,
                                                             children: Children,
                                                             tmp_path: Path) -> None:
     """A crashed run's journal, then someone else's live apply: the rollback waits its turn."""
+    was = before(lab)
     spec = str(lab.spec_path)
     proc = children.hooked({"on": "apply_complete", "step": 1, "do": "sigkill"},
                            "apply", spec, "--auto-approve")
@@ -320,6 +324,7 @@ def test_rollback_refuses_when_another_apply_holds_the_lock(lab: control.Lab,
             assert lock.release(sessions.pool, planned.target, other.id)
     back = wlbplan("rollback", spec, "--target", TARGET)
     assert back.returncode == 0, back.stderr
+    assert_restored(lab, was, state_dir(lab))
 
 
 def test_lock_error_is_a_lock_error(lab: control.Lab) -> None:
