@@ -288,6 +288,9 @@ def assert_restored(lab: control.Lab, was: Before, journals: Path | None,
     assert verify_flag(lab, target) == was.flag
     assert ca_names(lab, target) == was.cas
     assert not lock_file(lab, target).exists(), "the apply lock was left on the coordinator"
+    lock_dir = lock_file(lab, target).parent
+    left = sorted(p.name for p in lock_dir.iterdir()) if lock_dir.exists() else []
+    assert not left, f"left in the coordinator's lock folder: {left}"
     if journals is not None:
         assert not journal_path(journals, target).exists(), "the journal was not archived"
         assert history(journals, target), "no journal in history/"

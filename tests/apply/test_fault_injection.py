@@ -357,6 +357,43 @@ def test_rotation_restart_fault_leaves_incomplete_rollback_then_rollback_finishe
     assert_restored(lab, rotation.was, journals)
 
 
+def test_rotation_never_overwrites_an_existing_backup(rotation: Rotation, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator's own server.pem_orig / server.key_orig (the seed's manual procedure)
+    stay untouched through the whole apply and its rollback: wlbplan backs up beside them."""
+    assert rotation.lab is not None
+    assert rotation.spec is not None
+    lab, where = rotation.lab, layout(rotation.lab)
+    theirs = {Path(f"{where.cert}_orig"): (b"the operator's own backup\n", 0o640),
+              Path(f"{where.key}_orig"): (b"the operator's own key backup\n", 0o600)}
+    try:
+        for path, (data, mode) in theirs.items():
+            path.write_bytes(data)
+            path.chmod(mode)
+        was = before(lab)
+        planned = plan_now(rotation.spec)
+        backup = next(s for s in planned.plan.steps if s.action == "appliance.backup")
+        for made, path in zip(backup.params["backups"], theirs, strict=True):
+            assert made.startswith(f"{path}."), made  # a timestamped name beside it
+        seen: list[bool] = []
+
+        def check(event: dict[str, Any]) -> None:
+            seen.append(all(p.read_bytes() == d and p.stat().st_mode & 0o777 == m
+                            for p, (d, m) in theirs.items()))
+
+        last = len(planned.plan.steps)
+        monkeypatch.setattr(actions, "registry", failing_registry(last, "fails-after-effect"))
+        outcome = run_apply(planned, tmp_path / "state", report=check)
+        monkeypatch.undo()
+        assert outcome.status == "rolled_back", outcome
+        assert seen
+        assert all(seen), "an existing backup changed during the apply"
+        assert_restored(lab, was, tmp_path / "state")
+    finally:
+        for path in theirs:
+            path.unlink(missing_ok=True)
+
+
 def test_rotation_applies_keeping_backups_and_foreign_trust(rotation: Rotation,
                                                             tmp_path: Path) -> None:
     """The happy path of the same plan, from a saved plan (no prompt). Last in the module:

@@ -40,7 +40,7 @@ def test_warnings_alone_keep_the_spec_valid(capsys: pytest.CaptureFixture[str]) 
     lines = out.splitlines()
     assert code == 0
     assert lines[-1] == "Success! The spec is valid."
-    assert lines[0].startswith(f"{path}:55:16: warning: targets[1].wlb.address: ")
+    assert lines[0].startswith(f"{path}:58:16: warning: targets[1].wlb.address: ")
 
 
 def test_invalid_spec_exits_1_listing_every_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,7 +104,7 @@ def test_json_for_a_valid_spec(capsys: pytest.CaptureFixture[str]) -> None:
     assert (code, document["valid"], document["warning_count"]) == (0, True, 1)
     (warning,) = document["diagnostics"]
     assert warning["address"] == "targets[1].wlb.address"
-    assert warning["range"]["start"]["line"] == 55
+    assert warning["range"]["start"]["line"] == 58
 
 
 def test_missing_file_is_still_a_json_document(
