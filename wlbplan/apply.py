@@ -8,6 +8,8 @@ is killed outright leaves its journal, and ``rollback_target`` finishes the job 
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from typing import Any
 
 from wlbplan import actions, lock
 from wlbplan.actions import Context
-from wlbplan.errors import LockError, WlbplanError
+from wlbplan.errors import LockError, StalePlanError, WlbplanError
 from wlbplan.journal import Entry, Journal, JournalError
 from wlbplan.model import Spec, Target
 from wlbplan.plan import TargetPlan
@@ -75,10 +77,17 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
         raise JournalError(journal.leftover_message(target.name))
     _check_environment(target, plan)
     held = lock.acquire(sessions.pool, target, lock_timeout)
+    try:
+        _still_fresh(target, plan, sessions)
+    except BaseException:
+        lock.release(sessions.pool, target, held.id)
+        raise
     run = Run(Context(spec, target, sessions), plan, journal, report, cancel)
     try:
         journal.begin({"target": target.name, "lock_id": held.id, "spec": str(spec.path),
-                       "spec_digest": spec.digest, "observed_digest": plan.observed_digest})
+                       "spec_digest": spec.digest, "observed_digest": plan.observed_digest,
+                       "pid": os.getpid(), "host": socket.gethostname(),
+                       "owner": held.owner})
     except BaseException:
         lock.release(sessions.pool, target, held.id)
         raise
@@ -94,6 +103,23 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
     archived = journal.end("applied")
     lock.release(sessions.pool, target, held.id)
     return TargetOutcome(target.name, "applied", done=tuple(run.done), journal=str(archived))
+
+
+def _still_fresh(target: Target, plan: TargetPlan, sessions: Sessions) -> None:
+    """Under the lock, look again: another apply may have changed the pool while this one
+    waited for the lock, and steps planned before that must not run."""
+    from wlbplan.diff import drift, observed_view
+    from wlbplan.inspect.run import inspect_target
+
+    seen = inspect_target(target, sessions)
+    if seen.digest() == plan.observed_digest:
+        return
+    moved = drift(plan.observed, observed_view(seen)) or ["(details unavailable)"]
+    raise StalePlanError(
+        f"{target.name}: the plan is stale: the pool or the appliance changed since it was made "
+        "(another apply while this one waited for the lock?): " + "; ".join(moved)
+        + ". Nothing was changed; plan again."
+    )
 
 
 def _check_environment(target: Target, plan: TargetPlan) -> None:
@@ -116,9 +142,11 @@ def _run_steps(run: Run) -> None:
         action = registry.get(step.action)
         if action is None:
             raise WlbplanError(f"{ident}: this wlbplan cannot run {step.action!r} steps")
-        run.journal.step(index, step.action, action.undo_record(run.ctx, step))
         run.report(_event("apply_start", name, f"{ident}: {step.summary}", step=ident))
         started = time.monotonic()
+        # The undo is worked out as late as possible (it looks at what is there) and
+        # journaled before anything is changed.
+        run.journal.step(index, step.action, action.undo_record(run.ctx, step))
         try:
             action.run(run.ctx, step)
         except WlbplanError as err:
@@ -129,6 +157,9 @@ def _run_steps(run: Run) -> None:
         run.done.append(ident)
         run.report(_event("apply_complete", name, f"{ident}: done", step=ident,
                           seconds=round(time.monotonic() - started, 3)))
+    if run.cancel.is_set():
+        # A signal during the last step still means "stop and undo", as for any other.
+        raise Interrupted(f"{name}: interrupted during the last step")
 
 
 def _roll_back(run: Run, entries: list[Entry], cause: BaseException) -> TargetOutcome:
@@ -172,6 +203,22 @@ def undo_entries(ctx: Context, journal: Journal, entries: list[Entry],
     return undone, failures
 
 
+def journal_owner_alive(header: dict[str, Any]) -> bool:
+    """Is the process that began this journal still running here?"""
+    pid = header.get("pid")
+    if not isinstance(pid, int) or header.get("host") != socket.gethostname():
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Path,
                     report: Reporter) -> TargetOutcome:
     """Finish an apply that died: undo what its journal says was started."""
@@ -179,6 +226,12 @@ def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: P
     if not journal.exists():
         return TargetOutcome(target.name, "nothing_to_do")
     replay = journal.replay()
+    if journal_owner_alive(replay.header):
+        raise JournalError(
+            f"{target.name}: the apply that wrote {journal.path} is still running "
+            f"(lock {replay.header.get('lock_id')} held by {replay.header.get('owner')}, pid "
+            f"{replay.header.get('pid')}); it rolls back by itself if it fails"
+        )
     lock_id = replay.header.get("lock_id")
     holder = lock.read_lock(sessions.pool, target)
     if holder is not None and holder.id != lock_id:

@@ -73,7 +73,14 @@ class Journal:
         self._write({"event": "begin", **header})
 
     def leftover_message(self, target: str) -> str:
-        started = self.replay().header.get("time", "an unknown time")
+        from wlbplan.apply import journal_owner_alive
+
+        header = self.replay().header
+        started = header.get("time", "an unknown time")
+        if journal_owner_alive(header):
+            return (f"{target}: another apply is running for this target from this machine: "
+                    f"lock {header.get('lock_id')} held by {header.get('owner')} (pid "
+                    f"{header.get('pid')}) since {started}; wait for it to finish")
         return (
             f"{target}: an earlier apply (started {started}) did not finish; its journal is "
             f"{self.path}. Run `wlbplan rollback SPEC --target {target}` to undo what it did "

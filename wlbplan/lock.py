@@ -17,6 +17,7 @@ from wlbplan.errors import LockError
 from wlbplan.model import Target
 
 LOCK_FILE = "apply.lock"
+UNREADABLE = "unreadable"  # the id force-unlock takes for a lock file cut short
 _POLL = 0.5
 
 # $1 = folder, $2 = lock file; the lock's JSON arrives on stdin. `set -C` makes the
@@ -59,7 +60,7 @@ def read_lock(runner: Runner, target: Target) -> LockInfo | None:
     try:
         return LockInfo(**json.loads(result.stdout))
     except (ValueError, TypeError):
-        return LockInfo(id="(unreadable)", owner="unknown", pid=0, created="unknown",
+        return LockInfo(id=UNREADABLE, owner="unknown", pid=0, created="unknown",
                         target=target.name)
 
 
@@ -76,6 +77,7 @@ def acquire(runner: Runner, target: Target, timeout: float = 0.0,
             return mine
         holder = read_lock(runner, target)
         if holder is None and time.monotonic() < deadline:
+            time.sleep(_POLL / 10)  # released just now, or not creatable: try again soon
             continue
         if time.monotonic() >= deadline:
             raise LockError(_held_message(target, holder, runner.host))
@@ -106,6 +108,8 @@ def force_unlock(runner: Runner, target: Target, lock_id: str) -> LockInfo:
             f"{target.name}: the lock id does not match: the pool is held by "
             f"{holder.describe()}; force-unlock needs that exact id"
         )
-    if not release(runner, target, lock_id):
+    removed = (runner.run(Command(("rm", "-f", "--", lock_path(target)))).ok
+               if holder.id == UNREADABLE else release(runner, target, lock_id))
+    if not removed:
         raise LockError(f"{target.name}: could not remove {lock_path(target)}")
     return holder

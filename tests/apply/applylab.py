@@ -80,13 +80,14 @@ class Children:
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def start(self, argv: list[str], **kw: Any) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, text=True, env=_env(), **kw)
+        options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE,
+                                   "stdin": subprocess.DEVNULL, "text": True, "env": _env()}
+        proc = subprocess.Popen(argv, **{**options, **kw})
         self.procs.append(proc)
         return proc
 
-    def wlbplan(self, *args: str) -> subprocess.Popen[str]:
-        return self.start([PYTHON, "-m", "wlbplan", *args])
+    def wlbplan(self, *args: str, **kw: Any) -> subprocess.Popen[str]:
+        return self.start([PYTHON, "-m", "wlbplan", *args], **kw)
 
     def hooked(self, hook: dict[str, Any] | list[dict[str, Any]],
                *args: str) -> subprocess.Popen[str]:
@@ -107,7 +108,17 @@ class Children:
 
 def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
+    return proc.returncode, out or "", err or ""
+
+
+def wait_for_text(path: Path, text: str, proc: subprocess.Popen[str],
+                  timeout: float = 60) -> None:
+    """Until ``text`` shows in the file a child writes to (or fail if the child ends)."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and text in path.read_text()):
+        assert proc.poll() is None, f"the child ended early ({proc.returncode})"
+        assert time.monotonic() < deadline, f"{text!r} never showed in {path}"
+        time.sleep(0.05)
 
 
 # ---- labs ----------------------------------------------------------------------------

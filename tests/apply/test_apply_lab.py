@@ -180,8 +180,9 @@ def test_a_failing_target_leaves_the_others_alone(tmp_path: Path, children: Chil
                                "apply", str(lab.spec_path), "--auto-approve")
         code, _, err = finish(proc)
         assert code == 1, err
-        assert "1 applied" in err
-        assert "1 rolled back" in err
+        assert "Apply: 1 applied, 0 unchanged, 1 rolled back" in err
+        assert "pool1: FAILED and rolled back" in err
+        assert "pool2: applied" in err
         assert_restored(lab, was, state_dir(lab), "pool1")
         assert_applied(lab, "pool2")
 
@@ -223,10 +224,10 @@ def test_ca_signed_rotation_plans_when_wlbplan_trust_is_the_only_one(lab: contro
     assert "pool.uninstall_ca" in result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "commands/apply.py apply() writes the request stage's `next_step` record "
-    "(render/events.py EventWriter.note) after the `summary`: the JSON stream must end with "
-    "the summary (put the hint in the summary, or emit it before)"))
+class NotLast(AssertionError):
+    """The summary is not the last JSON record."""
+
+
 def test_json_output_of_a_request_stage_ends_with_the_summary(lab: control.Lab,
                                                               tmp_path: Path) -> None:
     from applylab import write_spec
@@ -240,4 +241,6 @@ def test_json_output_of_a_request_stage_ends_with_the_summary(lab: control.Lab,
     records = [json.loads(line) for line in result.stdout.splitlines()]
     no_key_material(result.stdout, result.stderr)
     assert records[0]["type"] == "version"
-    assert records[-1]["type"] == "summary", [r["type"] for r in records]
+    assert "summary" in [r["type"] for r in records]
+    if records[-1]["type"] != "summary":
+        raise NotLast([r["type"] for r in records])

@@ -1,10 +1,10 @@
 """The preflight: before wlb-verify-cert flips, a handshake from the coordinator with the
 pool's own bundle and checks must pass, or nothing is turned on and everything is undone.
 
-The plan-time gate refuses these faults already, so each is injected *between* plan and
-apply (the plan is made on a healthy lab with the library, then the fault, then
-``apply_target`` with that plan): only the preflight stands between the pool and a
-verification it would fail.
+The plan-time gate refuses these faults already, and apply looks at the pool again once it
+holds the lock, so each fault is injected *during* the apply, as its first step starts (a
+change made behind wlbplan's back mid-run): only the preflight stands between the pool
+and a verification it would fail.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from applylab import (
     xe,
 )
 
+from wlbplan.errors import StalePlanError
 from wlbplan.lab import appliance, control, faults, pki, stunnel
 
 pytestmark = pytest.mark.lab
@@ -86,20 +87,11 @@ class Race:
     marks: tuple[Any, ...] = field(default=())
 
 
-BY_IP_BUG = (
-    "actions/pool.py _preflight_run checks the host frozen in the plan (steps/pool.py "
-    "preflight: params host = wlb host at plan time), not the pool's wlb-url when it runs: "
-    "with the pool moved to an IP between plan and apply, the preflight passes, "
-    "wlb-verify-cert is set true (the pool is cut off from WLB) and only pool.confirm "
-    "catches it"
-)
-
 RACES = {
     "cn-mismatch": Race("current", _fault("cn-mismatch"), ("self-signed", "certificate")),
     "cn-mismatch-trusted": Race("current", _cn_mismatch_but_trusted, ("hostname mismatch",)),
     "expire": Race("current", _fault("expire"), ("certificate",)),
-    "by-ip": Race("current", _fault("by-ip"), ("hostname mismatch",), marks=(
-        pytest.mark.xfail(strict=True, raises=PreflightMissed, reason=BY_IP_BUG),)),
+    "by-ip": Race("current", _fault("by-ip"), ("hostname mismatch", "127.0.0.1")),
     "legacy-root-only": Race("legacy", _serve_a_leaf_of_that_root,
                              ("leaf-in-bundle", "must be in the pool's bundle"),
                              before_plan=_trust_a_root),
@@ -116,14 +108,17 @@ def test_preflight_catches_a_fault_between_plan_and_apply(race: Race, tmp_path: 
         actions = [s.action for s in planned.plan.steps]
         assert "pool.preflight" in actions
         assert actions.index("pool.preflight") < actions.index("pool.set_verify")
-        race.fault(lab, tmp_path, box)
-        was = before(lab)
-        assert was.flag == "false"
+        def race_on_first_step(event: dict[str, Any]) -> None:
+            if event["type"] == "apply_start" and "was" not in box:
+                race.fault(lab, tmp_path, box)
+                box["was"] = before(lab)
 
         journals = tmp_path / "state"
         events: list[dict[str, Any]] = []
-        outcome = run_apply(planned, journals, events)
+        outcome = run_apply(planned, journals, events, report=race_on_first_step)
 
+        was = box["was"]
+        assert was.flag == "false"
         assert outcome.status == "rolled_back", outcome
         assert verify_flag(lab) == "false"
         assert_restored(lab, was, journals)
@@ -145,8 +140,13 @@ def test_a_root_signed_leaf_is_enough_for_current_xapi(tmp_path: Path) -> None:
         box: dict[str, Any] = {}
         _trust_a_root(lab, tmp_path, box)
         planned = plan_now(lab.spec_path)
-        _serve_a_leaf_of_that_root(lab, tmp_path, box)
-        outcome = run_apply(planned, tmp_path / "state")
+
+        def race_on_first_step(event: dict[str, Any]) -> None:
+            if event["type"] == "apply_start" and "served" not in box:
+                box["served"] = True
+                _serve_a_leaf_of_that_root(lab, tmp_path, box)
+
+        outcome = run_apply(planned, tmp_path / "state", report=race_on_first_step)
         assert outcome.status == "applied", outcome
         assert verify_flag(lab) == "true"
         xe(lab, "pool-retrieve-wlb-configuration")
@@ -189,3 +189,18 @@ def test_legacy_plan_trusts_the_leaf_itself(tmp_path: Path) -> None:
         assert_applied(lab)
         assert "corp-root.pem" in xe(lab, "pool-certificate-list").stdout
 
+
+
+def test_apply_looks_again_under_the_lock(tmp_path: Path) -> None:
+    """A change between plan and apply (another operator, another apply that held the lock)
+    is caught once the lock is held: nothing runs, nothing changes, the lock is released."""
+    with running_lab(tmp_path / "lab", hosts=2) as lab:
+        planned = plan_now(lab.spec_path)
+        faults.inject(lab.dir, "cn-mismatch")
+        was = before(lab)
+        events: list[dict[str, Any]] = []
+        with pytest.raises(StalePlanError, match=r"appliance\.chain"):
+            run_apply(planned, tmp_path / "state", events)
+        assert [e for e in events if e["type"] == "apply_start"] == []
+        assert_restored(lab, was, None)  # no step ran: no journal was even begun
+        assert not (tmp_path / "state").exists()

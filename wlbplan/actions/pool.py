@@ -45,7 +45,17 @@ def _install_run(ctx: Context, step: Step) -> None:
     install(ctx, step.params["name"], step.params["pem"])
 
 
-def _install_undo_record(ctx: Context, step: Step) -> UndoRecord:
+def _names(ctx: Context) -> list[str]:
+    listed = checked(ctx.sessions.pool, _xe(ctx, "pool-certificate-list", "--minimal"),
+                     "listing CA certificates")
+    return listed.stdout.replace(",", " ").split()
+
+
+def _install_undo_record(ctx: Context, step: Step) -> UndoRecord | None:
+    # A name that is already there is someone's trust: installing fails, and undoing must
+    # not remove it.
+    if step.params["name"] in _names(ctx):
+        return None
     return {"kind": "pool.uninstall_ca", "name": step.params["name"]}
 
 
@@ -65,9 +75,7 @@ def _undo_uninstall(ctx: Context, record: UndoRecord) -> None:
 
 
 def _undo_install(ctx: Context, record: UndoRecord) -> None:
-    listed = checked(ctx.sessions.pool, _xe(ctx, "pool-certificate-list", "--minimal"),
-                     "listing CA certificates")
-    if record["name"] not in listed.stdout.replace(",", " ").split():
+    if record["name"] not in _names(ctx):
         install(ctx, record["name"], record["pem"])
 
 
@@ -159,8 +167,23 @@ def _legacy_reason(served: str, bundle: str) -> str | None:
     return certs.NOT_LOCAL_REASON
 
 
+def current_wlb_host(ctx: Context, uuid: str | None) -> str | None:
+    """The host part of the pool's wlb-url right now (what xapi will check the name of)."""
+    pool_uuid = uuid or checked(ctx.sessions.pool, _xe(ctx, "pool-list", "--minimal"),
+                                "finding the pool").stdout.strip()
+    url = checked(ctx.sessions.pool,
+                  _xe(ctx, "pool-param-get", f"uuid={pool_uuid}", "param-name=wlb-url"),
+                  "reading wlb-url").stdout.strip()
+    host = url.rpartition(":")[0].strip("[]")
+    return host or None
+
+
 def _preflight_run(ctx: Context, step: Step) -> None:
-    p = step.params
+    p = dict(step.params)
+    # The pool's wlb-url now, not as planned: a pool moved to an IP meanwhile must fail here.
+    now = current_wlb_host(ctx, p.get("uuid"))
+    if now is not None and now != p["host"]:
+        p["host"], p["address"] = now, ctx.spec.address_of(now)
     argv = preflight_argv(ctx.target, p["host"], p["address"], p["port"], p["mode"] != "chain")
     text = facts.build([
         facts.fact("handshake", "timeout", "20", *argv),

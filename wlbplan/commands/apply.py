@@ -55,18 +55,21 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
         plan = read_plan(source)
         spec = pipeline.spec_of_plan(plan)
         chosen = pipeline.select(spec, targets or [t.target for t in plan.targets])
+        folder = state_dir or pipeline.default_state_dir(spec)
+        pipeline.refuse_leftover_journals(folder, chosen)
         pipeline.check_fresh(plan, pipeline.inspect_all(spec, chosen, parallelism))
     else:
         spec = load_spec(source)
         chosen = pipeline.select(spec, targets)
+        # A crashed apply is settled before anything else, even before the plan is shown.
+        folder = state_dir or pipeline.default_state_dir(spec)
+        pipeline.refuse_leftover_journals(folder, chosen)
         plan = pipeline.plan_all(spec, chosen, pipeline.inspect_all(spec, chosen, parallelism),
                                  replace=replace)
         if not as_json:
             _show_plan(plan)
         if plan.has_changes and not auto_approve:
             _confirm()
-    folder = state_dir or pipeline.default_state_dir(spec)
-    pipeline.refuse_leftover_journals(folder, chosen)
     writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json)
     writer.start()
     with _signals_cancel() as cancel:
@@ -74,12 +77,12 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
                                       state_dir=folder, report=writer, cancel=cancel,
                                       lock_timeout=lock_timeout)
         interrupted = cancel.is_set()
-    writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism))
     stages = {t.target: t.stage for t in plan.targets}
     for outcome, target in zip(outcomes, chosen, strict=True):
         hint = pipeline.next_step(spec, target) if stages.get(target.name) == "request" else None
         if outcome.ok and hint:
             writer.note(target.name, hint)
+    writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism))
     if interrupted:
         return 130
     return 0 if all(o.ok for o in outcomes) else 1

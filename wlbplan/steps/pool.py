@@ -87,7 +87,8 @@ def preflight(target: Target, pool: PoolFacts, host: str, address: str) -> Step:
         summary=f"check from the coordinator that WLB at {host}:{port} passes the pool's "
                 f"checks (name, {mode}) before verification is on",
         commands=(Command(argv).display(),),
-        params={"host": host, "address": address, "port": port, "mode": mode},
+        params={"host": host, "address": address, "port": port, "mode": mode,
+                "uuid": pool.uuid},
     )
 
 
