@@ -454,6 +454,11 @@ def _legacy_verdict(
     # match an installed certificate by subject and public key (cert_check_local).
     # The leaf as the only partial-chain anchor gives OpenSSL's depth-0 checks.
     verdict = _openssl_verify(leaf, [], [leaf], check, partial=True)
+    if verdict.ok and is_self_signed(leaf) and leaf not in trust:
+        # A self-signed leaf is its own issuer: OpenSSL looks it up in the CAfile and, not
+        # finding these very bytes, refuses at depth 0 (measured with stunnel 5.68), even
+        # when a certificate with the same name and key is installed.
+        return Verdict(ok=False, reason="self-signed certificate", code=18, depth=0)
     if verdict.ok and not locally_installed(leaf, trust):
         return Verdict(ok=False, reason=NOT_LOCAL_REASON)
     return verdict

@@ -8,6 +8,7 @@ and the spec's ``policy`` thresholds only add warnings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 
@@ -55,8 +56,8 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
     if desired.stage == "install" and findings:
         # A certificate wlbplan is about to install must meet the policy; one already on
         # the appliance (self-signed) is only warned about, as audit does.
-        problems = "; ".join(f.message for f in findings)
-        return GateResult(f"{target.name}: {target.certificate.signed}: {problems}", ())
+        problems = "; ".join(f"{_file_of(target, f.subject)}: {f.message}" for f in findings)
+        return GateResult(f"{target.name}: {problems}", ())
     warnings = [_say(f) for f in findings]
     warnings += [_say(f) for f in certs.modern_policy_findings(chain, trust, host)]
     if not desired.verify:
@@ -75,6 +76,20 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
         + _advice(verdict.reason, host),
         tuple(warnings),
     )
+
+
+def _file_of(target: Target, subject: str | None) -> Path | None:
+    """Which of the spec's certificate files holds the certificate a finding is about."""
+    spec = target.certificate
+    files = [p for p in (spec.signed, *spec.intermediates, spec.root) if p is not None]
+    for path in files:
+        try:
+            found = certs.parse_pem_bundle(path.read_bytes())
+        except (OSError, VerifyError):
+            continue
+        if any(c.subject.rfc4514_string() == subject for c in found):
+            return path
+    return spec.signed
 
 
 def _say(finding: certs.PolicyFinding) -> str:

@@ -236,11 +236,6 @@ def _names_intermediate(eve: Eve, made: Made) -> Path:
     return made.intermediates[0]
 
 
-NAMES_SIGNED_NOT_INTERMEDIATE = pytest.mark.xfail(strict=True, reason=(
-    "wlbplan/gate.py check() prefixes every policy finding with the signed file, even when "
-    "the finding is about an intermediate: the expired intermediate is named by subject "
-    "under the leaf's path, never by its own file"))
-
 CASES = [
     Case("good", good, None),
     Case("intermediates-reordered", reordered, None, ("out of order",)),
@@ -251,8 +246,7 @@ CASES = [
     Case("cn-mismatch", cn_mismatch, "pool", (FQDN, "hostname mismatch")),
     Case("expired-leaf", expired_leaf, "pool", ("expired",)),
     Case("expired-intermediate", expired_intermediate, "pool",
-         ("expired", "Lab Old Intermediate CA"), culprit=_names_intermediate,
-         marks=(NAMES_SIGNED_NOT_INTERMEDIATE,)),
+         ("expired", "Lab Old Intermediate CA"), culprit=_names_intermediate,),
     Case("not-yet-valid-leaf", not_yet_valid_leaf, "pool", ("not valid before",)),
     Case("another-key", another_key, "key", ("not issued for this appliance",)),
     Case("rsa-1024", rsa_1024, "policy", ("1024",)),

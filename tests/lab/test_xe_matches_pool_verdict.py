@@ -383,12 +383,6 @@ def test_a_self_signed_mimic_is_refused(mode: certs.Mode, tmp_path: Path,
         assert not pool_verdict(case, mode).ok
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG wlbplan/certs.py _legacy_verdict: for verifyPeer it verifies the served leaf as its "
-    "own partial-chain anchor, then matches it to the bundle by subject and key, so a "
-    "self-signed leaf that only mimics the installed one (same name and key, other bytes) "
-    "passes; OpenSSL refuses it at depth 0 (error 18, self-signed certificate), which "
-    "stunnel's verifyPeer does not ignore (measured with stunnel 5.68; the emulator refuses)"))
 def test_pool_accepts_refuses_a_self_signed_mimic_under_verify_peer() -> None:
     assert not pool_verdict(self_signed_mimic(), "legacy").ok
 
