@@ -22,6 +22,7 @@ from wlbplan.actions import Context
 from wlbplan.errors import LockError, StalePlanError, WlbplanError
 from wlbplan.journal import Entry, Journal, JournalError
 from wlbplan.model import Spec, Target
+from wlbplan.pids import alive
 from wlbplan.plan import TargetPlan
 from wlbplan.planfile import step_id
 from wlbplan.sessions import Sessions
@@ -208,15 +209,7 @@ def journal_owner_alive(header: dict[str, Any]) -> bool:
     pid = header.get("pid")
     if not isinstance(pid, int) or header.get("host") != socket.gethostname():
         return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid != os.getpid() and alive(pid)
 
 
 def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Path,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wlbplan.errors import LabError
+from wlbplan.pids import alive
 
 
 def free_port() -> int:
@@ -26,24 +27,6 @@ def read_pid(pid_file: Path) -> int | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return int(text) if text.isdigit() else None
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def running_pid(pid_file: Path) -> int | None:
