@@ -11,14 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
 import re
 import shutil
-import signal
 import socket
 import stat
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +25,7 @@ import pytest
 from wlbplan.lab import xe_state
 from wlbplan.lab.layout import TargetLayout
 from wlbplan.lab.pki import Issued, PrivateKey, build, make_key, now, write_private
+from wlbplan.lab.procs import free_port, port_open, stop_pid_file, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -59,11 +57,6 @@ def wlb_cert(common_name: str | None, **kw: object) -> Issued:
     return build(common_name, key=wlb_key(), **kw)  # type: ignore[arg-type]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def ok(result: subprocess.CompletedProcess[str], stdout: str = "") -> None:
@@ -178,53 +171,20 @@ def serve(tmp_path: Path) -> Iterator[Callable[[Issued], int]]:
         )
         subprocess.run([str(STUNNEL), str(folder / "stunnel.conf")], check=True, timeout=30)
         pid_files.append(pid_file)
-        _wait(lambda: pid_file.exists() and _listening(port))
+        wait_for(lambda: pid_file.exists() and port_open(port), 10, "stunnel")
         return port
 
     yield start
     for pid_file in pid_files:
-        _stop(pid_file)
+        stop_pid_file(pid_file)
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "stunnel did not come up"
-        time.sleep(0.02)
 
 
-def _stop(pid_file: Path) -> None:
-    """Stop exactly the stunnel we started, by its pid."""
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 5
-    while not _gone(pid):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            return
-        time.sleep(0.02)
 
 
-def _gone(pid: int) -> bool:
-    """Exited; a zombie counts (the daemon's parent here is init, which reaps lazily)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
 
 
 @pytest.fixture(scope="module")
@@ -767,8 +727,8 @@ def test_retrieve_when_wlb_is_down(pool: Pool, serve: Callable[[Issued], int]) -
     port = serve(wlb_cert(WLB_FQDN, sans=[WLB_FQDN]))
     ok(pool.initialize(f"{WLB_FQDN}:{port}"))
     pid_file = next(pool.layout.root.parent.glob("wlb*/stunnel.pid"))
-    _stop(pid_file)
-    _wait(lambda: not _listening(port))
+    stop_pid_file(pid_file)
+    wait_for(lambda: not port_open(port), 10, "stunnel to stop")
     fails(pool.xe("pool-retrieve-wlb-configuration"), "WLB refused a connection to the server.")
 
 
@@ -779,7 +739,7 @@ def test_deconfigure_clears_even_when_unreachable(pool: Pool,
     port = serve(wlb_cert(WLB_FQDN, sans=[WLB_FQDN]))
     ok(pool.initialize(f"{WLB_FQDN}:{port}"))
     pool.set(wlb_verify_cert="true")
-    _stop(next(pool.layout.root.parent.glob("wlb*/stunnel.pid")))
+    stop_pid_file(next(pool.layout.root.parent.glob("wlb*/stunnel.pid")))
     ok(pool.xe("pool-deconfigure-wlb"))
     assert (pool.get("wlb-url"), pool.get("wlb-username"), pool.get("wlb-enabled")) == (
         "\n", "\n", "false\n")

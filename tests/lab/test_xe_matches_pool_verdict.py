@@ -15,12 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +35,7 @@ from wlbplan.lab.pki import (
     now,
     write_private,
 )
+from wlbplan.lab.procs import free_port, port_open, stop_pid_file, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -229,52 +226,14 @@ ROWS: dict[str, Row] = {
 # --- a real stunnel serving WLB, an emulated pool -------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "stunnel did not come up"
-        time.sleep(0.02)
 
 
-def _gone(pid: int) -> bool:
-    """Exited; a zombie counts (the daemon's parent here is init, which reaps lazily)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
 
 
-def _stop(pid_file: Path) -> None:
-    """Stop exactly the stunnel we started, by its pid."""
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 5
-    while not _gone(pid):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            return
-        time.sleep(0.02)
 
 
 def _pem(issued: Sequence[Issued]) -> bytes:
@@ -293,20 +252,20 @@ def serve(tmp_path: Path) -> Iterator[Callable[[Sequence[Issued]], int]]:
         folder.mkdir()
         write_private(folder / "server.pem", _pem(chain), mode=0o644)
         write_private(folder / "server.key", chain[0].key_pem)
-        port, pid_file = _free_port(), folder / "stunnel.pid"
+        port, pid_file = free_port(), folder / "stunnel.pid"
         (folder / "stunnel.conf").write_text(
             f"foreground = no\npid = {pid_file}\noutput = {folder / 'stunnel.log'}\n"
             f"[wlb]\naccept = 127.0.0.1:{port}\ncert = {folder / 'server.pem'}\n"
-            f"key = {folder / 'server.key'}\nconnect = 127.0.0.1:{_free_port()}\n"
+            f"key = {folder / 'server.key'}\nconnect = 127.0.0.1:{free_port()}\n"
         )
         subprocess.run([str(STUNNEL), str(folder / "stunnel.conf")], check=True, timeout=30)
         pid_files.append(pid_file)
-        _wait(lambda: pid_file.exists() and _listening(port))
+        wait_for(lambda: pid_file.exists() and port_open(port), 10, "stunnel")
         return port
 
     yield start
     for pid_file in pid_files:
-        _stop(pid_file)
+        stop_pid_file(pid_file)
 
 
 def emulator_verdict(root: Path, case: Case, mode: str, port: int, *,
