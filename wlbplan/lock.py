@@ -12,7 +12,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 
-from wlbplan.connectors.base import Command, Runner
+from wlbplan.connectors.base import Command, Runner, script
 from wlbplan.errors import LockError
 from wlbplan.model import Target
 
@@ -69,8 +69,8 @@ def acquire(runner: Runner, target: Target, timeout: float = 0.0,
     """Take the pool's lock, waiting up to ``timeout`` seconds for another apply."""
     mine = info or new_lock(target)
     folder = str(target.pool.state_dir)
-    command = Command(("sh", "-c", _ACQUIRE, "sh", folder, lock_path(target)),
-                      stdin=json.dumps(asdict(mine)).encode())
+    command = script(_ACQUIRE, folder, lock_path(target),
+                     stdin=json.dumps(asdict(mine)).encode())
     deadline = time.monotonic() + timeout
     while True:
         if runner.run(command).ok:
@@ -96,7 +96,7 @@ def _held_message(target: Target, holder: LockInfo | None, host: str) -> str:
 
 def release(runner: Runner, target: Target, lock_id: str) -> bool:
     """Remove the lock if it is still ``lock_id``; True when it was removed."""
-    return runner.run(Command(("sh", "-c", _RELEASE, "sh", lock_path(target), lock_id))).ok
+    return runner.run(script(_RELEASE, lock_path(target), lock_id)).ok
 
 
 def force_unlock(runner: Runner, target: Target, lock_id: str) -> LockInfo:

@@ -23,11 +23,6 @@ RESTART_WAIT = 30.0
 STAGED = ".wlbplan-new"
 
 
-def _sh(ctx: Context, text: str, *args: str) -> Command:
-    """``sh -c TEXT sh ARGS...``: the script is fixed code, the values arrive as $1, $2…"""
-    return Command(("sh", "-c", text, "sh", *args))
-
-
 # ---- key and CSR (request stage) -----------------------------------------------------
 
 # $1 = path; with $2 = "replace", an existing file is kept aside as $1.wlbplan-old first;
@@ -43,7 +38,7 @@ _FRESH = ('p=$1; r=$2; shift 2; '
 def _fresh(ctx: Context, step: Step, argv: tuple[str, ...], what: str) -> None:
     p = step.params
     mode = "replace" if p.get("replace") else "new"
-    checked(ctx.sessions.appliance, _sh(ctx, _FRESH, p["path"], mode, *argv), what)
+    checked(ctx.sessions.appliance, script(_FRESH, p["path"], mode, *argv), what)
 
 
 def _generate_key_run(ctx: Context, step: Step) -> None:
@@ -66,7 +61,7 @@ _UNFRESH = 'if [ "$2" = replace ] && [ -e "$1.wlbplan-old" ]; then ' \
 
 def _undo_unfresh(ctx: Context, record: UndoRecord) -> None:
     mode = "replace" if record["replace"] else "new"
-    checked(ctx.sessions.appliance, _sh(ctx, _UNFRESH, record["path"], mode),
+    checked(ctx.sessions.appliance, script(_UNFRESH, record["path"], mode),
             f"undoing {record['path']}")
 
 
@@ -127,7 +122,7 @@ def _live(ctx: Context) -> tuple[str, str]:
 def _backup_run(ctx: Context, step: Step) -> None:
     cert, key = _live(ctx)
     made = step.params["backups"]
-    checked(ctx.sessions.appliance, _sh(ctx, _BACKUP, cert, made[0], key, made[1]),
+    checked(ctx.sessions.appliance, script(_BACKUP, cert, made[0], key, made[1]),
             "backing up server.pem and server.key (an existing backup is never overwritten)")
 
 
@@ -146,7 +141,7 @@ _REMOVE_BACKUP = 'cmp -s -- "$1" "$2" && rm -f -- "$2"; exit 0'
 
 def _undo_remove_backups(ctx: Context, record: UndoRecord) -> None:
     for live, backup in record["pairs"]:
-        ctx.sessions.appliance.run(_sh(ctx, _REMOVE_BACKUP, live, backup))
+        ctx.sessions.appliance.run(script(_REMOVE_BACKUP, live, backup))
 
 
 # ---- install the chain and the key -------------------------------------------------------
@@ -171,7 +166,7 @@ def _install_run(ctx: Context, step: Step) -> None:
                 "installing the new chain")
         return
     checked(ctx.sessions.appliance,
-            _sh(ctx, _INSTALL, staged, cert, pending_key(ctx.target), key),
+            script(_INSTALL, staged, cert, pending_key(ctx.target), key),
             "installing the new chain and key")
 
 
@@ -189,7 +184,7 @@ def _undo_restore(ctx: Context, record: UndoRecord) -> None:
     files are back would serve the new chain again."""
     r = record
     checked(ctx.sessions.appliance,
-            _sh(ctx, _RESTORE, r["cert"], r["key"], r["backup_cert"], r["backup_key"],
+            script(_RESTORE, r["cert"], r["key"], r["backup_cert"], r["backup_key"],
                 r["pending"], r["staged"]),
             "restoring server.pem and server.key from their backups")
     restart(ctx, r.get("served"))

@@ -54,9 +54,12 @@ def sh(*parts: Part) -> str:
     return " ".join(p.text if isinstance(p, Raw) else shlex.quote(p) for p in parts)
 
 
-def script(text: str, *, secrets: tuple[str, ...] = ()) -> Command:
-    """A POSIX sh script as one command. ``text`` must itself be built from quoted parts."""
-    return Command(("sh", "-c", text), secrets=secrets)
+def script(text: str, *args: str, secrets: tuple[str, ...] = (),
+           stdin: bytes | None = None) -> Command:
+    """A POSIX sh script as one command. ``text`` is fixed code (or built from quoted parts);
+    values go in ``args`` and reach it as "$1", "$2"…, never spliced into the text."""
+    extra = ("sh", *args) if args else ()
+    return Command(("sh", "-c", text, *extra), secrets=secrets, stdin=stdin)
 
 
 @dataclass(frozen=True)

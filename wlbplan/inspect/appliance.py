@@ -7,6 +7,9 @@ the public key comes back, which is all a key-to-certificate match needs.
 from __future__ import annotations
 
 import re
+import shlex
+
+from cryptography import x509
 
 from wlbplan import certs
 from wlbplan.connectors.base import Raw
@@ -56,9 +59,7 @@ def script(target: Target) -> str:
 
 def _glob_prefix(path: str) -> str:
     """``'/etc/ssl/certs/server.pem_orig'*``: the quoted path, then an unquoted glob."""
-    from shlex import quote
-
-    return quote(path + BACKUP_SUFFIX) + "*"
+    return shlex.quote(path + BACKUP_SUFFIX) + "*"
 
 
 def parse(raw: dict[str, RawFact], target: Target) -> ApplianceFacts:
@@ -162,9 +163,5 @@ def _first_line(raw: RawFact | None) -> str | None:
     return lines[0].strip() if lines else None
 
 
-def _pem(cert: object) -> str:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    assert isinstance(cert, x509.Certificate)
-    return cert.public_bytes(Encoding.PEM).decode()
+def _pem(cert: x509.Certificate) -> str:
+    return certs.to_pem([cert]).decode()
