@@ -1,6 +1,7 @@
 #!/bin/sh
 # `make demo`: bring a local lab up and run wlbplan's main job on it:
-# plan → apply (turn WLB certificate verification on, reversibly) → plan again (no changes).
+# audit → plan → apply (turn WLB certificate verification on, reversibly) → plan again
+# (no changes) → audit again.
 set -eu
 WLBPLAN=$1
 LAB_DIR=$2
@@ -15,6 +16,9 @@ SPEC=$("$WLBPLAN" lab up --dir "$LAB_DIR" | tail -n 1)
 step "wlbplan validate $SPEC"
 "$WLBPLAN" validate "$SPEC"
 
+step "wlbplan audit $SPEC   (read-only; warnings: verification is off)"
+"$WLBPLAN" audit "$SPEC"
+
 step "wlbplan plan $SPEC --out $LAB_DIR/demo.plan.json   (exit 2: there are changes)"
 rc=0
 "$WLBPLAN" plan "$SPEC" --out "$LAB_DIR/demo.plan.json" --detailed-exitcode || rc=$?
@@ -25,6 +29,9 @@ step "wlbplan apply $LAB_DIR/demo.plan.json   (the reviewed plan, as saved)"
 
 step "wlbplan plan $SPEC --detailed-exitcode   (exit 0: nothing left to do)"
 "$WLBPLAN" plan "$SPEC" --detailed-exitcode
+
+step "wlbplan audit $SPEC   (the pool verifies WLB now; modern policy still warns)"
+"$WLBPLAN" audit "$SPEC"
 
 XE="$LAB_DIR/pool1/bin/xe"
 UUID=$("$XE" pool-list --minimal)

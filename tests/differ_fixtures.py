@@ -11,6 +11,8 @@ Compact ``observed`` form (every key optional)::
       chain: [leaf, intermediate, root]   # the server.pem file, leaf first; [] = missing
       served: [...]                       # what stunnel serves; default: the chain
       key: match | mismatch | missing     # server.key vs the chain's leaf; default match
+      key_mode: "644"                     # server.key's mode; default 600
+      served_error: connection refused    # the handshake on the port failed (served = [])
       backups: [server.pem_orig]          # names next to server.pem/server.key
       pending_key: leaf                   # a pending key: the one certificate NAME is for
       pending_csr:                        # a pending CSR, signed with NAME's key
@@ -89,6 +91,8 @@ def _build() -> dict[str, pki.Issued]:
     made["self_signed_wlb"] = pki.appliance_self_signed(FQDN, key=_wlb_key())
     made["old_self_signed_wlb"] = pki.appliance_self_signed(
         FQDN, key=_wlb_key(), not_before=pki.now() - 400 * DAY, days=730)
+    made["expiring_self_signed_wlb"] = pki.appliance_self_signed(
+        FQDN, key=_wlb_key(), not_before=pki.now() - 700 * DAY, days=710)
     # An appliance certificate made for an IP: CN=IP, no SAN (checkHost's CN fallback).
     made["ip_cn_self_signed"] = pki.build(IP, key=_wlb_key(), sans=None, ca=True)
     made["root"] = _ca("wlbplan Test Root CA")
@@ -194,8 +198,8 @@ def csr_pem(compact: Mapping[str, Any], reg: Registry) -> str:
 
 
 def appliance_facts(compact: Mapping[str, Any], target: Target, reg: Registry) -> ApplianceFacts:
-    _known(compact, {"chain", "served", "key", "backups", "pending_key", "pending_csr"},
-           "observed.appliance")
+    _known(compact, {"chain", "served", "key", "key_mode", "served_error", "backups",
+                     "pending_key", "pending_csr"}, "observed.appliance")
     names = compact.get("chain", [])
     chain = _chain(names, reg)
     cert_path, key_path = target.wlb.paths.cert, target.wlb.paths.key
@@ -211,14 +215,21 @@ def appliance_facts(compact: Mapping[str, Any], target: Target, reg: Registry) -
         cert=CertFile(path=str(cert_path), present=bool(chain), chain=chain,
                       error=None if chain else "missing"),
         key=KeyFile(path=str(key_path), present=public is not None,
-                    mode="600" if public else None, owner="root" if public else None,
+                    mode=str(compact.get("key_mode", "600")) if public else None,
+                    owner="root" if public else None,
                     group="root" if public else None, public_key=public),
-        served=Served(chain=_chain(compact.get("served", names), reg)),
+        served=_served(compact, names, reg),
         backups=backups,
         hostname=FQDN,
         pending_key=reg.public_key(compact["pending_key"]) if "pending_key" in compact else None,
         pending_csr=csr_pem(compact["pending_csr"], reg) if "pending_csr" in compact else None,
     )
+
+
+def _served(compact: Mapping[str, Any], names: list[str], reg: Registry) -> Served:
+    if "served_error" in compact:
+        return Served(error=compact["served_error"])
+    return Served(chain=_chain(compact.get("served", names), reg))
 
 
 def pool_facts(compact: Mapping[str, Any], target: Target, reg: Registry) -> PoolFacts:

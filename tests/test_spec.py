@@ -4,6 +4,7 @@ ever comes out of the loader)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -537,3 +538,30 @@ def test_load_spec_on_a_file_raises_only_spec_error(raw: bytes) -> None:
                 load_spec(path)
         else:
             assert load_spec(path) == spec
+
+
+# --- where targets sit in the file (audit findings point there) -----------------------
+
+
+def test_targets_know_their_lines() -> None:
+    text = """version: 1
+targets:
+  - name: a
+    pool: {coordinator: xs1.example.com}
+    wlb:
+      address: wlb.example.com
+    certificate: {source: self-signed}
+  - name: b
+    pool: {coordinator: xs2.example.com}
+    wlb: {address: wlb2.example.com}
+    certificate: {source: self-signed}
+    verify: false
+"""
+    spec, diagnostics = load_spec_text(text, Path("/tmp/lines.yaml"))
+    assert spec is not None, diagnostics
+    first, second = spec.targets
+    assert first.line() == 3
+    assert (first.line("pool"), first.line("wlb.address"), first.line("certificate")) == (4, 6, 7)
+    assert first.line("verify") == 3  # not written: the target's own line
+    assert (second.line(), second.line("wlb.address"), second.line("verify")) == (8, 10, 12)
+    assert first == dataclasses.replace(first, lines=())  # positions never make targets differ

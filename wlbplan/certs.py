@@ -555,24 +555,6 @@ class PolicyFinding:
     subject: str | None = None  # RFC 4514 subject of the certificate concerned
 
 
-# Stable rule ids (SARIF rules, audit output) and what each means.
-RULES: Final[Mapping[str, str]] = {
-    "WLB-CERT-NO-SAN": "leaf has no subjectAltName (the pool matches the CN; modern clients don't)",
-    "WLB-CERT-SELF-SIGNED-CA": "self-signed leaf asserts CA:TRUE (openssl req -x509 default)",
-    "WLB-CHAIN-CA-NO-KEY-USAGE": "a CA certificate has no keyUsage extension",
-    "WLB-CHAIN-MODERN-REJECT": "the RFC 5280 / CA/Browser profile verifier rejects the chain",
-    "WLB-CERT-EXPIRED": "certificate has expired",
-    "WLB-CERT-NOT-YET-VALID": "certificate is not valid yet",
-    "WLB-CERT-EXPIRING": "certificate expires within the policy's minimum days",
-    "WLB-CERT-RSA-WEAK": "RSA key smaller than the policy's minimum",
-    "WLB-CERT-KEY-NOT-RSA": "leaf key is not RSA; xapi's stunnel offers ECDHE-RSA suites only",
-    "WLB-CERT-SHA1-SIGNATURE": "certificate is signed with SHA-1 (or MD5)",
-    "WLB-CHAIN-ROOT-NOT-CA": "the chain's root does not assert CA:TRUE",
-    "WLB-CHAIN-INTERMEDIATE-NOT-CA": "an intermediate does not assert CA:TRUE",
-    "WLB-CERT-EKU-NO-SERVERAUTH": "extendedKeyUsage is present without serverAuth",
-}
-
-
 def modern_policy_findings(
     chain: Sequence[x509.Certificate],
     trust: Sequence[x509.Certificate],

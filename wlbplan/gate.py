@@ -73,7 +73,7 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
     return GateResult(
         f"{target.name}{source}: once this plan is applied the pool would refuse WLB at {host} "
         f"({verdict}); turning wlb-verify-cert on would cut the pool off from WLB. "
-        + _advice(verdict.reason, host),
+        + advice(verdict.reason, host),
         tuple(warnings),
     )
 
@@ -96,7 +96,7 @@ def _say(finding: certs.PolicyFinding) -> str:
     return f"{finding.severity}: {finding.rule_id}: {finding.message} — {finding.hint}"
 
 
-def _advice(reason: str, host: str) -> str:
+def advice(reason: str, host: str) -> str:
     lowered = reason.lower()
     if is_ip_literal(host):
         return (f"The pool reaches WLB by IP address ({host}), and xapi's name check "

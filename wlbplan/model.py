@@ -245,6 +245,14 @@ class Target:
     certificate: CertificateSpec
     verify: bool = True
     ssh: SshSettings = field(default_factory=SshSettings)
+    lines: tuple[tuple[str, int], ...] = field(default=(), compare=False)
+    """Where parts of this target sit in the spec file (``""`` = the target itself,
+    ``"verify"``, ``"wlb.address"`` …), for findings that point at a line."""
+
+    def line(self, where: str = "") -> int | None:
+        """The line of ``where`` in the spec, else of the target itself."""
+        known = dict(self.lines)
+        return known.get(where, known.get(""))
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from wlbplan import gate
 from wlbplan.apply import Reporter, TargetOutcome, apply_target, rollback_target
-from wlbplan.desired import desired_state
-from wlbplan.diff import diff, drift, observed_view
-from wlbplan.errors import SpecError, StalePlanError, VerifyError, WlbplanError
+from wlbplan.audit import Audit, TargetAudit, audit_target, make_audit, unreachable
+from wlbplan.diff import drift, observed_view
+from wlbplan.errors import SpecError, StalePlanError, WlbplanError
 from wlbplan.inspect.run import inspect_target
 from wlbplan.journal import Journal, JournalError
 from wlbplan.model import Spec, Target
 from wlbplan.observed import Observed
-from wlbplan.plan import Plan, TargetPlan, csr_path, make_plan, plan_target
+from wlbplan.plan import Plan, csr_path, make_plan, plan_one
 from wlbplan.sessions import open_sessions
 
 
@@ -44,30 +42,45 @@ class TargetsFailed(WlbplanError):
     """Some targets could not be inspected; each one's error is listed."""
 
 
-def inspect_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) -> list[Observed]:
-    """Every target, ``parallelism`` at a time; all failures reported together."""
+def inspect_each(spec: Spec, targets: Sequence[Target],
+                 parallelism: int = 10) -> list[Observed | WlbplanError]:
+    """Every target, ``parallelism`` at a time: what was observed, or why it could not be."""
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
         futures = [workers.submit(_inspect_one, spec, t) for t in targets]
-    results: list[Observed] = []
-    problems: list[str] = []
-    for target, future in zip(targets, futures, strict=True):
+    results: list[Observed | WlbplanError] = []
+    for future in futures:
         try:
             results.append(future.result())
         except WlbplanError as err:
-            problems.append(f"{target.name}: {err}")
-    if problems:
-        raise TargetsFailed("\n".join(problems))
+            results.append(err)
     return results
 
 
-def plan_one(spec: Spec, target: Target, observed: Observed, *,
-             replace: bool = False) -> TargetPlan:
-    desired = desired_state(target, observed, replace=replace)
-    verdict = gate.check(target, observed, desired, spec.policy)
-    if verdict.refusal is not None:
-        raise VerifyError(verdict.refusal)
-    made = plan_target(spec, target, observed, desired, diff(desired, observed))
-    return dataclasses.replace(made, notes=made.notes + verdict.warnings)
+def inspect_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) -> list[Observed]:
+    """Every target, or TargetsFailed naming every one that could not be inspected."""
+    results = inspect_each(spec, targets, parallelism)
+    problems = [f"{t.name}: {r}" for t, r in zip(targets, results, strict=True)
+                if isinstance(r, WlbplanError)]
+    if problems:
+        raise TargetsFailed("\n".join(problems))
+    return [r for r in results if isinstance(r, Observed)]
+
+
+def _audit_one(spec: Spec, target: Target) -> TargetAudit:
+    try:
+        seen = _inspect_one(spec, target)
+    except WlbplanError as err:
+        return unreachable(spec, target, str(err))
+    return audit_target(spec, target, seen)
+
+
+def audit_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) -> Audit:
+    """Findings on every target; one that cannot be inspected is a finding, not an abort
+    (a nightly audit of a fleet reports on the rest). Judging runs in the same worker as
+    inspecting: its ``openssl verify`` calls overlap with other targets' round trips."""
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
+        audited = list(workers.map(lambda t: _audit_one(spec, t), targets))
+    return make_audit(spec, audited)
 
 
 def plan_all(spec: Spec, targets: Sequence[Target], observed: Sequence[Observed], *,

@@ -6,14 +6,16 @@ that applying a saved plan can refuse when either has moved since.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wlbplan import __version__
-from wlbplan.desired import Desired
-from wlbplan.diff import Change, observed_view
+from wlbplan import __version__, gate
+from wlbplan.desired import Desired, desired_state
+from wlbplan.diff import Change, diff, observed_view
+from wlbplan.errors import VerifyError
 from wlbplan.model import Spec, Target
 from wlbplan.observed import Observed
 from wlbplan.steps import Step
@@ -68,6 +70,17 @@ def now_utc() -> str:
 def make_plan(spec: Spec, targets: list[TargetPlan], created: str | None = None) -> Plan:
     return Plan(spec_path=str(spec.path), spec_digest=spec.digest,
                 created=created or now_utc(), targets=tuple(targets))
+
+
+def plan_one(spec: Spec, target: Target, observed: Observed, *,
+             replace: bool = False) -> TargetPlan:
+    """Desired state, the gate (VerifyError when the pool would refuse WLB), diff, steps."""
+    desired = desired_state(target, observed, replace=replace)
+    verdict = gate.check(target, observed, desired, spec.policy)
+    if verdict.refusal is not None:
+        raise VerifyError(verdict.refusal)
+    made = plan_target(spec, target, observed, desired, diff(desired, observed))
+    return dataclasses.replace(made, notes=made.notes + verdict.warnings)
 
 
 def plan_target(spec: Spec, target: Target, observed: Observed, desired: Desired,

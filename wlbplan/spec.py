@@ -138,7 +138,7 @@ def _load(raw: bytes, path: Path) -> tuple[Spec | None, list[Diagnostic]]:
     if data is _UNUSABLE or any(d.is_error for d in diagnostics):
         return None, diagnostics
     digest = hashlib.sha256(raw).hexdigest()
-    return _to_spec(data, path, digest), diagnostics
+    return _to_spec(data, path, digest, report), diagnostics
 
 
 # ---------------------------------------------------------------------------------------
@@ -870,18 +870,36 @@ def _check_key(key: Data, path: PathT, report: _Report, min_rsa: int) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _to_spec(data: Data, path: Path, digest: str) -> Spec:
+# Parts of a target that findings point at (audit's SARIF / GitHub locations).
+_LINED = ("", "name", "pool", "wlb", "wlb.address", "certificate", "verify")
+
+
+def _to_spec(data: Data, path: Path, digest: str, report: _Report) -> Spec:
     base = path.absolute().parent
     defaults = Defaults(_ssh(data.get("defaults", {}).get("ssh", {}), SshSettings(), base))
+    targets = []
+    for index, raw in enumerate(data["targets"]):
+        target = _target(raw, defaults.ssh, base)
+        targets.append(dataclasses.replace(target, lines=_lines(report, index)))
     return Spec(
         version=data["version"],
         path=path,
         digest=digest,
-        targets=tuple(_target(raw, defaults.ssh, base) for raw in data["targets"]),
+        targets=tuple(targets),
         defaults=defaults,
         policy=Policy(**data.get("policy", {})),
         resolve=tuple((_dns_key(host), ip) for host, ip in data.get("resolve", {}).items()),
     )
+
+
+def _lines(report: _Report, index: int) -> tuple[tuple[str, int], ...]:
+    found = []
+    for where in _LINED:
+        parts = tuple(part for part in where.split(".") if part)
+        line = report.line_of(("targets", index, *parts))
+        if line is not None:
+            found.append((where, line))
+    return tuple(found)
 
 
 def _local(text: str, base: Path) -> Path:

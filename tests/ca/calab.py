@@ -66,10 +66,12 @@ def _env() -> dict[str, str]:
             "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
 
 
-def wlbplan(*args: str | Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def wlbplan(*args: str | Path, timeout: float = 180,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``wlbplan ARGS`` as an operator runs it: a subprocess, stdin not a terminal."""
     return subprocess.run([PYTHON, "-m", "wlbplan", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=_env(), stdin=subprocess.DEVNULL,
+                          text=True, timeout=timeout, env={**_env(), **(env or {})},
+                          stdin=subprocess.DEVNULL,
                           check=False)
 
 

@@ -1,4 +1,4 @@
-"""Renderers: plans (text, json, markdown) and spec diagnostics.
+"""Renderers: plans (text, json, markdown), audits and spec diagnostics.
 
 Imports stay lazy so that importing one renderer does not load rich or the others.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from wlbplan.audit import Audit, FailOn
     from wlbplan.plan import Plan
 
 PLAN_FORMATS = ("text", "json", "markdown")
@@ -28,3 +29,37 @@ def render_plan(plan: Plan, fmt: str, *, color: bool = False) -> str:
 
         return markdown.render(plan)
     raise ValueError(f"unknown plan format {fmt!r}; expected one of {', '.join(PLAN_FORMATS)}")
+
+
+AUDIT_FORMATS = ("text", "json", "markdown", "sarif", "junit", "github")
+
+
+def render_audit(audit: Audit, fmt: str, *, color: bool = False,
+                 fail_on: FailOn = "error") -> str:
+    """``audit`` in one of AUDIT_FORMATS; ``color`` only matters for text, ``fail_on``
+    only for json and junit (the verdict they carry)."""
+    if fmt == "text":
+        from wlbplan.render import audit_text
+
+        return audit_text.render(audit, color=color)
+    if fmt == "json":
+        from wlbplan.render import audit_json
+
+        return audit_json.render(audit, fail_on=fail_on)
+    if fmt == "markdown":
+        from wlbplan.render import audit_markdown
+
+        return audit_markdown.render(audit)
+    if fmt == "sarif":
+        from wlbplan.render import sarif
+
+        return sarif.render(audit)
+    if fmt == "junit":
+        from wlbplan.render import junit
+
+        return junit.render(audit, fail_on=fail_on)
+    if fmt == "github":
+        from wlbplan.render import github
+
+        return github.render(audit)
+    raise ValueError(f"unknown audit format {fmt!r}; expected one of {', '.join(AUDIT_FORMATS)}")

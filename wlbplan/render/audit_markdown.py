@@ -1,0 +1,118 @@
+"""The audit as a pull-request comment or a GitHub job summary.
+
+The one-line result comes first, then a CAUTION block naming the targets that could not
+be inspected, then one table of findings, worst first. GitHub refuses comments over
+64 KiB, so an audit that would not fit drops its last (least severe) rows and says how
+many; the CAUTION block is kept before any row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from wlbplan.audit import Audit, Finding
+from wlbplan.render.audit_text import clean, counts_phrase, ordered, plural
+from wlbplan.render.markdown import LIMIT
+from wlbplan.rules import LEVELS
+
+# markdown.py's set plus `~` (strikethrough) and `&` (entities): a message is shown as is.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~&])")
+_TABLE_HEAD = ("| Level | Rule | Target | Finding |", "| --- | --- | --- | --- |")
+_ERROR_CHARS = 300  # one unreachable target's reason in the CAUTION block
+_FOOTER = ("_{} left out to fit the comment: run `wlbplan audit` (or `--format json`) "
+           "for all of them._")
+
+
+def render(audit: Audit) -> str:
+    # Fixed parts first; what is left goes to the CAUTION items, then to the table rows.
+    fixed = [summary_line(audit), _caution_head(audit), _clean_targets(audit),
+             _FOOTER.format(plural(len(audit.findings), "finding")), *_TABLE_HEAD,
+             _more_targets(len(audit.unreachable))]
+    budget = LIMIT - sum(_size(part) + 2 for part in fixed)
+    caution, budget = _fit(list(_caution_items(audit)), budget)
+    rows, _ = _fit(list(_rows(audit)), budget)
+    blocks = [summary_line(audit), _caution_block(audit, caution)]
+    if rows:
+        blocks.append("\n".join([*_TABLE_HEAD, *rows]))
+    if len(rows) < len(audit.findings):
+        blocks.append(_FOOTER.format(plural(len(audit.findings) - len(rows), "finding")))
+    blocks.append(_clean_targets(audit))
+    return "\n\n".join(block for block in blocks if block) + "\n"
+
+
+def summary_line(audit: Audit) -> str:
+    return f"**Audit:** {counts_phrase(audit)}"
+
+
+def _caution_head(audit: Audit) -> str:
+    count = plural(len(audit.unreachable), "target")
+    return f"> [!CAUTION]\n> Could not inspect {count}; nothing else was checked there:"
+
+
+def _caution_block(audit: Audit, items: list[str]) -> str:
+    if not audit.unreachable:
+        return ""
+    if len(items) < len(audit.unreachable):
+        items = [*items, _more_targets(len(audit.unreachable) - len(items))]
+    return "\n".join([_caution_head(audit), *items])
+
+
+def _more_targets(count: int) -> str:
+    return f"> - _and {plural(count, 'more target')}, left out to fit the comment_"
+
+
+def _caution_items(audit: Audit) -> Iterator[str]:
+    for target in audit.unreachable:
+        reason = " ".join(clean(target.error or "").split())
+        if len(reason) > _ERROR_CHARS:
+            reason = reason[:_ERROR_CHARS - 1] + "…"
+        yield f"> - **{_md(target.target)}**: {_md(reason)}"
+
+
+def _clean_targets(audit: Audit) -> str:
+    names = [f"**{_md(t.target)}**" for t in audit.targets
+             if not t.findings and t.error is None]
+    return "No findings for " + ", ".join(names) + "." if names else ""
+
+
+def _rows(audit: Audit) -> Iterator[str]:
+    """Worst first over all targets, so truncation drops notes before errors."""
+    by_target = [(index, f) for index, t in enumerate(audit.targets) for f in ordered(t.findings)]
+    by_target.sort(key=lambda item: (-LEVELS.index(item[1].level), item[0]))
+    for _, finding in by_target:
+        yield _row(finding)
+
+
+def _row(finding: Finding) -> str:
+    text = _cell(finding.message)
+    if finding.hint:
+        text += f"<br>*Hint:* {_cell(finding.hint)}"
+    level = f"**{finding.level}**" if finding.level == "error" else finding.level
+    return f"| {level} | `{finding.rule_id}` | {_md(finding.target)} | {text} |"
+
+
+def _cell(text: str) -> str:
+    """One table cell: escaped lines joined by <br>, since a newline would end the row."""
+    return "<br>".join(_md(line) for line in clean(text).splitlines())
+
+
+def _fit(items: list[str], budget: int) -> tuple[list[str], int]:
+    """The leading items whose lines fit in ``budget`` bytes, and the bytes left."""
+    kept: list[str] = []
+    for item in items:
+        cost = _size(item) + 1
+        if cost > budget:
+            break
+        kept.append(item)
+        budget -= cost
+    return kept, budget
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _md(text: str) -> str:
+    """Plain text that markdown must not interpret (``|`` would also split a table cell)."""
+    return _MD_SPECIAL.sub(r"\\\1", text)

@@ -1,0 +1,103 @@
+"""The audit as text for a terminal or a CI log: per target its findings, worst first,
+each with its hint below it, then one ``Audit: …`` line.
+
+``ordered`` and the summary wording are pure and shared with the other audit renderers,
+so every format sorts and counts the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from rich.text import Text
+
+from wlbplan.audit import Audit, Finding, TargetAudit
+from wlbplan.render.console import make_console
+from wlbplan.render.planjson import redact_text
+from wlbplan.rules import LEVELS, Level
+
+_STYLES: dict[Level, str] = {"error": "red", "warning": "yellow", "note": "cyan"}
+_LEVEL_WIDTH = max(len(level) for level in LEVELS)
+_INDENT = "  "
+# An SSH error may carry terminal escapes; printed raw they would restyle or move the cursor.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_HANG = " " * (len(_INDENT) + _LEVEL_WIDTH + 2)  # continuation lines start under the rule id
+
+
+# ---------------------------------------------------------------------------- shared view
+
+def ordered(findings: Iterable[Finding]) -> list[Finding]:
+    """Worst first, then by rule id; ties keep the audit's order (sorted() is stable)."""
+    return sorted(findings, key=lambda f: (-LEVELS.index(f.level), f.rule_id))
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def level_counts(findings: Iterable[Finding]) -> str:
+    """``1 error, 2 warnings, 0 notes``: every level, worst first, zeros included."""
+    levels = [f.level for f in findings]
+    return ", ".join(plural(levels.count(level), level) for level in reversed(LEVELS))
+
+
+def counts_phrase(audit: Audit) -> str:
+    """``1 error, 2 warnings, 0 notes on 2 targets (1 unreachable)``, or ``no findings on …``."""
+    head = level_counts(audit.findings) if audit.findings else "no findings"
+    text = f"{head} on {plural(len(audit.targets), 'target')}"
+    if audit.unreachable:
+        text += f" ({len(audit.unreachable)} unreachable)"
+    return text
+
+
+def summary_line(audit: Audit) -> str:
+    return f"Audit: {counts_phrase(audit)}."
+
+
+def clean(text: str) -> str:
+    """Free text as every audit renderer shows it: a PEM never passes (defence in depth)."""
+    return redact_text(text)
+
+
+# ---------------------------------------------------------------------------------- text
+
+def render(audit: Audit, *, color: bool = False) -> str:
+    console, buffer = make_console(color)
+    for target in audit.targets:
+        for line in _target(target):
+            console.print(line)
+        console.print()
+    console.print(Text(summary_line(audit), style="bold"))
+    return buffer.getvalue()
+
+
+def _target(target: TargetAudit) -> list[Text]:
+    # Text, never markup: names and messages print as they are, brackets and all.
+    name = (_CONTROL.sub("\ufffd", target.target), "bold")
+    if target.error is not None:
+        lines = [Text.assemble(name, ": ", ("unreachable", "red"), ", could not be inspected")]
+    elif not target.findings:
+        return [Text.assemble(name, ": no findings")]
+    else:
+        lines = [Text.assemble(name, f": {level_counts(target.findings)}")]
+    for finding in ordered(target.findings):
+        lines += _finding(finding)
+    return lines
+
+
+def _finding(finding: Finding) -> list[Text]:
+    level = (f"{finding.level:<{_LEVEL_WIDTH}}", _STYLES.get(finding.level, ""))
+    first, *rest = _lines(finding.message)
+    lines = [Text.assemble(_INDENT, level, "  ", (finding.rule_id, "bold"), "  ", first)]
+    lines += [Text(_HANG + line) for line in rest]
+    if finding.hint:
+        hint = _lines(finding.hint)
+        lines.append(Text(f"{_HANG}hint: {hint[0]}", style="dim"))
+        lines += [Text(f"{_HANG}      {line}", style="dim") for line in hint[1:]]
+    return lines
+
+
+def _lines(text: str) -> list[str]:
+    """Lines of free text: a message's own newlines stay indented under it."""
+    return [_CONTROL.sub("\ufffd", line) for line in clean(text).splitlines()] or [""]

@@ -1,0 +1,39 @@
+"""The audit as GitHub Actions workflow commands: one annotation per finding.
+
+``::error file=F,line=L,title=T::MESSAGE``, escaped exactly as the Actions toolkit does
+(``@actions/core`` command.ts), so a message with ``%``, ``:`` or a newline cannot end the
+command early or forge another. The summary is not repeated here: the command appends the
+markdown rendering to ``$GITHUB_STEP_SUMMARY``.
+"""
+
+from __future__ import annotations
+
+from wlbplan.audit import Audit, Finding
+from wlbplan.render.audit_text import clean, ordered
+from wlbplan.rules import Level
+
+COMMANDS: dict[Level, str] = {"error": "error", "warning": "warning", "note": "notice"}
+
+
+def render(audit: Audit) -> str:
+    lines = [annotation(f, audit.spec_path) for t in audit.targets for f in ordered(t.findings)]
+    # Newline-terminated like every renderer's output, even with nothing to annotate.
+    return "\n".join(lines) + "\n"
+
+
+def annotation(finding: Finding, file: str) -> str:
+    props = {"file": file, "line": None if finding.line is None else str(finding.line),
+             "title": f"{finding.rule_id} ({finding.target})"}
+    given = ",".join(f"{k}={escape_property(v)}" for k, v in props.items() if v)
+    message = clean(finding.message)
+    if finding.hint:
+        message += " — " + clean(finding.hint)
+    return f"::{COMMANDS[finding.level]} {given}::{escape_data(message)}"
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")

@@ -1,0 +1,141 @@
+"""The catalogue of rule ids wlbplan reports: one place, stable ids, what each means.
+
+The ids are a contract: SARIF ``ruleId``, JUnit test case names, suppressions and
+dashboards key on them, so an id is never renamed or reused. ``level`` is the default
+(a finding may be raised or lowered, e.g. ``WLB-POOL-VERIFY-OFF`` is a note when the
+spec itself asks for ``verify: false``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Level = Literal["error", "warning", "note"]
+LEVELS: Final[tuple[Level, ...]] = ("note", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    level: Level
+    title: str
+    """One line: what is wrong (SARIF shortDescription)."""
+    help: str
+    """Why it matters and how to fix it (SARIF help / fullDescription)."""
+
+    @property
+    def name(self) -> str:
+        """SARIF's ``name``: the id as an identifier, e.g. ``WlbPoolByIp``."""
+        return "".join(part.capitalize() for part in self.id.lower().split("-"))
+
+
+def _rules(*rules: Rule) -> dict[str, Rule]:
+    return {rule.id: rule for rule in rules}
+
+
+CATALOGUE: Final[dict[str, Rule]] = _rules(
+    # --- reaching the target
+    Rule("WLB-TARGET-UNREACHABLE", "error", "the target could not be inspected",
+         "wlbplan could not read the pool or the appliance (SSH, xe or the appliance's "
+         "files); nothing else was checked on it. Fix access and audit again."),
+    # --- the pool's WLB connection
+    Rule("WLB-POOL-NO-WLB", "warning", "the pool is not connected to a WLB appliance",
+         "wlb-url is empty: run xe pool-initialize-wlb, then wlbplan apply."),
+    Rule("WLB-POOL-BY-IP", "warning", "the pool reaches WLB by IP address",
+         "xapi checks WLB's certificate with stunnel checkHost = the host part of wlb-url, "
+         "and OpenSSL's host check never matches an IP against IP subjectAltNames: "
+         "verification cannot succeed. Reconnect the pool by the FQDN the certificate "
+         "names (xe pool-initialize-wlb wlb_url=<fqdn>:<port> …, or give "
+         "wlb.credentials in the spec and let wlbplan apply do it)."),
+    Rule("WLB-POOL-ADDRESS-MISMATCH", "warning",
+         "the pool's wlb-url is not the spec's wlb.address and port",
+         "The pool talks to another address than the spec describes: fix the spec, or "
+         "reconnect the pool (xe pool-initialize-wlb)."),
+    Rule("WLB-POOL-VERIFY-OFF", "warning", "the pool does not verify WLB's certificate",
+         "With wlb-verify-cert=false anyone on the path can impersonate WLB to the pool. "
+         "wlbplan plan/apply turns verification on safely (trust, preflight, then the "
+         "flag)."),
+    Rule("WLB-POOL-REFUSES-WLB", "error",
+         "the pool verifies WLB and refuses the certificate WLB serves",
+         "With verification on, xapi's stunnel refuses this chain (OpenSSL's verdict is "
+         "quoted): the pool cannot talk to WLB now. wlbplan plan shows the fix; wlbplan "
+         "rollback settles an interrupted apply."),
+    Rule("WLB-TRUST-UNREADABLE", "warning", "an installed CA certificate cannot be read",
+         "The pool lists a CA certificate whose file could not be read or parsed on the "
+         "coordinator; check the trust folder (pool.trust_dir/certs)."),
+    Rule("WLB-TRUST-LEFTOVER", "note", "trust wlbplan installed is no longer needed",
+         "A CA certificate named with wlbplan's prefix does not anchor what WLB serves; "
+         "wlbplan apply removes it once the spec no longer needs it."),
+    Rule("WLB-SPEC-DRIFT", "warning", "the pool or the appliance differs from the spec",
+         "wlbplan plan would change something: review it and apply, or change the spec."),
+    Rule("WLB-SPEC-UNPLANNABLE", "error", "no safe plan can be made for the spec",
+         "wlbplan plan refuses this target (the message says why): fix the spec or the "
+         "certificate files first."),
+    # --- the appliance
+    Rule("WLB-APPLIANCE-NOT-SERVING", "error", "WLB's TLS port does not complete a handshake",
+         "stunnel on the appliance is down or refuses TLS; the pool cannot reach WLB. "
+         "Check stunnel's configuration and log, then restart it."),
+    Rule("WLB-FILE-UNREADABLE", "error",
+         "the appliance's certificate or key file is missing or unreadable",
+         "stunnel will not start again with it: restore the file (wlbplan keeps backups as "
+         "*_orig)."),
+    Rule("WLB-SERVED-NOT-INSTALLED", "warning",
+         "WLB serves another certificate than the one in its certificate file",
+         "A restart is pending, or stunnel reads another file: the next stunnel restart "
+         "changes what the pool sees. Restart it in a maintenance window, or check "
+         "wlb.paths in the spec."),
+    Rule("WLB-KEY-MISMATCH", "error", "the key file does not match the certificate file",
+         "stunnel refuses to start with a key that is not the certificate's: the next "
+         "restart takes WLB down. Put back the matching key (or certificate)."),
+    Rule("WLB-KEY-PERMISSIONS", "error", "the private key is readable by group or others",
+         "The key of WLB's certificate must be mode 0600 (or stricter): chmod 600 it."),
+    Rule("WLB-REQUEST-PENDING", "note", "a key and CSR are waiting for a signed certificate",
+         "A CA-signed request stage is in progress on the appliance: install the signed "
+         "certificate (certificate.signed) or remove the pending files."),
+    # --- certificate policy (wlbplan.certs.policy_findings)
+    Rule("WLB-CERT-EXPIRED", "error", "a certificate has expired",
+         "TLS clients refuse an expired certificate: renew it."),
+    Rule("WLB-CERT-NOT-YET-VALID", "error", "a certificate is not valid yet",
+         "TLS clients refuse it until its notBefore: check the clocks or reissue it."),
+    Rule("WLB-CERT-EXPIRING", "warning", "a certificate expires within policy.min_days_left",
+         "Renew it before it expires (wlbplan plan/apply installs the new one)."),
+    Rule("WLB-CERT-RSA-WEAK", "warning", "an RSA key is smaller than policy.min_rsa_bits",
+         "Reissue the certificate with a larger RSA key."),
+    Rule("WLB-CERT-KEY-NOT-RSA", "error", "WLB's key is not RSA",
+         "xapi's stunnel client offers ECDHE-RSA cipher suites only, so the pool cannot "
+         "complete a handshake with a non-RSA WLB certificate: reissue it with RSA."),
+    Rule("WLB-CERT-SHA1-SIGNATURE", "warning", "a certificate is signed with SHA-1 (or MD5)",
+         "Collisions make SHA-1 signatures forgeable: have it reissued with SHA-256."),
+    Rule("WLB-CHAIN-ROOT-NOT-CA", "warning", "the chain's root does not assert CA:TRUE",
+         "Reissue the root with basicConstraints CA:TRUE."),
+    Rule("WLB-CHAIN-INTERMEDIATE-NOT-CA", "warning", "an intermediate does not assert CA:TRUE",
+         "OpenSSL refuses such a chain: reissue the intermediate with CA:TRUE."),
+    Rule("WLB-CERT-EKU-NO-SERVERAUTH", "error", "extendedKeyUsage is present without serverAuth",
+         "TLS clients refuse it (unsuitable certificate purpose): reissue it with "
+         "extendedKeyUsage=serverAuth, or without extendedKeyUsage."),
+    # --- modern policy (cryptography.x509.verification; warnings only)
+    Rule("WLB-CERT-NO-SAN", "warning", "the certificate has no subjectAltName",
+         "The pool accepts it through OpenSSL's CN fallback; RFC 6125 clients do not. "
+         "Reissue it with the FQDN as a DNS subjectAltName."),
+    Rule("WLB-CERT-SELF-SIGNED-CA", "warning", "the self-signed certificate asserts CA:TRUE",
+         "openssl req -x509's default; the pool trusts it as an anchor, RFC 5280 clients "
+         "refuse it as a server certificate. Regenerate it with CA:FALSE, or use a "
+         "CA-signed certificate."),
+    Rule("WLB-CHAIN-CA-NO-KEY-USAGE", "warning", "a CA certificate has no keyUsage extension",
+         "OpenSSL accepts it, RFC 5280 does not: reissue the CA with "
+         "keyUsage=critical,keyCertSign,cRLSign."),
+    Rule("WLB-CHAIN-MODERN-REJECT", "warning",
+         "a strict RFC 5280 / CA/Browser verifier rejects the chain",
+         "cryptography's verifier objects (the message says why); the pool's own verdict "
+         "is reported separately."),
+)
+
+
+def rule(rule_id: str) -> Rule:
+    """The catalogue entry; a KeyError here is a bug (an id used but not documented)."""
+    return CATALOGUE[rule_id]
+
+
+def at_least(level: Level, threshold: Level) -> bool:
+    return LEVELS.index(level) >= LEVELS.index(threshold)
