@@ -280,10 +280,11 @@ def _appliance(seen: _Seen, where: _Where) -> Iterator[Finding]:
             f"no TLS handshake on port {seen.target.wlb.port}: "
             f"{app.served.error or 'no certificate served'}", about="appliance", where="wlb")
     yield from _files(seen, where)
-    if app.pending_csr is not None:
+    # The key is what waits; the CSR stays behind after an install (public, harmless).
+    if app.pending_key is not None:
         yield where.finding(
             "WLB-REQUEST-PENDING",
-            "a pending key and CSR wait on the appliance for a signed certificate",
+            "a pending key waits on the appliance for its signed certificate",
             about="appliance", where="certificate")
 
 

@@ -90,9 +90,10 @@ CATALOGUE: Final[dict[str, Rule]] = _rules(
          "restart takes WLB down. Put back the matching key (or certificate)."),
     Rule("WLB-KEY-PERMISSIONS", "error", "the private key is readable by group or others",
          "The key of WLB's certificate must be mode 0600 (or stricter): chmod 600 it."),
-    Rule("WLB-REQUEST-PENDING", "note", "a key and CSR are waiting for a signed certificate",
-         "A CA-signed request stage is in progress on the appliance: install the signed "
-         "certificate (certificate.signed) or remove the pending files."),
+    Rule("WLB-REQUEST-PENDING", "note", "a pending key is waiting for its signed certificate",
+         "A CA-signed request stage is in progress on the appliance: send the CSR to the "
+         "CA and install the signed certificate (certificate.signed), or remove the "
+         "pending key."),
     # --- certificate policy (wlbplan.certs.policy_findings)
     Rule("WLB-CERT-EXPIRED", "error", "a certificate has expired",
          "TLS clients refuse an expired certificate: renew it."),
