@@ -24,7 +24,7 @@ from wlbplan.journal import Entry, Journal, JournalError
 from wlbplan.model import Spec, Target
 from wlbplan.pids import alive
 from wlbplan.plan import TargetPlan
-from wlbplan.planfile import step_id
+from wlbplan.planfile import step_id, target_plan_from_json, target_plan_to_json
 from wlbplan.sessions import Sessions
 
 Event = dict[str, Any]
@@ -88,22 +88,28 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
         journal.begin({"target": target.name, "lock_id": held.id, "spec": str(spec.path),
                        "spec_digest": spec.digest, "observed_digest": plan.observed_digest,
                        "pid": os.getpid(), "host": socket.gethostname(),
-                       "owner": held.owner})
+                       "owner": held.owner, "plan": target_plan_to_json(plan)})
     except BaseException:
         lock.release(sessions.pool, target, held.id)
         raise
+    return _execute(run, held.id, lambda: _run_steps(run))
+
+
+def _execute(run: Run, lock_id: str, work: Callable[[], None]) -> TargetOutcome:
+    """Run ``work``; on any failure undo everything the journal says was started."""
+    name, pool = run.ctx.target.name, run.ctx.sessions.pool
     try:
-        _run_steps(run)
+        work()
     except BaseException as exc:  # a failed step, an interruption, or a bug: undo first
-        outcome = _roll_back(run, journal.replay().pending_undo(), exc)
+        outcome = _roll_back(run, run.journal.replay().pending_undo(), exc)
         if outcome.status == "rolled_back":
-            lock.release(sessions.pool, target, held.id)
+            lock.release(pool, run.ctx.target, lock_id)
         if isinstance(exc, WlbplanError | KeyboardInterrupt):
             return outcome
         raise
-    archived = journal.end("applied")
-    lock.release(sessions.pool, target, held.id)
-    return TargetOutcome(target.name, "applied", done=tuple(run.done), journal=str(archived))
+    archived = run.journal.end("applied")
+    lock.release(pool, run.ctx.target, lock_id)
+    return TargetOutcome(name, "applied", done=tuple(run.done), journal=str(archived))
 
 
 def _still_fresh(target: Target, plan: TargetPlan, sessions: Sessions) -> None:
@@ -133,10 +139,12 @@ def _check_environment(target: Target, plan: TargetPlan) -> None:
                                f"variables set before anything is changed: {missing}")
 
 
-def _run_steps(run: Run) -> None:
+def _run_steps(run: Run, first: int = 1) -> None:
     registry = actions.registry()
     name = run.ctx.target.name
     for index, step in enumerate(run.plan.steps, start=1):
+        if index < first:
+            continue
         if run.cancel.is_set():
             raise Interrupted(f"{name}: interrupted before step {index}")
         ident = step_id(name, index, step)
@@ -175,8 +183,8 @@ def _roll_back(run: Run, entries: list[Entry], cause: BaseException) -> TargetOu
                          undo_failures=tuple(failures), error=reason, journal=archived)
 
 
-def undo_entries(ctx: Context, journal: Journal, entries: list[Entry],
-                 report: Reporter) -> tuple[list[str], list[str]]:
+def undo_entries(ctx: Context, journal: Journal, entries: list[Entry], report: Reporter,
+                 purpose: str = "rollback") -> tuple[list[str], list[str]]:
     """Undo ``entries`` in the order given (already last-first), each once, past failures."""
     name = ctx.target.name
     undone: list[str] = []
@@ -184,7 +192,7 @@ def undo_entries(ctx: Context, journal: Journal, entries: list[Entry],
     for entry in entries:
         label = f"{name}.{entry.index:02d}.{entry.action}"
         if entry.undo is None:
-            journal.undone(entry.index, True, "nothing to undo")
+            journal.undone(entry.index, True, "nothing to undo", purpose=purpose)
             continue
         if failures and entry.undo.get("cleanup"):
             # Not undone (so a later rollback does it): the backups an unfinished restore
@@ -194,11 +202,11 @@ def undo_entries(ctx: Context, journal: Journal, entries: list[Entry],
         try:
             actions.undo(ctx, entry.undo)
         except Exception as err:  # keep undoing the rest; this one is reported
-            journal.undone(entry.index, False, str(err))
+            journal.undone(entry.index, False, str(err), purpose=purpose)
             failures.append(f"{label}: {err}")
             report(_event("rollback_errored", name, f"{label}: undo failed: {err}"))
             continue
-        journal.undone(entry.index, True)
+        journal.undone(entry.index, True, purpose=purpose)
         undone.append(label)
         report(_event("rollback_complete", name, f"{label}: undone"))
     return undone, failures
@@ -245,3 +253,83 @@ def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: P
         lock.release(sessions.pool, target, lock_id)
     return TargetOutcome(target.name, "rolled_back", undone=tuple(undone),
                          journal=str(archived))
+
+
+# ---- resume ---------------------------------------------------------------------------
+
+
+def resume_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Path,
+                  report: Reporter, cancel: threading.Event) -> TargetOutcome:
+    """Finish an apply that died, from its journal: undo the step it died in (it may have
+    half-happened), then run that step and the rest of the plan it was running. Any
+    failure rolls back everything, the dead run's steps included."""
+    journal = Journal(state_dir, target.name)
+    if not journal.exists():
+        report(_event("resume_start", target.name,
+                      f"{target.name}: no interrupted apply to resume ({journal.path})"))
+        return TargetOutcome(target.name, "nothing_to_do")
+    replay = journal.replay()
+    plan = _resumable(spec, target, journal)
+    held = _adopt_lock(sessions, target, replay.header.get("lock_id"))
+    journal.resume({"lock_id": held.id, "pid": os.getpid(), "host": socket.gethostname(),
+                    "owner": held.owner})
+    first = next((i for i in range(1, len(plan.steps) + 1) if i not in replay.done),
+                 len(plan.steps) + 1)
+    run = Run(Context(spec, target, sessions), plan, journal, report, cancel,
+              done=[step_id(target.name, i, s) for i, s in enumerate(plan.steps, 1)
+                    if i < first])
+    report(_event("resume_start", target.name,
+                  f"{target.name}: resuming at step {first} of {len(plan.steps)} "
+                  f"({first - 1} done by the apply started {replay.header.get('time', '?')})"))
+
+    def work() -> None:
+        _undo_unfinished(run, journal.replay().unfinished())
+        _run_steps(run, first)
+
+    return _execute(run, held.id, work)
+
+
+def _resumable(spec: Spec, target: Target, journal: Journal) -> TargetPlan:
+    replay = journal.replay()
+    header = replay.header
+    rollback = f"`wlbplan rollback SPEC --target {target.name}`"
+    if journal_owner_alive(header):
+        raise JournalError(
+            f"{target.name}: the apply that wrote {journal.path} is still running (pid "
+            f"{header.get('pid')}); nothing to resume")
+    if replay.undo_attempted:
+        raise JournalError(
+            f"{target.name}: a rollback of this apply has begun ({journal.path}); it can only "
+            f"be finished: run {rollback}")
+    if header.get("spec_digest") != spec.digest:
+        raise JournalError(
+            f"{target.name}: the spec changed since the interrupted apply began; its plan "
+            f"no longer matches the spec, so it is not resumed: run {rollback}, then plan "
+            "again")
+    if "plan" not in header:
+        raise JournalError(
+            f"{target.name}: {journal.path} does not record its plan (written by an older "
+            f"wlbplan); run {rollback}")
+    return target_plan_from_json(header["plan"])
+
+
+def _adopt_lock(sessions: Sessions, target: Target, lock_id: object) -> lock.LockInfo:
+    """The dead run's lock is taken over; a pool locked by anyone else is refused."""
+    holder = lock.read_lock(sessions.pool, target)
+    if holder is None:
+        return lock.acquire(sessions.pool, target)
+    if holder.id != lock_id:
+        raise LockError(f"{target.name}: the pool is locked by another apply "
+                        f"({holder.describe()}); the interrupted apply's lock was {lock_id}")
+    return holder
+
+
+def _undo_unfinished(run: Run, entries: list[Entry]) -> None:
+    """The step the dead run was in may have half-happened: undo it, so that running it
+    again starts from the state after the last completed step."""
+    if not entries:
+        return
+    _, failures = undo_entries(run.ctx, run.journal, entries, run.report, purpose="resume")
+    if failures:
+        raise WlbplanError(f"{run.ctx.target.name}: could not undo the interrupted step "
+                           f"before resuming: {'; '.join(failures)}")

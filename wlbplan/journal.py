@@ -2,8 +2,9 @@
 
 One JSON object per line under ``STATE_DIR/<target>/journal.jsonl``. A journal that is
 still there means an apply did not finish: the next apply refuses until ``wlbplan
-rollback`` settles it. Finished journals move to ``history/``. No key material is ever
-written here: undo records hold names, paths, flags and public certificates.
+rollback`` (or ``apply --resume``) settles it. Finished journals move to ``history/``. No
+key material is ever written here: undo records hold names, paths, flags and public
+certificates; the header holds the plan being run (public certificates, no secrets).
 """
 
 from __future__ import annotations
@@ -37,17 +38,41 @@ class Entry:
 
 @dataclass
 class Replay:
-    """What a journal says happened: started steps, their undo, what was already undone."""
+    """What a journal says happened: started steps, their undo, what was already undone.
+
+    A resumed apply may start the same step index twice (undone, then run again), so
+    undos are matched to *entries* (positions in ``started``), not to step indexes.
+    """
 
     header: dict[str, Any]
     started: list[Entry] = field(default_factory=list)
     done: set[int] = field(default_factory=set)
+    """Step indexes that completed."""
     undone: set[int] = field(default_factory=set)
+    """Positions in ``started`` whose undo succeeded."""
+    undo_attempted: bool = False
+    """A rollback has begun: only a rollback may finish this journal."""
     ended: str | None = None
 
     def pending_undo(self) -> list[Entry]:
         """Started steps not yet undone, last first: what a rollback must still do."""
-        return [e for e in reversed(self.started) if e.index not in self.undone]
+        return [e for pos, e in reversed(list(enumerate(self.started)))
+                if pos not in self.undone]
+
+    def unfinished(self) -> list[Entry]:
+        """Steps that started but neither completed nor were undone (a crash mid-step),
+        last first: they may have half-happened."""
+        last_start = {e.index: pos for pos, e in enumerate(self.started)}
+        return [e for pos, e in reversed(list(enumerate(self.started)))
+                if pos not in self.undone and last_start[e.index] == pos
+                and e.index not in self.done]
+
+    def mark_undone(self, index: int) -> None:
+        """The newest not-yet-undone entry of step ``index`` has been undone."""
+        for pos in range(len(self.started) - 1, -1, -1):
+            if self.started[pos].index == index and pos not in self.undone:
+                self.undone.add(pos)
+                return
 
 
 class Journal:
@@ -83,9 +108,15 @@ class Journal:
                     f"{header.get('pid')}) since {started}; wait for it to finish")
         return (
             f"{target}: an earlier apply (started {started}) did not finish; its journal is "
-            f"{self.path}. Run `wlbplan rollback SPEC --target {target}` to undo what it did "
-            "before applying again."
+            f"{self.path}. Run `wlbplan rollback SPEC --target {target}` to undo what it did, "
+            f"or `wlbplan apply SPEC --resume --target {target}` to finish it, before "
+            "applying again."
         )
+
+    def resume(self, header: dict[str, Any]) -> None:
+        """A new process takes over this journal (``apply --resume``): its pid, host,
+        owner and lock replace the dead run's, so a rollback can tell it is alive."""
+        self._write({"event": "resume", **header})
 
     def step(self, index: int, action: str, undo: dict[str, Any] | None) -> None:
         self._write({"event": "step", "index": index, "action": action, "undo": undo})
@@ -93,8 +124,12 @@ class Journal:
     def done(self, index: int) -> None:
         self._write({"event": "done", "index": index})
 
-    def undone(self, index: int, ok: bool, message: str = "") -> None:
-        self._write({"event": "undone", "index": index, "ok": ok, "message": message})
+    def undone(self, index: int, ok: bool, message: str = "", *,
+               purpose: str = "rollback") -> None:
+        """``purpose``: ``rollback``, or ``resume`` (the step a dead run was in, undone
+        to be run again: that does not start a rollback)."""
+        self._write({"event": "undone", "index": index, "ok": ok, "message": message,
+                     "purpose": purpose})
 
     def end(self, outcome: str) -> Path:
         """Close the journal and move it to history; returns where it went."""
@@ -125,11 +160,17 @@ def _apply(replay: Replay, record: dict[str, Any]) -> None:
     event = record.get("event")
     if event == "begin":
         replay.header = record
+    elif event == "resume":
+        replay.header = {**replay.header, **{k: v for k, v in record.items() if k != "event"}}
     elif event == "step":
         replay.started.append(Entry(record["index"], record["action"], record.get("undo")))
+        replay.done.discard(record["index"])  # started again (resume): not done until said
     elif event == "done":
         replay.done.add(record["index"])
-    elif event == "undone" and record.get("ok"):
-        replay.undone.add(record["index"])
+    elif event == "undone":
+        if record.get("purpose", "rollback") == "rollback":
+            replay.undo_attempted = True
+        if record.get("ok"):
+            replay.mark_undone(record["index"])
     elif event == "end":
         replay.ended = record.get("outcome")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import difflib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from wlbplan.apply import Reporter, TargetOutcome, apply_target, rollback_target
+from wlbplan.apply import Reporter, TargetOutcome, apply_target, resume_target, rollback_target
 from wlbplan.audit import Audit, TargetAudit, audit_target, make_audit, unreachable
 from wlbplan.diff import drift, observed_view
 from wlbplan.errors import SpecError, StalePlanError, WlbplanError
@@ -17,7 +17,7 @@ from wlbplan.journal import Journal, JournalError
 from wlbplan.model import Spec, Target
 from wlbplan.observed import Observed
 from wlbplan.plan import Plan, csr_path, make_plan, plan_one
-from wlbplan.sessions import open_sessions
+from wlbplan.sessions import Sessions, open_sessions
 
 
 def select(spec: Spec, names: Sequence[str]) -> list[Target]:
@@ -162,10 +162,30 @@ def apply_all(spec: Spec, plan: Plan, targets: Sequence[Target], *, parallelism:
               lock_timeout: float = 0.0) -> list[TargetOutcome]:
     by_name = {t.target: t for t in plan.targets}
 
+    def one(target: Target, sessions: Sessions) -> TargetOutcome:
+        return apply_target(spec, target, by_name[target.name], sessions, state_dir,
+                            report, cancel, lock_timeout)
+
+    return _each_target(spec, targets, parallelism, one)
+
+
+def resume_all(spec: Spec, targets: Sequence[Target], *, parallelism: int, state_dir: Path,
+               report: Reporter, cancel: threading.Event) -> list[TargetOutcome]:
+    """``apply --resume``: every chosen target with an interrupted apply goes on from it."""
+
+    def one(target: Target, sessions: Sessions) -> TargetOutcome:
+        return resume_target(spec, target, sessions, state_dir, report, cancel)
+
+    return _each_target(spec, targets, parallelism, one)
+
+
+def _each_target(spec: Spec, targets: Sequence[Target], parallelism: int,
+                 work: Callable[[Target, Sessions], TargetOutcome]) -> list[TargetOutcome]:
+    """``work`` on every target with its sessions, ``parallelism`` at a time."""
+
     def one(target: Target) -> TargetOutcome:
         with open_sessions(spec, target) as sessions:
-            return apply_target(spec, target, by_name[target.name], sessions, state_dir,
-                                report, cancel, lock_timeout)
+            return work(target, sessions)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
         futures = [workers.submit(one, t) for t in targets]

@@ -52,11 +52,11 @@ def plan_to_json(plan: Plan) -> Doc:
         "created": plan.created,
         "spec": {"path": plan.spec_path, "digest": plan.spec_digest},
         "summary": plan.counts(),
-        "targets": [_target_to_json(t) for t in plan.targets],
+        "targets": [target_plan_to_json(t) for t in plan.targets],
     }
 
 
-def _target_to_json(target: TargetPlan) -> Doc:
+def target_plan_to_json(target: TargetPlan) -> Doc:
     return {
         "name": target.target,
         "stage": target.stage,
@@ -97,7 +97,7 @@ def plan_from_json(data: Any, source: str = "plan") -> Plan:
         spec_path=data["spec"]["path"],
         spec_digest=data["spec"]["digest"],
         created=data["created"],
-        targets=tuple(_target_from_json(t) for t in data["targets"]),
+        targets=tuple(target_plan_from_json(t) for t in data["targets"]),
         tool_version=data["tool_version"],
         # A plan read back is a plan of the format this wlbplan writes.
         format_version=FORMAT_VERSION,
@@ -106,7 +106,7 @@ def plan_from_json(data: Any, source: str = "plan") -> Plan:
     return plan
 
 
-def _target_from_json(data: Doc) -> TargetPlan:
+def target_plan_from_json(data: Doc) -> TargetPlan:
     return TargetPlan(
         target=data["name"],
         observed_digest=data["observed_digest"],

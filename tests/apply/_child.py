@@ -4,15 +4,16 @@
 
 HOOK_JSON: ``{"on": EVENT_TYPE, "step": K, "do": ACTION, ...}`` or a list of such hooks;
 ``"target": NAME`` limits a hook to one target. EVENT_TYPE is an apply event
-(``apply_start``, ``apply_complete``) or a rollback one (``rollback_complete``: K is the
-step whose undo just finished).
+(``apply_start``: step K is about to be journaled and run; ``apply_complete``), a rollback
+one (``rollback_complete``: K is the step whose undo just finished), or ``before_done``:
+step K has run (its effect is there) and is about to be journaled as done.
 ACTION is ``sigkill`` (the process dies on the spot: no rollback, no cleanup),
 ``sigint``/``sigterm`` (sent to itself, as an operator's Ctrl-C or a service manager
 would), ``fail`` (the step's report raises a StepFailed), or ``pause`` (write the file
 ``mark``, then wait until the file ``until`` exists: the run holds its lock meanwhile).
 
-The hook wraps the CLI's own progress writer, so the event has already been journaled
-and printed when it acts. Nothing else of wlbplan is changed.
+The hooks wrap the CLI's own progress writer (the event has been printed when it acts)
+and ``Journal.done``. Nothing else of wlbplan is changed.
 """
 
 from __future__ import annotations
@@ -70,6 +71,19 @@ def main() -> None:
                 act(hook)
 
     events.EventWriter.__call__ = hooked  # type: ignore[method-assign]
+
+    from wlbplan import journal
+
+    original_done = journal.Journal.done
+
+    def done_hooked(self: journal.Journal, index: int) -> None:
+        for hook in hooks:
+            if hook["on"] == "before_done" and hook["step"] == index \
+                    and hook.get("target", self.folder.name) == self.folder.name:
+                act(hook)
+        original_done(self, index)
+
+    journal.Journal.done = done_hooked  # type: ignore[method-assign]
 
     from wlbplan.cli import main as cli_main
 

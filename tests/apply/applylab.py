@@ -36,7 +36,7 @@ import yaml
 from wlbplan import actions, pipeline
 from wlbplan.actions import Action, StepFailed
 from wlbplan.apply import TargetOutcome, apply_target
-from wlbplan.lab import control, pki, xe_state
+from wlbplan.lab import control, pki, stunnel, xe_state
 from wlbplan.lab.layout import TargetLayout
 from wlbplan.lab.procs import alive
 from wlbplan.plan import TargetPlan
@@ -520,3 +520,46 @@ def check_undo_order(journals: Path, outcome: TargetOutcome | None,
     assert records[-1]["event"] == "end"
     assert records[-1]["outcome"] == "rolled_back"
     return records
+
+
+# ---- the CA-signed rotation lab (fixtures in conftest.py) ---------------------------------
+
+@dataclass
+class Rotation:
+    """A lab on the eve of a CA-signed rotation, shared by the module: each test starts
+    from exactly that state (checked), rebuilt when a test left it damaged."""
+
+    folder: Path
+    lab: control.Lab | None = None
+    spec: Path | None = None
+    was: Before | None = None
+    builds: int = 0
+
+    def build(self) -> None:
+        self.down()
+        where = self.folder / f"build{self.builds}"
+        self.builds += 1
+        where.mkdir()
+        self.lab = control.up(where / "lab", hosts=2)
+        self.spec = prepare_rotation(self.lab, where)
+        self.was = before(self.lab)
+
+    def down(self) -> None:
+        if self.lab is not None:
+            control.down(self.lab.dir)
+            self.lab = None
+
+    def ready(self) -> Rotation:
+        assert self.lab is not None
+        assert self.was is not None
+        intact = (not snapshot_diff(self.was.files, snapshot(self.lab))
+                  and verify_flag(self.lab) == self.was.flag
+                  and ca_names(self.lab) == self.was.cas
+                  and not lock_file(self.lab).exists())
+        if intact and served_fingerprint(self.lab) != self.was.served:
+            # Only what stunnel serves differs (a known bug): restart it the lab's way.
+            stunnel.restart(layout(self.lab))
+        if intact and served_fingerprint(self.lab) == self.was.served:
+            return self
+        self.build()
+        return self

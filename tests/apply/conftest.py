@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from applylab import Children, running_lab, step_params
+from applylab import Children, Rotation, running_lab, step_params
 
 from wlbplan.lab import control
 
@@ -39,3 +39,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for name, kind in (("fresh_step", "fresh"), ("rotation_step", "rotation")):
         if name in metafunc.fixturenames:
             metafunc.parametrize(name, step_params(kind, marks_for))
+
+
+@pytest.fixture(scope="module")
+def rotation_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rotation]:
+    made = Rotation(tmp_path_factory.mktemp("rotation"))
+    try:
+        made.build()
+        yield made
+    finally:
+        made.down()
+
+
+@pytest.fixture
+def rotation(rotation_lab: Rotation) -> Rotation:
+    return rotation_lab.ready()

@@ -18,16 +18,14 @@ from __future__ import annotations
 import json
 import re
 import signal
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from applylab import (
     TARGET,
-    Before,
     Children,
+    Rotation,
     assert_applied,
     assert_restored,
     before,
@@ -41,7 +39,6 @@ from applylab import (
     lock_file,
     no_key_material,
     plan_now,
-    prepare_rotation,
     run_apply,
     served_fingerprint,
     snapshot,
@@ -54,7 +51,7 @@ from applylab import (
 
 from wlbplan import actions
 from wlbplan.actions import StepFailed
-from wlbplan.lab import control, faults, stunnel
+from wlbplan.lab import control, faults
 
 pytestmark = pytest.mark.lab
 
@@ -139,8 +136,8 @@ def test_a_bug_in_a_step_rolls_back_and_is_raised(lab: control.Lab, tmp_path: Pa
 
 def test_sigkill_at_every_step_then_rollback(lab: control.Lab, fresh_step: int,
                                              children: Children) -> None:
-    """Killed on the start of step k (journaled, not run): the state after step k-1
-    completed, with step k's undo on record."""
+    """Killed as step k is announced (not yet journaled, not run): the state after step
+    k-1 completed. (A kill after a step's effect is walked in test_resume.py.)"""
     _kill_then_rollback(lab, fresh_step, "apply_start", children)
 
 
@@ -234,62 +231,6 @@ def _interrupt(lab: control.Lab, step: int, sig: str, children: Children) -> Non
 
 
 # ---- the CA-signed rotation: every kind of step ---------------------------------------------
-
-@dataclass
-class Rotation:
-    """A lab on the eve of a CA-signed rotation, shared by the module: each test starts
-    from exactly that state (checked), rebuilt when a test left it damaged."""
-
-    folder: Path
-    lab: control.Lab | None = None
-    spec: Path | None = None
-    was: Before | None = None
-    builds: int = 0
-
-    def build(self) -> None:
-        self.down()
-        where = self.folder / f"build{self.builds}"
-        self.builds += 1
-        where.mkdir()
-        self.lab = control.up(where / "lab", hosts=2)
-        self.spec = prepare_rotation(self.lab, where)
-        self.was = before(self.lab)
-
-    def down(self) -> None:
-        if self.lab is not None:
-            control.down(self.lab.dir)
-            self.lab = None
-
-    def ready(self) -> Rotation:
-        assert self.lab is not None
-        assert self.was is not None
-        intact = (not snapshot_diff(self.was.files, snapshot(self.lab))
-                  and verify_flag(self.lab) == self.was.flag
-                  and ca_names(self.lab) == self.was.cas
-                  and not lock_file(self.lab).exists())
-        if intact and served_fingerprint(self.lab) != self.was.served:
-            # Only what stunnel serves differs (a known bug): restart it the lab's way.
-            stunnel.restart(layout(self.lab))
-        if intact and served_fingerprint(self.lab) == self.was.served:
-            return self
-        self.build()
-        return self
-
-
-@pytest.fixture(scope="module")
-def rotation_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rotation]:
-    made = Rotation(tmp_path_factory.mktemp("rotation"))
-    try:
-        made.build()
-        yield made
-    finally:
-        made.down()
-
-
-@pytest.fixture
-def rotation(rotation_lab: Rotation) -> Rotation:
-    return rotation_lab.ready()
-
 
 def test_rotation_failure_at_every_step_rolls_back(rotation: Rotation, rotation_step: int,
                                                    tmp_path: Path,

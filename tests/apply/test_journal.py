@@ -175,3 +175,44 @@ def test_undo_entries_run_each_once_in_the_order_given_past_failures(
     assert failures == []
     assert journal.replay().pending_undo() == []
 
+
+
+# ---- apply --resume ------------------------------------------------------------------------
+
+def test_resume_record_takes_over_the_header(tmp_path: Path) -> None:
+    journal = _journal(tmp_path)
+    journal.step(1, "a", {"kind": "k"})
+    journal.resume({"pid": 4242, "host": "h2", "owner": "op@h2", "lock_id": "L-2"})
+    header = journal.replay().header
+    assert (header["pid"], header["host"], header["lock_id"]) == (4242, "h2", "L-2")
+    assert header["spec_digest"] == "d"  # the rest of the dead run's header stays
+
+
+def test_unfinished_is_the_step_that_started_and_neither_finished_nor_was_undone(
+        tmp_path: Path) -> None:
+    journal = _journal(tmp_path)
+    journal.step(1, "a", {"kind": "k"})
+    journal.done(1)
+    journal.step(2, "b", {"kind": "k"})
+    assert _indices(journal.replay().unfinished()) == [2]
+    journal.undone(2, True)
+    assert journal.replay().unfinished() == []
+    assert not journal.replay().done & {2}
+
+
+def test_a_step_run_again_after_its_undo_is_undone_again(tmp_path: Path) -> None:
+    """Resume undoes the step a dead run was in, then runs it again: a later rollback
+    must undo that second run (undos match entries, not step numbers)."""
+    journal = _journal(tmp_path)
+    journal.step(1, "a", {"kind": "k", "n": 1})
+    journal.done(1)
+    journal.step(2, "b", {"kind": "k", "run": "first"})
+    journal.undone(2, True)  # resume: the half-done step undone ...
+    journal.step(2, "b", {"kind": "k", "run": "second"})  # ... and run again
+    journal.done(2)
+    replay = journal.replay()
+    assert replay.done == {1, 2}
+    assert replay.unfinished() == []
+    assert [e.undo for e in replay.pending_undo()] == [
+        {"kind": "k", "run": "second"}, {"kind": "k", "n": 1}]
+    assert replay.undo_attempted

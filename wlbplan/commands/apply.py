@@ -37,8 +37,12 @@ _state_dir_option = click.option(
 @click.option("--replace", is_flag=True,
               help="CA-signed request stage: make a new pending key and CSR even if "
                    "matching ones exist.")
+@click.option("--resume", is_flag=True,
+              help="Go on with an apply that was killed (its journal is left): undo the "
+                   "step it died in, then run the rest of the plan it was running.")
 def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_format: str,
-          parallelism: int, lock_timeout: float, state_dir: Path | None, replace: bool) -> int:
+          parallelism: int, lock_timeout: float, state_dir: Path | None, replace: bool,
+          resume: bool) -> int:
     """Apply a spec (plan, confirm, run) or a saved plan (run as reviewed).
 
     Every step's undo is journaled before it runs; on failure or Ctrl-C the steps
@@ -51,6 +55,8 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
     from wlbplan.spec import load_spec
 
     as_json = output_format == "json"
+    if resume:
+        return _resume(source, targets, as_json, parallelism, state_dir)
     if pipeline.is_plan_file(source):
         plan = read_plan(source)
         spec = pipeline.spec_of_plan(plan)
@@ -82,6 +88,31 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
         hint = pipeline.next_step(spec, target) if stages.get(target.name) == "request" else None
         if outcome.ok and hint:
             writer.note(target.name, hint)
+    writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism))
+    if interrupted:
+        return 130
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _resume(source: Path, targets: tuple[str, ...], as_json: bool, parallelism: int,
+            state_dir: Path | None) -> int:
+    from wlbplan import pipeline
+    from wlbplan.errors import WlbplanError
+    from wlbplan.render.events import EventWriter
+    from wlbplan.spec import load_spec
+
+    if pipeline.is_plan_file(source):
+        raise WlbplanError(f"{source}: --resume takes the SPEC; the journal holds the plan "
+                           "the interrupted apply was running")
+    spec = load_spec(source)
+    chosen = pipeline.select(spec, targets)
+    writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json)
+    writer.start()
+    with _signals_cancel() as cancel:
+        outcomes = pipeline.resume_all(spec, chosen, parallelism=parallelism,
+                                       state_dir=state_dir or pipeline.default_state_dir(spec),
+                                       report=writer, cancel=cancel)
+        interrupted = cancel.is_set()
     writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism))
     if interrupted:
         return 130
