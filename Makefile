@@ -29,8 +29,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Lab tests wait on subprocesses and handshakes: one worker per core roughly halves the
+# run. loadscope keeps a module's tests (and its module-scoped lab) on one worker.
 unit: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadscope
 
 clean:
 	-$(BIN)/wlbplan lab down --dir $(LAB_DIR) --purge
