@@ -5,6 +5,7 @@ A case file (tests/differ_fixtures.py documents the ``observed`` form)::
     description: one line
     spec: {pool: ..., wlb: ..., certificate: ..., verify: ...}   # one target, as written
     observed: {appliance: ..., pool: ...}
+    lock: {id: L-1, owner: op@laptop, pid: 4242, created: "2025-01-31T09:30:00Z"}  # optional
     expect:                       # exactly these findings, as RULE-ID: level
       WLB-POOL-BY-IP: warning
     contains:                     # optional: substrings of a rule's message or hint
@@ -27,11 +28,12 @@ from differ_fixtures import Registry, observed, registry
 
 from wlbplan import rules
 from wlbplan.audit import Finding, audit_target
+from wlbplan.lock import LockInfo
 from wlbplan.model import Spec
 from wlbplan.spec import load_spec_text
 
 CASES = Path(__file__).parent / "audit_cases"
-CASE_KEYS = {"description", "spec", "observed", "expect", "contains"}
+CASE_KEYS = {"description", "spec", "observed", "lock", "expect", "contains"}
 
 
 def case_files() -> list[Path]:
@@ -69,7 +71,9 @@ def run(path: Path, reg: Registry, folder: Path) -> tuple[Spec, list[Finding]]:
     case = load_case(path)
     spec = load_target_spec(case, path.stem, folder)
     target = spec.targets[0]
-    audited = audit_target(spec, target, observed(case.get("observed", {}), target, reg))
+    held = case.get("lock")
+    audited = audit_target(spec, target, observed(case.get("observed", {}), target, reg),
+                           lock=None if held is None else LockInfo(target=target.name, **held))
     return spec, list(audited.findings)
 
 

@@ -19,6 +19,7 @@ from cryptography import x509
 from wlbplan import __version__, certs, gate
 from wlbplan.desired import managed
 from wlbplan.errors import VerifyError, WlbplanError
+from wlbplan.lock import LockInfo
 from wlbplan.model import Policy, Spec, Target, is_ip_literal
 from wlbplan.observed import Observed
 from wlbplan.plan import now_utc, plan_one
@@ -96,11 +97,13 @@ def unreachable(spec: Spec, target: Target, error: str) -> TargetAudit:
 
 
 def audit_target(spec: Spec, target: Target, observed: Observed, *,
-                 at: dt.datetime | None = None) -> TargetAudit:
+                 lock: LockInfo | None = None, at: dt.datetime | None = None) -> TargetAudit:
+    """``lock``: the apply lock found on the coordinator (None: not locked)."""
     seen = _Seen.of(target, observed)
     where = _Where(spec, target)
-    found = [*_pool(seen, where, at), *_trust(seen, where), *_appliance(seen, where),
-             *_certificates(seen, where, spec.policy, at), *_drift(spec, seen, where)]
+    found = [*_locked(lock, where), *_pool(seen, where, at), *_trust(seen, where),
+             *_appliance(seen, where), *_certificates(seen, where, spec.policy, at),
+             *_drift(spec, seen, where)]
     return TargetAudit(target.name, tuple(_unique(found)), target.line())
 
 
@@ -171,6 +174,19 @@ def _unique(findings: Sequence[Finding]) -> Iterator[Finding]:
 
 
 # -------------------------------------------------------------------------------- pool
+
+
+def _locked(held: LockInfo | None, where: _Where) -> Iterator[Finding]:
+    if held is None:
+        return
+    name = where.target.name
+    yield where.finding(
+        "WLB-POOL-LOCKED",
+        f"the pool is locked by an apply: {held.describe()}", about="pool", where="pool",
+        hint=f"if that apply is not running, on {held.owner}: wlbplan rollback SPEC --target "
+             f"{name} (undo) or wlbplan apply SPEC --resume --target {name} (finish); "
+             f"wlbplan force-unlock SPEC --target {name} {held.id} only if its journal is "
+             "lost")
 
 
 def _pool(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Finding]:

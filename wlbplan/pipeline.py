@@ -14,6 +14,7 @@ from wlbplan.diff import drift, observed_view
 from wlbplan.errors import SpecError, StalePlanError, WlbplanError
 from wlbplan.inspect.run import inspect_target
 from wlbplan.journal import Journal, JournalError
+from wlbplan.lock import read_lock
 from wlbplan.model import Spec, Target
 from wlbplan.observed import Observed
 from wlbplan.plan import Plan, csr_path, make_plan, plan_one
@@ -68,10 +69,13 @@ def inspect_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) ->
 
 def _audit_one(spec: Spec, target: Target) -> TargetAudit:
     try:
-        seen = _inspect_one(spec, target)
+        with open_sessions(spec, target) as sessions:
+            seen = inspect_target(target, sessions)
+            # Read apart from the facts: a lock is not part of what a plan is made against.
+            held = read_lock(sessions.pool, target)
     except WlbplanError as err:
         return unreachable(spec, target, str(err))
-    return audit_target(spec, target, seen)
+    return audit_target(spec, target, seen, lock=held)
 
 
 def audit_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) -> Audit:

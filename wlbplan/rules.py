@@ -61,6 +61,11 @@ CATALOGUE: Final[dict[str, Rule]] = _rules(
          "With verification on, xapi's stunnel refuses this chain (OpenSSL's verdict is "
          "quoted): the pool cannot talk to WLB now. wlbplan plan shows the fix; wlbplan "
          "rollback settles an interrupted apply."),
+    Rule("WLB-POOL-LOCKED", "warning", "an apply holds the pool's lock",
+         "An apply is running now, or died and left its lock on the coordinator (and its "
+         "journal on the machine that ran it), possibly half-way. If it is not running, on "
+         "that machine: wlbplan rollback SPEC --target NAME to undo it, or wlbplan apply "
+         "SPEC --resume to finish it; wlbplan force-unlock only when the journal is lost."),
     Rule("WLB-TRUST-UNREADABLE", "warning", "an installed CA certificate cannot be read",
          "The pool lists a CA certificate whose file could not be read or parsed on the "
          "coordinator; check the trust folder (pool.trust_dir/certs)."),

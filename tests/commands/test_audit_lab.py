@@ -212,3 +212,24 @@ def test_bad_report_option_is_a_usage_error(fresh: control.Lab, bad: str) -> Non
     assert result.returncode == 1
     assert "FORMAT=FILE" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_held_apply_lock_is_flagged_until_released(fresh: control.Lab) -> None:
+    from wlbplan import lock
+    from wlbplan.sessions import open_sessions
+    from wlbplan.spec import load_spec
+
+    spec = load_spec(fresh.spec_path)
+    target = spec.target("pool1")
+    with open_sessions(spec, target) as sessions:
+        held = lock.acquire(sessions.pool, target)  # as a dead apply leaves it
+        try:
+            _, document = audit_json(fresh.spec_path)
+        finally:
+            assert lock.release(sessions.pool, target, held.id)
+    (finding,) = [f for t in document["targets"] if t["name"] == "pool1"
+                  for f in t["findings"] if f["rule_id"] == "WLB-POOL-LOCKED"]
+    assert held.id in finding["message"]
+    assert "WLB-POOL-LOCKED" not in rules_of(document, "pool2")
+    _, after = audit_json(fresh.spec_path)
+    assert "WLB-POOL-LOCKED" not in rules_of(after, "pool1")
