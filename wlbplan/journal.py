@@ -161,7 +161,9 @@ def _apply(replay: Replay, record: dict[str, Any]) -> None:
     if event == "begin":
         replay.header = record
     elif event == "resume":
-        replay.header = {**replay.header, **{k: v for k, v in record.items() if k != "event"}}
+        # Who runs it now; "time" stays the original apply's start.
+        taken = {k: v for k, v in record.items() if k not in ("event", "time")}
+        replay.header = {**replay.header, **taken}
     elif event == "step":
         replay.started.append(Entry(record["index"], record["action"], record.get("undo")))
         replay.done.discard(record["index"])  # started again (resume): not done until said

@@ -186,6 +186,7 @@ def test_resume_record_takes_over_the_header(tmp_path: Path) -> None:
     header = journal.replay().header
     assert (header["pid"], header["host"], header["lock_id"]) == (4242, "h2", "L-2")
     assert header["spec_digest"] == "d"  # the rest of the dead run's header stays
+    assert header["time"] == json.loads(journal.path.read_text().splitlines()[0])["time"]
 
 
 def test_unfinished_is_the_step_that_started_and_neither_finished_nor_was_undone(
