@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
-from differ_fixtures import Registry, observed, registry
+from differ_fixtures import Registry, observed
 
 from wlbplan import rules
 from wlbplan.audit import Finding, audit_target
@@ -38,18 +38,6 @@ CASE_KEYS = {"description", "spec", "observed", "lock", "expect", "contains"}
 
 def case_files() -> list[Path]:
     return sorted(CASES.glob("*.yaml"))
-
-
-@pytest.fixture(scope="session")
-def reg() -> Registry:
-    return registry()
-
-
-@pytest.fixture(scope="session")
-def spec_dir(tmp_path_factory: pytest.TempPathFactory, reg: Registry) -> Path:
-    folder = tmp_path_factory.mktemp("audit_cases")
-    reg.write(folder / "certs")
-    return folder
 
 
 def load_case(path: Path) -> dict[str, Any]:

@@ -8,9 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from differ_fixtures import Registry, observed, registry
+from differ_fixtures import Registry, observed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,18 +28,6 @@ SPECS = {
                 "signed": "certs/leaf.pem", "intermediates": ["certs/intermediate.pem"],
                 "root": "certs/root.pem"},
 }
-
-
-@pytest.fixture(scope="module")
-def reg() -> Registry:
-    return registry()
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory, reg: Registry) -> Path:
-    made = tmp_path_factory.mktemp("audit_properties")
-    reg.write(made / "certs")
-    return made
 
 
 def trusted() -> st.SearchStrategy[list[dict[str, Any]]]:
@@ -77,14 +64,14 @@ def pool() -> st.SearchStrategy[dict[str, Any]]:
 @given(kind=st.sampled_from(sorted(SPECS)), verify=st.booleans(), seen_appliance=appliance(),
        seen_pool=pool())
 def test_audit_never_crashes_and_reports_cleanly(
-        reg: Registry, folder: Path, kind: str, verify: bool,
+        reg: Registry, spec_dir: Path, kind: str, verify: bool,
         seen_appliance: dict[str, Any], seen_pool: dict[str, Any]) -> None:
     if seen_appliance.get("key") == "match" and not seen_appliance["chain"]:
         seen_appliance = {**seen_appliance, "key": "missing"}  # a key matches a certificate
     document = {"version": 1, "targets": [{
         "name": "t", "pool": {"coordinator": "xs1.example.com"},
         "wlb": {"address": "wlb.example.com"}, "certificate": SPECS[kind], "verify": verify}]}
-    spec, diagnostics = load_spec_text(yaml.safe_dump(document), folder / "t.yaml")
+    spec, diagnostics = load_spec_text(yaml.safe_dump(document), spec_dir / "t.yaml")
     assert spec is not None, diagnostics
     target = spec.targets[0]
     seen = observed({"appliance": seen_appliance, "pool": seen_pool}, target, reg)

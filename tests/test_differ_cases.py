@@ -43,7 +43,6 @@ from differ_fixtures import (
     Registry,
     name_matches,
     observed,
-    registry,
     trusted_name,
 )
 
@@ -100,19 +99,6 @@ def _params() -> list[Any]:
         marks = [pytest.mark.xfail(strict=True, raises=raises, reason=reason)] if reason else []
         out.append(pytest.param(path, id=path.stem, marks=marks))
     return out
-
-
-@pytest.fixture(scope="session")
-def reg() -> Registry:
-    return registry()
-
-
-@pytest.fixture(scope="session")
-def spec_dir(tmp_path_factory: pytest.TempPathFactory, reg: Registry) -> Path:
-    """Where case specs live: ``certs/NAME.pem`` beside them for relative paths."""
-    folder = tmp_path_factory.mktemp("diff_cases")
-    reg.write(folder / "certs")
-    return folder
 
 
 # ------------------------------------------------------------------------ the runner

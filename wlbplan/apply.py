@@ -20,7 +20,7 @@ from typing import Any
 from wlbplan import actions, lock
 from wlbplan.actions import Context
 from wlbplan.errors import LockError, StalePlanError, WlbplanError
-from wlbplan.journal import Entry, Journal, JournalError
+from wlbplan.journal import Entry, Journal, JournalError, Replay
 from wlbplan.model import Spec, Target
 from wlbplan.pids import alive
 from wlbplan.plan import TargetPlan
@@ -220,6 +220,16 @@ def journal_owner_alive(header: dict[str, Any]) -> bool:
     return pid != os.getpid() and alive(pid)
 
 
+def _refuse_live_owner(target: Target, journal: Journal, header: dict[str, Any],
+                       then: str) -> None:
+    """Rollback and resume are for a dead run's journal, never a running one's."""
+    if journal_owner_alive(header):
+        raise JournalError(
+            f"{target.name}: the apply that wrote {journal.path} is still running (lock "
+            f"{header.get('lock_id')} held by {header.get('owner')}, pid {header.get('pid')}); "
+            + then)
+
+
 def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Path,
                     report: Reporter) -> TargetOutcome:
     """Finish an apply that died: undo what its journal says was started."""
@@ -227,12 +237,7 @@ def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: P
     if not journal.exists():
         return TargetOutcome(target.name, "nothing_to_do")
     replay = journal.replay()
-    if journal_owner_alive(replay.header):
-        raise JournalError(
-            f"{target.name}: the apply that wrote {journal.path} is still running "
-            f"(lock {replay.header.get('lock_id')} held by {replay.header.get('owner')}, pid "
-            f"{replay.header.get('pid')}); it rolls back by itself if it fails"
-        )
+    _refuse_live_owner(target, journal, replay.header, "it rolls back by itself if it fails")
     lock_id = replay.header.get("lock_id")
     holder = lock.read_lock(sessions.pool, target)
     if holder is not None and holder.id != lock_id:
@@ -269,7 +274,7 @@ def resume_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Pat
                       f"{target.name}: no interrupted apply to resume ({journal.path})"))
         return TargetOutcome(target.name, "nothing_to_do")
     replay = journal.replay()
-    plan = _resumable(spec, target, journal)
+    plan = _resumable(spec, target, journal, replay)
     held = _adopt_lock(sessions, target, replay.header.get("lock_id"))
     journal.resume({"lock_id": held.id, "pid": os.getpid(), "host": socket.gethostname(),
                     "owner": held.owner})
@@ -289,14 +294,10 @@ def resume_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Pat
     return _execute(run, held.id, work)
 
 
-def _resumable(spec: Spec, target: Target, journal: Journal) -> TargetPlan:
-    replay = journal.replay()
+def _resumable(spec: Spec, target: Target, journal: Journal, replay: Replay) -> TargetPlan:
     header = replay.header
     rollback = f"`wlbplan rollback SPEC --target {target.name}`"
-    if journal_owner_alive(header):
-        raise JournalError(
-            f"{target.name}: the apply that wrote {journal.path} is still running (pid "
-            f"{header.get('pid')}); nothing to resume")
+    _refuse_live_owner(target, journal, header, "nothing to resume")
     if replay.undo_attempted:
         raise JournalError(
             f"{target.name}: a rollback of this apply has begun ({journal.path}); it can only "

@@ -241,8 +241,7 @@ def _verify_off(seen: _Seen, where: _Where) -> Finding:
 
 
 def _refused(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Finding]:
-    pool = seen.observed.pool
-    mode: certs.Mode = "current" if pool.chain_verification else "legacy"
+    mode = seen.observed.pool.verify_mode
     try:
         verdict = certs.pool_accepts(seen.served, seen.trust, seen.host, mode=mode, at=at)
     except VerifyError as err:

@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from wlbplan import certs
 from wlbplan.errors import VerifyError
-from wlbplan.model import CertificateRequest, Target, is_ip_literal
+from wlbplan.model import CertificateRequest, Target, is_ip_literal, url_host
 from wlbplan.observed import Observed
 
 PREFIX = "wlbplan-"
@@ -70,8 +70,7 @@ class Desired:
 
     @property
     def wlb_host(self) -> str:
-        host, _, _ = self.wlb_url.rpartition(":")
-        return host.strip("[]")
+        return url_host(self.wlb_url)
 
 
 def managed(name: str) -> bool:

@@ -62,9 +62,8 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
     warnings += [_say(f) for f in certs.modern_policy_findings(chain, trust, host)]
     if not desired.verify:
         return GateResult(None, tuple(warnings))
-    mode: certs.Mode = "current" if observed.pool.chain_verification else "legacy"
     try:
-        verdict = certs.pool_accepts(chain, trust, host, mode=mode)
+        verdict = certs.pool_accepts(chain, trust, host, mode=observed.pool.verify_mode)
     except VerifyError as err:
         return GateResult(str(err), tuple(warnings))
     if verdict.ok:

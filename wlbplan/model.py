@@ -79,6 +79,12 @@ DEFAULT_KEY_BITS: dict[str, int] = {"rsa": 2048, "ec": 256}
 SUBJECT_FIELDS = ("C", "ST", "L", "O", "OU", "emailAddress")
 
 
+def url_host(url: str) -> str:
+    """The host part of a ``host:port`` wlb-url (IPv6 without its brackets); "" if none."""
+    host, _, _ = url.rpartition(":")
+    return host.strip("[]")
+
+
 def is_ip_literal(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

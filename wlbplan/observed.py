@@ -10,7 +10,9 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
+
+from wlbplan.model import url_host
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,17 @@ class PoolFacts:
     @property
     def wlb_host(self) -> str:
         """The host part of wlb-url (what xapi's stunnel checks the name against)."""
-        host, _, _ = self.wlb_url.rpartition(":")
-        return host.strip("[]")
+        return url_host(self.wlb_url)
 
     @property
     def chain_verification(self) -> bool:
         """xapi >= 24.40 verifies the chain; older xapi needs the WLB leaf itself trusted."""
         return xapi_at_least(self.xapi_version, (24, 40))
+
+    @property
+    def verify_mode(self) -> Literal["current", "legacy"]:
+        """How this pool's xapi verifies WLB (``certs.pool_accepts``'s ``mode``)."""
+        return "current" if self.chain_verification else "legacy"
 
 
 def xapi_at_least(version: str, minimum: tuple[int, int]) -> bool:

@@ -10,6 +10,7 @@ from wlbplan.actions import Action, Context, StepFailed, UndoRecord, checked, re
 from wlbplan.connectors.base import Command, script
 from wlbplan.errors import VerifyError
 from wlbplan.inspect import script as facts
+from wlbplan.model import url_host
 from wlbplan.steps import Step
 from wlbplan.steps.pool import bundle_path, preflight_argv
 
@@ -174,8 +175,7 @@ def current_wlb_host(ctx: Context, uuid: str | None) -> str | None:
     url = checked(ctx.sessions.pool,
                   _xe(ctx, "pool-param-get", f"uuid={pool_uuid}", "param-name=wlb-url"),
                   "reading wlb-url").stdout.strip()
-    host = url.rpartition(":")[0].strip("[]")
-    return host or None
+    return url_host(url) or None
 
 
 def _preflight_run(ctx: Context, step: Step) -> None:
@@ -198,9 +198,13 @@ def _preflight_run(ctx: Context, step: Step) -> None:
         )
 
 
+def _missing(env: dict[str, str]) -> list[str]:
+    return [var for var in env.values() if not os.environ.get(var)]
+
+
 def _logins(env: dict[str, str]) -> tuple[list[str], tuple[str, ...]]:
     """``name=value`` arguments from the environment, and the secrets to mask."""
-    missing = [var for var in env.values() if not os.environ.get(var)]
+    missing = _missing(env)
     if missing:
         raise StepFailed("reconnecting the pool needs these environment variables set: "
                          + ", ".join(missing))
@@ -232,8 +236,7 @@ def check_environment(step: Step) -> str | None:
     """Before any change: what a step will need from the environment and is missing."""
     if step.action != "pool.reconnect":
         return None
-    missing = [var for var in step.params["env"].values() if not os.environ.get(var)]
-    return ", ".join(missing) or None
+    return ", ".join(_missing(step.params["env"])) or None
 
 
 def _confirm_run(ctx: Context, step: Step) -> None:

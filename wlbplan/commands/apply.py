@@ -6,7 +6,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from wlbplan.apply import TargetOutcome
     from wlbplan.model import Spec, Target
     from wlbplan.plan import Plan
+    from wlbplan.render.events import EventWriter
 
 _state_dir_option = click.option(
     "--state-dir", type=click.Path(path_type=Path), default=None,
@@ -51,7 +52,6 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
     """
     from wlbplan import pipeline
     from wlbplan.planfile import read_plan
-    from wlbplan.render.events import EventWriter
     from wlbplan.spec import load_spec
 
     as_json = output_format == "json"
@@ -76,29 +76,26 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
             _show_plan(plan)
         if plan.has_changes and not auto_approve:
             _confirm()
-    writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json)
-    writer.start()
-    with _signals_cancel() as cancel:
+    stages = {t.target: t.stage for t in plan.targets}
+
+    def run(writer: EventWriter, cancel: threading.Event) -> list[TargetOutcome]:
         outcomes = pipeline.apply_all(spec, plan, chosen, parallelism=parallelism,
                                       state_dir=folder, report=writer, cancel=cancel,
                                       lock_timeout=lock_timeout)
-        interrupted = cancel.is_set()
-    stages = {t.target: t.stage for t in plan.targets}
-    for outcome, target in zip(outcomes, chosen, strict=True):
-        hint = pipeline.next_step(spec, target) if stages.get(target.name) == "request" else None
-        if outcome.ok and hint:
-            writer.note(target.name, hint)
-    writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism))
-    if interrupted:
-        return 130
-    return 0 if all(o.ok for o in outcomes) else 1
+        for outcome, target in zip(outcomes, chosen, strict=True):
+            request = stages.get(target.name) == "request"
+            hint = pipeline.next_step(spec, target) if request else None
+            if outcome.ok and hint:
+                writer.note(target.name, hint)
+        return outcomes
+
+    return _run_and_report(spec, chosen, as_json, parallelism, run)
 
 
 def _resume(source: Path, targets: tuple[str, ...], as_json: bool, parallelism: int,
             state_dir: Path | None) -> int:
     from wlbplan import pipeline
     from wlbplan.errors import WlbplanError
-    from wlbplan.render.events import EventWriter
     from wlbplan.spec import load_spec
 
     if pipeline.is_plan_file(source):
@@ -106,12 +103,25 @@ def _resume(source: Path, targets: tuple[str, ...], as_json: bool, parallelism: 
                            "the interrupted apply was running")
     spec = load_spec(source)
     chosen = pipeline.select(spec, targets)
+    folder = state_dir or pipeline.default_state_dir(spec)
+
+    def run(writer: EventWriter, cancel: threading.Event) -> list[TargetOutcome]:
+        return pipeline.resume_all(spec, chosen, parallelism=parallelism, state_dir=folder,
+                                   report=writer, cancel=cancel)
+
+    return _run_and_report(spec, chosen, as_json, parallelism, run)
+
+
+def _run_and_report(spec: Spec, chosen: Sequence[Target], as_json: bool, parallelism: int,
+                    run: Callable[[EventWriter, threading.Event], list[TargetOutcome]]) -> int:
+    """Progress events, signals turned into a cancel, the summary with each failed
+    target's state now, and the exit status (130 interrupted, 1 any failure)."""
+    from wlbplan.render.events import EventWriter
+
     writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json)
     writer.start()
     with _signals_cancel() as cancel:
-        outcomes = pipeline.resume_all(spec, chosen, parallelism=parallelism,
-                                       state_dir=state_dir or pipeline.default_state_dir(spec),
-                                       report=writer, cancel=cancel)
+        outcomes = run(writer, cancel)
         interrupted = cancel.is_set()
     writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism))
     if interrupted:

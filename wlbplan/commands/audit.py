@@ -9,19 +9,19 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from wlbplan.commands.options import format_option, parallelism_option, targets_option
+from wlbplan.render import AUDIT_FORMATS
 
 if TYPE_CHECKING:
     from wlbplan.audit import FailOn
 
 EXIT_ERROR = 1
 EXIT_FINDINGS = 2
-_FORMATS = ("text", "json", "markdown", "sarif", "junit", "github")  # render.AUDIT_FORMATS
 
 
 @click.command("audit")
 @click.argument("spec", type=click.Path(path_type=Path))
 @targets_option
-@format_option(*_FORMATS)
+@format_option(*AUDIT_FORMATS)
 @click.option("--fail-on", type=click.Choice(["error", "warning", "never"]), default="error",
               show_default=True,
               help="Exit 2 when a finding is at least this severe (notes never fail).")
@@ -64,9 +64,9 @@ def _parse_reports(values: tuple[str, ...]) -> tuple[tuple[str, Path], ...]:
     parsed = []
     for value in values:
         fmt, sep, path = value.partition("=")
-        if not sep or not path or fmt not in _FORMATS:
+        if not sep or not path or fmt not in AUDIT_FORMATS:
             raise click.BadParameter(
-                f"{value!r}: expected FORMAT=FILE with FORMAT one of {', '.join(_FORMATS)}",
+                f"{value!r}: expected FORMAT=FILE with FORMAT one of {', '.join(AUDIT_FORMATS)}",
                 param_hint="--report")
         parsed.append((fmt, Path(path)))
     return tuple(parsed)

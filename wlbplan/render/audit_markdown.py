@@ -8,16 +8,13 @@ many; the CAUTION block is kept before any row.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from wlbplan.audit import Audit, Finding
 from wlbplan.render.audit_text import clean, counts_phrase, ordered, plural
-from wlbplan.render.markdown import LIMIT
+from wlbplan.render.markdown import LIMIT, byte_size, md_escape
 from wlbplan.rules import LEVELS
 
-# markdown.py's set plus `~` (strikethrough) and `&` (entities): a message is shown as is.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~&])")
 _TABLE_HEAD = ("| Level | Rule | Target | Finding |", "| --- | --- | --- | --- |")
 _ERROR_CHARS = 300  # one unreachable target's reason in the CAUTION block
 _FOOTER = ("_{} left out to fit the comment: run `wlbplan audit` (or `--format json`) "
@@ -29,7 +26,7 @@ def render(audit: Audit) -> str:
     fixed = [summary_line(audit), _caution_head(audit), _clean_targets(audit),
              _FOOTER.format(plural(len(audit.findings), "finding")), *_TABLE_HEAD,
              _more_targets(len(audit.unreachable))]
-    budget = LIMIT - sum(_size(part) + 2 for part in fixed)
+    budget = LIMIT - sum(byte_size(part) + 2 for part in fixed)
     caution, budget = _fit(list(_caution_items(audit)), budget)
     rows, _ = _fit(list(_rows(audit)), budget)
     blocks = [summary_line(audit), _caution_block(audit, caution)]
@@ -67,11 +64,11 @@ def _caution_items(audit: Audit) -> Iterator[str]:
         reason = " ".join(clean(target.error or "").split())
         if len(reason) > _ERROR_CHARS:
             reason = reason[:_ERROR_CHARS - 1] + "…"
-        yield f"> - **{_md(target.target)}**: {_md(reason)}"
+        yield f"> - **{md_escape(target.target)}**: {md_escape(reason)}"
 
 
 def _clean_targets(audit: Audit) -> str:
-    names = [f"**{_md(t.target)}**" for t in audit.targets
+    names = [f"**{md_escape(t.target)}**" for t in audit.targets
              if not t.findings and t.error is None]
     return "No findings for " + ", ".join(names) + "." if names else ""
 
@@ -89,30 +86,22 @@ def _row(finding: Finding) -> str:
     if finding.hint:
         text += f"<br>*Hint:* {_cell(finding.hint)}"
     level = f"**{finding.level}**" if finding.level == "error" else finding.level
-    return f"| {level} | `{finding.rule_id}` | {_md(finding.target)} | {text} |"
+    return f"| {level} | `{finding.rule_id}` | {md_escape(finding.target)} | {text} |"
 
 
 def _cell(text: str) -> str:
     """One table cell: escaped lines joined by <br>, since a newline would end the row."""
-    return "<br>".join(_md(line) for line in clean(text).splitlines())
+    return "<br>".join(md_escape(line) for line in clean(text).splitlines())
 
 
 def _fit(items: list[str], budget: int) -> tuple[list[str], int]:
     """The leading items whose lines fit in ``budget`` bytes, and the bytes left."""
     kept: list[str] = []
     for item in items:
-        cost = _size(item) + 1
+        cost = byte_size(item) + 1
         if cost > budget:
             break
         kept.append(item)
         budget -= cost
     return kept, budget
 
-
-def _size(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
-def _md(text: str) -> str:
-    """Plain text that markdown must not interpret (``|`` would also split a table cell)."""
-    return _MD_SPECIAL.sub(r"\\\1", text)

@@ -19,7 +19,8 @@ from wlbplan.render.text import SIGNS, acts, change_rows, target_counts
 
 LIMIT = 60_000  # bytes: GitHub's 65 536 less room for what CI bots add around it
 _DIFF_SIGNS = {"+": "+", "-": "-", "~": "!", " ": " "}  # `!` is highlighted as a change
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+# `~` (strikethrough) and `&` (entities) too: a name or message is shown as it is.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~&])")
 
 
 def render(plan: Plan) -> str:
@@ -29,7 +30,7 @@ def render(plan: Plan) -> str:
     for compact in (False, True):
         sections = [_target(t, compact) for t in plan.targets if t.changes or t.steps or t.notes]
         text = _join(head, sections)
-        if _size(text) <= LIMIT:
+        if byte_size(text) <= LIMIT:
             return text
     return _truncated(head, sections)
 
@@ -52,13 +53,13 @@ def _head(plan: Plan) -> str:
         lines += ["", "> [!WARNING]"] + [f"> - {w}" for w in warnings]
     unchanged = [t.target for t in plan.targets if not t.changes and not t.steps]
     if unchanged:
-        lines += ["", "No changes for " + ", ".join(f"**{_md(n)}**" for n in unchanged) + "."]
+        lines += ["", "No changes for " + ", ".join(f"**{md_escape(n)}**" for n in unchanged) + "."]
     return "\n".join(lines)
 
 
 def _warnings(target: TargetPlan) -> list[str]:
     """What a reviewer must not miss: the pool trusting less, or checking nothing."""
-    name = f"**{_md(target.target)}**"
+    name = f"**{md_escape(target.target)}**"
     out = []
     removed = [c.path for c in target.changes
                if c.action == "delete" and c.path.startswith("pool.trust")]
@@ -99,7 +100,7 @@ def _diff_lines(target: TargetPlan) -> list[str]:
 def _steps(target: TargetPlan, compact: bool) -> list[str]:
     lines = []
     for index, step in enumerate(target.steps, 1):
-        summary = _md(redact_text(step.summary))
+        summary = md_escape(redact_text(step.summary))
         lines.append(f"{index}. {_code(step_id(target.target, index, step))} on {step.on}: "
                      f"{summary}")
         if compact:
@@ -113,7 +114,7 @@ def _steps(target: TargetPlan, compact: bool) -> list[str]:
 
 
 def _notes(notes: Iterable[str]) -> list[str]:
-    items = [f"- {_md(redact_text(n))}" for n in notes]
+    items = [f"- {md_escape(redact_text(n))}" for n in notes]
     return ["", "**Notes**", "", *items] if items else []
 
 
@@ -122,7 +123,7 @@ def _truncated(head: str, sections: list[str]) -> str:
     footer = "_{} more targets left out to fit the comment: run `wlbplan show PLAN`._"
     for section in sections:
         left = len(sections) - len(kept) - 1
-        if _size(_join(head, [*kept, section, footer.format(left)])) > LIMIT:
+        if byte_size(_join(head, [*kept, section, footer.format(left)])) > LIMIT:
             break
         kept.append(section)
     return _join(head, [*kept, footer.format(len(sections) - len(kept))])
@@ -132,7 +133,7 @@ def _join(head: str, sections: list[str]) -> str:
     return "\n\n".join([head, *sections]) + "\n"
 
 
-def _size(text: str) -> int:
+def byte_size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
@@ -149,6 +150,6 @@ def _code(text: str) -> str:
     return f"{tick}{text}{tick}"
 
 
-def _md(text: str) -> str:
+def md_escape(text: str) -> str:
     """Plain text that markdown must not interpret (names like ``*_orig`` or ``<pool>``)."""
     return _MD_SPECIAL.sub(r"\\\1", text)
