@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from wlbplan import pipeline
-from wlbplan.audit import audit_target
+from wlbplan.core.audit import audit_target
 from wlbplan.lab import control
-from wlbplan.model import Spec
+from wlbplan.model.spec import Spec
+from wlbplan.run import pipeline
 from wlbplan.spec import load_spec
 
 

@@ -20,12 +20,13 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from unittest import mock
 
-from wlbplan import pipeline
-from wlbplan.connectors.base import Command, CommandResult, Runner
+from wlbplan.connectors.base import Runner
 from wlbplan.inspect.run import inspect_target
 from wlbplan.lab import control
-from wlbplan.model import Spec, Target
-from wlbplan.sessions import Sessions, open_sessions
+from wlbplan.model.command import Command, CommandResult
+from wlbplan.model.spec import Spec, Target
+from wlbplan.run import pipeline
+from wlbplan.run.sessions import Sessions, open_sessions
 from wlbplan.spec import load_spec
 
 

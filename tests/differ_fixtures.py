@@ -1,9 +1,9 @@
-"""Certificates and observed values for the data-driven differ cases (tests/diff_cases).
+"""Certificates and observed values for the data-driven differ cases (tests/core/diff_cases).
 
 The certificates are generated once per test session (EC keys for the CAs, RSA for
 what WLB serves) and named in a registry; a case file refers to them by name.
 ``observed(...)`` turns a case's compact ``observed`` section into the real
-``wlbplan.observed.Observed`` value.
+``wlbplan.model.observed.Observed`` value.
 
 Compact ``observed`` form (every key optional)::
 
@@ -44,10 +44,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from wlbplan import certs
-from wlbplan.desired import PREFIX, Anchor
+from wlbplan.core.desired import PREFIX, Anchor
 from wlbplan.lab import pki
-from wlbplan.model import Target
-from wlbplan.observed import (
+from wlbplan.model.observed import (
     ApplianceFacts,
     CertFile,
     KeyFile,
@@ -56,6 +55,7 @@ from wlbplan.observed import (
     Served,
     TrustedCert,
 )
+from wlbplan.model.spec import Target
 
 FQDN = "wlb.example.com"
 IP = "10.0.0.5"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from wlbplan.model import Diagnostic
+    from wlbplan.model.spec import Diagnostic
 
 
 class WlbplanError(Exception):

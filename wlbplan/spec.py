@@ -32,7 +32,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from wlbplan.errors import SpecError
-from wlbplan.model import (
+from wlbplan.model.spec import (
     DEFAULT_KEY_BITS,
     CertificateRequest,
     CertificateSpec,

@@ -215,8 +215,8 @@ def test_bad_report_option_is_a_usage_error(fresh: control.Lab, bad: str) -> Non
 
 
 def test_a_held_apply_lock_is_flagged_until_released(fresh: control.Lab) -> None:
-    from wlbplan import lock
-    from wlbplan.sessions import open_sessions
+    from wlbplan.run import lock
+    from wlbplan.run.sessions import open_sessions
     from wlbplan.spec import load_spec
 
     spec = load_spec(fresh.spec_path)

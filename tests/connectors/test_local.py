@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from wlbplan.connectors.base import MASK, Command, script
 from wlbplan.connectors.factory import runner_for
 from wlbplan.connectors.local import LocalRunner
 from wlbplan.errors import RemoteCommandError
 from wlbplan.lab.procs import alive
+from wlbplan.model.command import MASK, Command, script
 
 BINARY = bytes(range(256)) * 64
 

@@ -23,12 +23,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from wlbplan.connectors.base import MASK, Command, script
 from wlbplan.connectors.factory import runner_for
 from wlbplan.connectors.ssh import SshRunner, SshTarget
 from wlbplan.errors import ConnectError, RemoteCommandError
 from wlbplan.lab.pki import write_private
 from wlbplan.lab.procs import free_port
+from wlbplan.model.command import MASK, Command, script
 
 if TYPE_CHECKING:  # the fixture's type, for readers; conftest is not importable
     from conftest import Sshd

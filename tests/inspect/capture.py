@@ -28,12 +28,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from wlbplan.connectors.base import script
 from wlbplan.connectors.local import LocalRunner
 from wlbplan.inspect import appliance, pool
 from wlbplan.inspect import script as facts
 from wlbplan.lab import control, faults, pki, stunnel, xe_state
 from wlbplan.lab.layout import TargetLayout
+from wlbplan.model.command import script
 from wlbplan.spec import load_spec
 
 DATA = Path(__file__).resolve().parent / "data"

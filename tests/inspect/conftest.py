@@ -14,7 +14,7 @@ import pytest
 
 from wlbplan.inspect import script
 from wlbplan.inspect.script import RawFact
-from wlbplan.model import CertificateSpec, PoolSpec, Target, WlbPaths, WlbSpec
+from wlbplan.model.spec import CertificateSpec, PoolSpec, Target, WlbPaths, WlbSpec
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -22,14 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wlbplan import certs
-from wlbplan.connectors.base import script as shell_script
 from wlbplan.connectors.local import LocalRunner
 from wlbplan.inspect import appliance
 from wlbplan.inspect import script as facts
 from wlbplan.inspect.script import RawFact
 from wlbplan.lab import pki
-from wlbplan.model import Target
-from wlbplan.observed import ApplianceFacts, CertFile, KeyFile, Served
+from wlbplan.model.command import script as shell_script
+from wlbplan.model.observed import ApplianceFacts, CertFile, KeyFile, Served
+from wlbplan.model.spec import Target
 
 DATA = Path(__file__).resolve().parent / "data"
 FQDN = "wlb1.lab.test"
@@ -481,7 +481,7 @@ def test_parse_never_raises(raw: dict[str, RawFact]) -> None:
 
 
 def _target() -> Target:
-    from wlbplan.model import CertificateSpec, PoolSpec, WlbSpec
+    from wlbplan.model.spec import CertificateSpec, PoolSpec, WlbSpec
 
     return Target(name="t", pool=PoolSpec(coordinator="c"), wlb=WlbSpec(address=FQDN),
                   certificate=CertificateSpec(source="self-signed"))

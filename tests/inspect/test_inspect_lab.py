@@ -11,15 +11,17 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from wlbplan import certs, pipeline
-from wlbplan.connectors.base import Command, CommandResult, Runner, script
+from wlbplan import certs
+from wlbplan.connectors.base import Runner
 from wlbplan.inspect import appliance, pool
 from wlbplan.inspect import script as facts
 from wlbplan.inspect.run import inspect_target
 from wlbplan.lab import control
-from wlbplan.model import Spec, Target
-from wlbplan.observed import Observed
-from wlbplan.sessions import Sessions, open_sessions
+from wlbplan.model.command import Command, CommandResult, script
+from wlbplan.model.observed import Observed
+from wlbplan.model.spec import Spec, Target
+from wlbplan.run import pipeline
+from wlbplan.run.sessions import Sessions, open_sessions
 from wlbplan.spec import load_spec
 
 pytestmark = pytest.mark.lab

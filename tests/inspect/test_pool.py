@@ -13,14 +13,14 @@ from cryptography import x509
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from wlbplan.connectors.base import script as shell_script
 from wlbplan.connectors.local import LocalRunner
 from wlbplan.errors import RemoteCommandError, WlbplanError
 from wlbplan.inspect import appliance, pool
 from wlbplan.inspect import script as facts
 from wlbplan.inspect.script import RawFact
-from wlbplan.model import Target
-from wlbplan.observed import PoolFacts, TrustedCert, xapi_at_least
+from wlbplan.model.command import script as shell_script
+from wlbplan.model.observed import PoolFacts, TrustedCert, xapi_at_least
+from wlbplan.model.spec import Target
 
 DATA = Path(__file__).resolve().parent / "data"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -179,7 +179,7 @@ def pool_outputs(draw: st.DrawFn) -> dict[str, RawFact]:
 
 
 def _target() -> Target:
-    from wlbplan.model import CertificateSpec, PoolSpec, WlbSpec
+    from wlbplan.model.spec import CertificateSpec, PoolSpec, WlbSpec
 
     return Target(name="t", pool=PoolSpec(coordinator="c"), wlb=WlbSpec(address="w"),
                   certificate=CertificateSpec(source="self-signed"))

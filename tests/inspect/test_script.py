@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from wlbplan.connectors.base import script as shell_script
 from wlbplan.connectors.local import LocalRunner
 from wlbplan.inspect import script
 from wlbplan.inspect.script import MARK, RawFact
+from wlbplan.model.command import script as shell_script
 
 DATA = Path(__file__).resolve().parent / "data"
 CAPTURES = sorted(DATA.glob("*.txt"))
@@ -37,7 +37,7 @@ def gathered(text: str) -> set[str]:
 
 def _script_facts() -> tuple[set[str], set[str]]:
     from wlbplan.inspect import appliance, pool
-    from wlbplan.model import CertificateSpec, PoolSpec, Target, WlbSpec
+    from wlbplan.model.spec import CertificateSpec, PoolSpec, Target, WlbSpec
 
     target = Target(name="t", pool=PoolSpec(coordinator="c"), wlb=WlbSpec(address="w.test"),
                     certificate=CertificateSpec(source="self-signed"))

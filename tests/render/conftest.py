@@ -1,6 +1,6 @@
 """Hand-built plans for the renderer tests, with real certificates (EC keys: fast).
 
-The shapes follow wlbplan.diff (certificate summaries, chains as lists, the verify flag as
+The shapes follow wlbplan.core.diff (certificate summaries, chains as lists, the verify flag as
 booleans) and the step catalogue (masked commands, PEMs in params), not the planner.
 """
 
@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from wlbplan.diff import Change, cert_summary
+from wlbplan.core.diff import Change, cert_summary
+from wlbplan.core.plan import Plan, TargetPlan
+from wlbplan.core.steps import Step
 from wlbplan.lab import pki
-from wlbplan.plan import Plan, TargetPlan
-from wlbplan.steps import Step
 
 FQDN = "wlb.example.com"
 CREATED = "2025-01-31T09:30:00Z"

@@ -20,9 +20,9 @@ from audit_samples import (
     warnings_only,
 )
 
-from wlbplan.audit import Audit
+from wlbplan.core.audit import Audit
+from wlbplan.core.rules import CATALOGUE
 from wlbplan.render import audit_json, render_audit
-from wlbplan.rules import CATALOGUE
 
 VALIDATOR = jsonschema.Draft202012Validator(audit_json.schema())
 

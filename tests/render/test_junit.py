@@ -19,9 +19,9 @@ from audit_samples import (
     warnings_only,
 )
 
-from wlbplan.audit import Audit, FailOn
+from wlbplan.core.audit import Audit, FailOn
+from wlbplan.core.rules import CATALOGUE
 from wlbplan.render import junit, render_audit
-from wlbplan.rules import CATALOGUE
 
 CHECKED = len(CATALOGUE) - 1  # every rule but WLB-TARGET-UNREACHABLE
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from wlbplan.diff import Change
-from wlbplan.plan import Plan, TargetPlan
+from wlbplan.core.diff import Change
+from wlbplan.core.plan import Plan, TargetPlan
+from wlbplan.core.steps import Step
 from wlbplan.render import markdown, render_plan
-from wlbplan.steps import Step
 
 FENCE = re.compile(r"^\s*(`{3,})(\w*)$")
 

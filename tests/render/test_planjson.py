@@ -8,12 +8,12 @@ import json
 import jsonschema
 import pytest
 
-from wlbplan.diff import cert_summary
+from wlbplan.core.diff import cert_summary
+from wlbplan.core.plan import Plan
+from wlbplan.core.planfile import plan_to_json, schema
+from wlbplan.core.steps import Step
 from wlbplan.lab import pki
-from wlbplan.plan import Plan
-from wlbplan.planfile import plan_to_json, schema
 from wlbplan.render import PLAN_FORMATS, planjson, render_plan
-from wlbplan.steps import Step
 
 
 def test_json_validates_against_the_schema(install_plan: Plan) -> None:

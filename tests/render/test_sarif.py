@@ -19,9 +19,9 @@ from audit_samples import (
     sample,
 )
 
-from wlbplan.audit import Audit, Finding, TargetAudit
+from wlbplan.core.audit import Audit, Finding, TargetAudit
+from wlbplan.core.rules import CATALOGUE
 from wlbplan.render import render_audit, sarif
-from wlbplan.rules import CATALOGUE
 
 BASE = Path("/work/repo")
 LEVELS = {"error", "warning", "note"}

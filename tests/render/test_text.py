@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from wlbplan.diff import Change, cert_summary
-from wlbplan.plan import Plan, TargetPlan
+from wlbplan.core.diff import Change, cert_summary
+from wlbplan.core.plan import Plan, TargetPlan
+from wlbplan.core.steps import Step
 from wlbplan.render import render_plan, text
-from wlbplan.steps import Step
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 LEGEND = [

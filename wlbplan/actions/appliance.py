@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 from wlbplan import certs
-from wlbplan.actions import Action, Context, StepFailed, UndoRecord, checked
-from wlbplan.connectors.base import Command, script
+from wlbplan.actions.base import Action, Context, StepFailed, UndoRecord, checked
+from wlbplan.core.steps import Step
+from wlbplan.core.steps.appliance import pending_key
 from wlbplan.errors import VerifyError
 from wlbplan.inspect import script as facts
-from wlbplan.steps import Step
-from wlbplan.steps.appliance import pending_key
+from wlbplan.model.command import Command, script
 
 RESTART_WAIT = 30.0
 STAGED = ".wlbplan-new"
@@ -42,7 +42,7 @@ def _fresh(ctx: Context, step: Step, argv: tuple[str, ...], what: str) -> None:
 
 
 def _generate_key_run(ctx: Context, step: Step) -> None:
-    from wlbplan.steps.appliance import key_args_for
+    from wlbplan.core.steps.appliance import key_args_for
 
     p = step.params
     argv = ("openssl", "genpkey", *key_args_for(p["type"], p["bits"]), "-out", p["path"])

@@ -6,13 +6,13 @@ import os
 import re
 
 from wlbplan import certs
-from wlbplan.actions import Action, Context, StepFailed, UndoRecord, checked, remote_tmpdir
-from wlbplan.connectors.base import Command, script
+from wlbplan.actions.base import Action, Context, StepFailed, UndoRecord, checked, remote_tmpdir
+from wlbplan.core.steps import Step
+from wlbplan.core.steps.pool import bundle_path, preflight_argv
 from wlbplan.errors import VerifyError
 from wlbplan.inspect import script as facts
-from wlbplan.model import url_host
-from wlbplan.steps import Step
-from wlbplan.steps.pool import bundle_path, preflight_argv
+from wlbplan.model.command import Command, script
+from wlbplan.model.spec import url_host
 
 _GONE = ("does not exist",)
 

@@ -15,9 +15,9 @@ import click
 from wlbplan.commands.options import format_option, parallelism_option, targets_option
 
 if TYPE_CHECKING:
-    from wlbplan.apply import TargetOutcome
-    from wlbplan.model import Spec, Target
-    from wlbplan.plan import Plan
+    from wlbplan.core.plan import Plan
+    from wlbplan.model.events import TargetOutcome
+    from wlbplan.model.spec import Spec, Target
     from wlbplan.render.events import EventWriter
 
 _state_dir_option = click.option(
@@ -50,8 +50,8 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
     already done are undone, last first. Exit 0 applied (or nothing to do), 1 failed and
     rolled back, 130 interrupted.
     """
-    from wlbplan import pipeline
-    from wlbplan.planfile import read_plan
+    from wlbplan.core.planfile import read_plan
+    from wlbplan.run import pipeline
     from wlbplan.spec import load_spec
 
     as_json = output_format == "json"
@@ -94,8 +94,8 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
 
 def _resume(source: Path, targets: tuple[str, ...], as_json: bool, parallelism: int,
             state_dir: Path | None) -> int:
-    from wlbplan import pipeline
     from wlbplan.errors import WlbplanError
+    from wlbplan.run import pipeline
     from wlbplan.spec import load_spec
 
     if pipeline.is_plan_file(source):
@@ -173,9 +173,9 @@ def _signals_cancel() -> Iterator[threading.Event]:
 def _states_after(spec: Spec, chosen: Sequence[Target], outcomes: Sequence[TargetOutcome],
                   parallelism: int) -> dict[str, str]:
     """Re-inspect the targets that failed, to say exactly what state they are in now."""
-    from wlbplan import pipeline
     from wlbplan.errors import WlbplanError
     from wlbplan.render.events import state_line
+    from wlbplan.run import pipeline
 
     failed = {o.target for o in outcomes if not o.ok}
     targets = [t for t in chosen if t.name in failed]
@@ -197,8 +197,8 @@ def _states_after(spec: Spec, chosen: Sequence[Target], outcomes: Sequence[Targe
 @_state_dir_option
 def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None) -> int:
     """Undo an interrupted or crashed apply from its journal."""
-    from wlbplan import pipeline
     from wlbplan.render.events import EventWriter
+    from wlbplan.run import pipeline
     from wlbplan.spec import load_spec
 
     loaded = load_spec(spec)
@@ -220,9 +220,9 @@ def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None
 @click.argument("lock_id")
 def force_unlock(spec: Path, target: str, lock_id: str) -> int:
     """Remove a pool's apply lock left by a dead run (needs the exact LOCK_ID)."""
-    from wlbplan import lock
-    from wlbplan.pipeline import select
-    from wlbplan.sessions import open_sessions
+    from wlbplan.run import lock
+    from wlbplan.run.pipeline import select
+    from wlbplan.run.sessions import open_sessions
     from wlbplan.spec import load_spec
 
     loaded = load_spec(spec)

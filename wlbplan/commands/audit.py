@@ -12,7 +12,7 @@ from wlbplan.commands.options import format_option, parallelism_option, targets_
 from wlbplan.render import AUDIT_FORMATS
 
 if TYPE_CHECKING:
-    from wlbplan.audit import FailOn
+    from wlbplan.core.audit import FailOn
 
 EXIT_ERROR = 1
 EXIT_FINDINGS = 2
@@ -38,9 +38,9 @@ def audit(spec: Path, targets: tuple[str, ...], output_format: str, fail_on: str
     Exit 0: nothing at or above --fail-on; 2: findings at or above it; 1: a target
     could not be inspected (the report still covers the others).
     """
-    from wlbplan.pipeline import audit_all, select
     from wlbplan.render import render_audit
     from wlbplan.render.console import want_color
+    from wlbplan.run.pipeline import audit_all, select
     from wlbplan.spec import load_spec
 
     loaded = load_spec(spec)

@@ -16,9 +16,9 @@ from wlbplan.commands.options import format_option, parallelism_option, targets_
 @parallelism_option
 def inspect(spec: Path, targets: tuple[str, ...], output_format: str, parallelism: int) -> int:
     """Show what the appliance serves and what the pool trusts (changes nothing)."""
-    from wlbplan.pipeline import inspect_all, select
     from wlbplan.render import inspection
     from wlbplan.render.console import want_color
+    from wlbplan.run.pipeline import inspect_all, select
     from wlbplan.spec import load_spec
 
     loaded = load_spec(spec)

@@ -26,10 +26,10 @@ EXIT_CHANGES = 2
 def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: str,
          detailed_exitcode: bool, parallelism: int, replace: bool) -> int:
     """Inspect, compare with the spec, and show the ordered steps that would fix it."""
-    from wlbplan.pipeline import inspect_all, plan_all, select
-    from wlbplan.planfile import write_plan
+    from wlbplan.core.planfile import write_plan
     from wlbplan.render import render_plan
     from wlbplan.render.console import want_color
+    from wlbplan.run.pipeline import inspect_all, plan_all, select
     from wlbplan.spec import load_spec
 
     loaded = load_spec(spec)
@@ -47,7 +47,7 @@ def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: 
 @format_option("text", "json", "markdown")
 def show(plan_file: Path, output_format: str) -> int:
     """Show a saved plan (no host contacted)."""
-    from wlbplan.planfile import read_plan
+    from wlbplan.core.planfile import read_plan
     from wlbplan.render import render_plan
     from wlbplan.render.console import want_color
 

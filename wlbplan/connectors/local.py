@@ -16,8 +16,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from wlbplan.connectors.base import Command, CommandResult
 from wlbplan.errors import RemoteCommandError
+from wlbplan.model.command import Command, CommandResult
 
 # How long to wait for output to drain after a timed-out command's group was killed;
 # a grandchild that escaped the group (setsid) must not hang wlbplan.

@@ -48,8 +48,8 @@ from paramiko.ssh_exception import (
     SSHException,
 )
 
-from wlbplan.connectors.base import Command, CommandResult
 from wlbplan.errors import ConnectError, RemoteCommandError, WlbplanError
+from wlbplan.model.command import Command, CommandResult
 
 HostKeyPolicy = Literal["strict", "accept-new"]
 HOST_KEY_POLICIES: tuple[HostKeyPolicy, ...] = ("strict", "accept-new")

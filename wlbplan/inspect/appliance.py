@@ -12,12 +12,12 @@ import shlex
 from cryptography import x509
 
 from wlbplan import certs
-from wlbplan.connectors.base import Raw
+from wlbplan.core.steps.appliance import pending_csr, pending_key
 from wlbplan.errors import VerifyError
 from wlbplan.inspect.script import RawFact, build, fact
-from wlbplan.model import Target
-from wlbplan.observed import ApplianceFacts, CertFile, KeyFile, Served
-from wlbplan.steps.appliance import pending_csr, pending_key
+from wlbplan.model.command import Raw
+from wlbplan.model.observed import ApplianceFacts, CertFile, KeyFile, Served
+from wlbplan.model.spec import Target
 
 HANDSHAKE_TIMEOUT = "10"
 # Print only complete certificate blocks: a block is held back until its END line, and

@@ -7,11 +7,11 @@ be matched by fingerprint whatever name it was installed under.
 from __future__ import annotations
 
 from wlbplan import certs
-from wlbplan.connectors.base import Raw, sh
 from wlbplan.errors import RemoteCommandError, VerifyError
 from wlbplan.inspect.script import RawFact, build, fact
-from wlbplan.model import Target
-from wlbplan.observed import PoolFacts, TrustedCert
+from wlbplan.model.command import Raw, sh
+from wlbplan.model.observed import PoolFacts, TrustedCert
+from wlbplan.model.spec import Target
 
 PARAMS = ("wlb-url", "wlb-username", "wlb-enabled", "wlb-verify-cert", "master")
 # xapi's rule for CA certificate names (certificates.ml): anything else is not read.

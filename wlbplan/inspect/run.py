@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from wlbplan.connectors.base import Runner, script
+from wlbplan.connectors.base import Runner
 from wlbplan.inspect import appliance, pool
 from wlbplan.inspect import script as facts
-from wlbplan.model import Target
-from wlbplan.observed import Observed
-from wlbplan.sessions import Sessions
+from wlbplan.model.command import script
+from wlbplan.model.observed import Observed
+from wlbplan.model.spec import Target
+from wlbplan.run.sessions import Sessions
 
 
 def _gather(runner: Runner, text: str) -> dict[str, facts.RawFact]:

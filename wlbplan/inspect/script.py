@@ -12,7 +12,7 @@ import binascii
 import re
 from dataclasses import dataclass
 
-from wlbplan.connectors.base import Part, Raw, sh
+from wlbplan.model.command import Part, Raw, sh
 
 MARK = "@wlbplan"
 

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import serialization
 
 from wlbplan.errors import LabError
 from wlbplan.lab import appliance, stunnel, xe_state
-from wlbplan.lab.control import Lab, LabTarget
 from wlbplan.lab.layout import TargetLayout
 from wlbplan.lab.pki import PrivateKey, appliance_self_signed, make_key, now
+from wlbplan.lab.record import Lab, LabTarget
 
 
 def _current_key(layout: TargetLayout) -> PrivateKey:

@@ -11,7 +11,7 @@ from wlbplan.lab.layout import SPEC_FILE
 from wlbplan.lab.sshd import login_user
 
 if TYPE_CHECKING:
-    from wlbplan.lab.control import Lab, LabTarget
+    from wlbplan.lab.record import Lab, LabTarget
 
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wlbplan.errors import LabError
-from wlbplan.pids import alive
+from wlbplan.run.pids import alive
 
 
 def free_port() -> int:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from wlbplan.audit import Audit, FailOn
-    from wlbplan.plan import Plan
+    from wlbplan.core.audit import Audit, FailOn
+    from wlbplan.core.plan import Plan
 
 PLAN_FORMATS = ("text", "json", "markdown")
 

@@ -13,9 +13,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from wlbplan.audit import Audit, FailOn, Finding, TargetAudit
+from wlbplan.core.audit import Audit, FailOn, Finding, TargetAudit
+from wlbplan.core.rules import CATALOGUE
 from wlbplan.render.audit_text import clean, ordered
-from wlbplan.rules import CATALOGUE
 
 TOOL = "wlbplan"
 

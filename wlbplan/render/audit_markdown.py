@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from wlbplan.audit import Audit, Finding
+from wlbplan.core.audit import Audit, Finding
+from wlbplan.core.rules import LEVELS
 from wlbplan.render.audit_text import clean, counts_phrase, ordered, plural
 from wlbplan.render.markdown import LIMIT, byte_size, md_escape
-from wlbplan.rules import LEVELS
 
 _TABLE_HEAD = ("| Level | Rule | Target | Finding |", "| --- | --- | --- | --- |")
 _ERROR_CHARS = 300  # one unreachable target's reason in the CAUTION block

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
-from wlbplan.audit import Audit, Finding, TargetAudit
+from wlbplan.core.audit import Audit, Finding, TargetAudit
+from wlbplan.core.rules import LEVELS, Level
 from wlbplan.render.console import make_console
 from wlbplan.render.planjson import redact_text
-from wlbplan.rules import LEVELS, Level
 
 _STYLES: dict[Level, str] = {"error": "red", "warning": "yellow", "note": "cyan"}
 _LEVEL_WIDTH = max(len(level) for level in LEVELS)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from wlbplan.model import Diagnostic, Position
+from wlbplan.model.spec import Diagnostic, Position
 
 FORMAT_VERSION = "1.0"
 SUCCESS = "Success! The spec is valid."

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from wlbplan import __version__
-from wlbplan.apply import Event, TargetOutcome
-from wlbplan.diff import cert_summary
-from wlbplan.observed import Observed
+from wlbplan.core.diff import cert_summary
+from wlbplan.model.events import Event, TargetOutcome
+from wlbplan.model.observed import Observed
 
 _ERRORS = ("apply_errored", "rollback_errored")
 

@@ -8,9 +8,9 @@ markdown rendering to ``$GITHUB_STEP_SUMMARY``.
 
 from __future__ import annotations
 
-from wlbplan.audit import Audit, Finding
+from wlbplan.core.audit import Audit, Finding
+from wlbplan.core.rules import Level
 from wlbplan.render.audit_text import clean, ordered
-from wlbplan.rules import Level
 
 COMMANDS: dict[Level, str] = {"error": "error", "warning": "warning", "note": "notice"}
 

@@ -9,8 +9,8 @@ from typing import Any
 from rich.markup import escape
 
 from wlbplan import certs
-from wlbplan.diff import cert_summary
-from wlbplan.observed import Observed
+from wlbplan.core.diff import cert_summary
+from wlbplan.model.observed import Observed
 from wlbplan.render.console import make_console
 
 FORMAT_VERSION = "1.0"

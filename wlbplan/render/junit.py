@@ -13,9 +13,9 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from wlbplan.audit import Audit, FailOn, Finding, TargetAudit
+from wlbplan.core.audit import Audit, FailOn, Finding, TargetAudit
+from wlbplan.core.rules import CATALOGUE, at_least
 from wlbplan.render.audit_text import clean, ordered
-from wlbplan.rules import CATALOGUE, at_least
 
 UNREACHABLE = "WLB-TARGET-UNREACHABLE"
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'

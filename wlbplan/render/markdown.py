@@ -12,8 +12,8 @@ import html
 import re
 from collections.abc import Iterable
 
-from wlbplan.plan import Plan, TargetPlan
-from wlbplan.planfile import step_id
+from wlbplan.core.plan import Plan, TargetPlan
+from wlbplan.core.planfile import step_id
 from wlbplan.render.planjson import redact_text
 from wlbplan.render.text import SIGNS, acts, change_rows, target_counts
 

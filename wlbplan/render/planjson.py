@@ -12,9 +12,9 @@ import re
 from typing import Any
 
 from wlbplan import certs
+from wlbplan.core.plan import Plan
+from wlbplan.core.planfile import plan_to_json
 from wlbplan.errors import VerifyError
-from wlbplan.plan import Plan
-from wlbplan.planfile import plan_to_json
 
 # The block's own line end goes with it: a PEM value becomes exactly its placeholder.
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----\n?", re.DOTALL)

@@ -15,9 +15,9 @@ from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
-from wlbplan.audit import Audit, Finding
+from wlbplan.core.audit import Audit, Finding
+from wlbplan.core.rules import CATALOGUE, Rule
 from wlbplan.render.audit_text import clean, ordered
-from wlbplan.rules import CATALOGUE, Rule
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 VERSION = "2.1.0"

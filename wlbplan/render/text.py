@@ -15,11 +15,11 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from wlbplan.diff import Change
-from wlbplan.plan import Plan, TargetPlan
-from wlbplan.planfile import step_id
+from wlbplan.core.diff import Change
+from wlbplan.core.plan import Plan, TargetPlan
+from wlbplan.core.planfile import step_id
+from wlbplan.core.steps import Step
 from wlbplan.render.planjson import redact_text
-from wlbplan.steps import Step
 
 LEGEND = (
     "wlbplan compared the spec with what the pools and appliances have.\n"

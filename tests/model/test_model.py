@@ -1,0 +1,82 @@
+"""The spec value types: frozen, and the few derived values other stages rely on."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from wlbplan.model.spec import (
+    CertificateSpec,
+    Diagnostic,
+    PoolSpec,
+    Position,
+    Signer,
+    Spec,
+    Subject,
+    Target,
+    WlbSpec,
+)
+
+
+def _target(name: str) -> Target:
+    return Target(
+        name=name,
+        pool=PoolSpec("xs1.example.com"),
+        wlb=WlbSpec("wlb.example.com"),
+        certificate=CertificateSpec("self-signed"),
+    )
+
+
+def test_diagnostic_formats_like_a_compiler() -> None:
+    start = Position(3, 7, 40)
+    full = Diagnostic("error", "s.yaml", "targets[0].wlb.port", "bad", start=start, end=start)
+    assert full.format() == "s.yaml:3:7: error: targets[0].wlb.port: bad"
+    assert Diagnostic("warning", "s.yaml", "", "odd").format() == "s.yaml: warning: odd"
+    assert full.is_error
+    assert not Diagnostic("warning", "s.yaml", "", "odd").is_error
+
+
+@pytest.mark.parametrize(
+    ("address", "url", "is_ip"),
+    [
+        ("wlb.example.com", "wlb.example.com:8012", False),
+        ("10.0.0.5", "10.0.0.5:8012", True),
+        ("2001:db8::5", "[2001:db8::5]:8012", True),
+    ],
+)
+def test_wlb_url_is_what_the_pool_records(address: str, url: str, is_ip: bool) -> None:
+    wlb = WlbSpec(address)
+    assert wlb.url == url
+    assert wlb.address_is_ip is is_ip
+
+
+def test_ssh_destination_prefers_ssh_host() -> None:
+    assert WlbSpec("wlb.example.com").ssh_destination == "wlb.example.com"
+    assert WlbSpec("wlb.example.com", ssh_host="127.0.0.1").ssh_destination == "127.0.0.1"
+    assert PoolSpec("xs1", ssh_host="10.0.0.1").ssh_destination == "10.0.0.1"
+    assert PoolSpec("xs1").ssh_destination == "xs1"
+
+
+def test_signer_argv_fills_only_its_placeholders() -> None:
+    signer = Signer(("sign", "--in={csr}", "{cert}", "{other}", "{}"))
+    argv = signer.argv(Path("/tmp/a.csr"), Path("/tmp/a.pem"))
+    assert argv == ("sign", "--in=/tmp/a.csr", "/tmp/a.pem", "{other}", "{}")
+
+
+def test_subject_items_follow_openssl_order() -> None:
+    subject = Subject(emailAddress="ops@example.com", O="Example", C="CA")
+    assert subject.items() == (("C", "CA"), ("O", "Example"), ("emailAddress", "ops@example.com"))
+
+
+def test_spec_finds_targets_by_name() -> None:
+    spec = Spec(version=1, path=Path("s.yaml"), digest="0", targets=(_target("a"), _target("b")))
+    assert spec.target("b").name == "b"
+    with pytest.raises(KeyError):
+        spec.target("c")
+
+
+def test_spec_parts_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        _target("a").name = "b"  # type: ignore[misc]

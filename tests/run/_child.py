@@ -1,0 +1,94 @@
+"""Run ``wlbplan ARGS`` in this process, acting on one of its own apply events.
+
+    python _child.py HOOK_JSON ARGS...
+
+HOOK_JSON: ``{"on": EVENT_TYPE, "step": K, "do": ACTION, ...}`` or a list of such hooks;
+``"target": NAME`` limits a hook to one target. EVENT_TYPE is an apply event
+(``apply_start``: step K is about to be journaled and run; ``apply_complete``), a rollback
+one (``rollback_complete``: K is the step whose undo just finished), or ``before_done``:
+step K has run (its effect is there) and is about to be journaled as done.
+ACTION is ``sigkill`` (the process dies on the spot: no rollback, no cleanup),
+``sigint``/``sigterm`` (sent to itself, as an operator's Ctrl-C or a service manager
+would), ``fail`` (the step's report raises a StepFailed), or ``pause`` (write the file
+``mark``, then wait until the file ``until`` exists: the run holds its lock meanwhile).
+
+The hooks wrap the CLI's own progress writer (the event has been printed when it acts)
+and ``Journal.done``. Nothing else of wlbplan is changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _step_of(event: dict[str, Any]) -> int | None:
+    """``pool1.03.pool.preflight`` (the step, or the head of a rollback message) → 3."""
+    label = str(event.get("step") or event.get("message", "")).split(":", 1)[0]
+    parts = label.split(".")
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+
+
+def main() -> None:
+    given = json.loads(sys.argv[1])
+    hooks: list[dict[str, Any]] = given if isinstance(given, list) else [given]
+    args = sys.argv[2:]
+
+    from wlbplan.actions.base import StepFailed
+    from wlbplan.render import events
+
+    original = events.EventWriter.__call__
+
+    def act(hook: dict[str, Any]) -> None:
+        action = hook["do"]
+        if action == "sigkill":
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif action in ("sigint", "sigterm"):
+            os.kill(os.getpid(), signal.SIGINT if action == "sigint" else signal.SIGTERM)
+            time.sleep(0.2)  # let the main thread run the handler, as a real signal would
+        elif action == "fail":
+            raise StepFailed(f"injected failure on {hook['on']} of step {hook['step']}")
+        elif action == "pause":
+            Path(hook["mark"]).write_text(str(os.getpid()))
+            deadline = time.monotonic() + float(hook.get("timeout", 60))
+            while not Path(hook["until"]).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        else:
+            raise SystemExit(f"unknown hook action {action!r}")
+
+    def hooked(self: events.EventWriter, event: dict[str, Any]) -> None:
+        original(self, event)
+        for hook in hooks:
+            if event.get("type") == hook["on"] and _step_of(event) == hook["step"] \
+                    and hook.get("target", event.get("target")) == event.get("target"):
+                act(hook)
+
+    events.EventWriter.__call__ = hooked  # type: ignore[method-assign]
+
+    from wlbplan.run import journal
+
+    original_done = journal.Journal.done
+
+    def done_hooked(self: journal.Journal, index: int) -> None:
+        for hook in hooks:
+            if hook["on"] == "before_done" and hook["step"] == index \
+                    and hook.get("target", self.folder.name) == self.folder.name:
+                act(hook)
+        original_done(self, index)
+
+    journal.Journal.done = done_hooked  # type: ignore[method-assign]
+
+    from wlbplan.cli import main as cli_main
+
+    cli_main(args)
+
+
+if __name__ == "__main__":
+    main()

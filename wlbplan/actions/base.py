@@ -1,0 +1,67 @@
+"""What every action shares: its shape, its context, and checked remote commands.
+
+An action has three parts: ``undo_record(ctx, step)`` — what undoing it takes, computed
+and journaled before it runs (public data only); ``run(ctx, step)``; and
+``undo(ctx, record)``, which must be safe to run even if ``run`` never started or
+stopped half-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from wlbplan.connectors.base import Runner
+from wlbplan.core.steps import Step
+from wlbplan.errors import RemoteCommandError
+from wlbplan.model.command import Command, CommandResult
+from wlbplan.model.spec import Spec, Target
+from wlbplan.run.sessions import Sessions
+
+UndoRecord = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    spec: Spec
+    target: Target
+    sessions: Sessions
+
+    def runner(self, on: str) -> Runner:
+        return self.sessions.appliance if on == "appliance" else self.sessions.pool
+
+
+class StepFailed(RemoteCommandError):
+    """A step's command failed; the message says which and what it printed."""
+
+
+def checked(runner: Runner, command: Command, what: str,
+            timeout: float | None = 120.0) -> CommandResult:
+    result = runner.run(command, timeout=timeout)
+    if not result.ok:
+        said = (result.stderr or result.stdout).strip() or "no output"
+        raise StepFailed(f"{what} failed on {runner.host} (exit {result.exit_code}): "
+                         f"`{result.command}`: {said}")
+    return result
+
+
+@contextlib.contextmanager
+def remote_tmpdir(runner: Runner) -> Iterator[str]:
+    """A fresh ``mktemp -d`` folder (0700) on the remote side, removed afterwards."""
+    made = checked(runner, Command(("mktemp", "-d")), "creating a temporary folder")
+    folder = made.stdout.strip()
+    if not folder.startswith("/"):
+        raise StepFailed(f"mktemp -d on {runner.host} printed {folder!r}, not a folder")
+    try:
+        yield folder
+    finally:
+        runner.run(Command(("rm", "-rf", "--", folder)))
+
+
+@dataclass(frozen=True)
+class Action:
+    undo_record: Callable[[Context, Step], UndoRecord | None]
+    run: Callable[[Context, Step], None]
+    undo: Callable[[Context, UndoRecord], None]

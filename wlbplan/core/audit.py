@@ -1,0 +1,379 @@
+"""Policy rules over what was observed → findings with stable rule ids (``wlbplan.core.rules``).
+
+Read-only and pure: it judges facts already gathered. It answers the nightly questions —
+can the pool talk to WLB now, is that connection verified, will the next restart or
+expiry break it, and does reality still match the spec — where ``plan`` answers "what
+would fix it". "Will the pool accept it" is OpenSSL's verdict (``certs.pool_accepts``),
+the same as plan's gate; cryptography's stricter verifier only adds warnings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from wlbplan import __version__, certs
+from wlbplan.core import gate
+from wlbplan.core.desired import managed
+from wlbplan.core.plan import now_utc, plan_one
+from wlbplan.core.rules import LEVELS, Level, at_least, rule
+from wlbplan.errors import VerifyError, WlbplanError
+from wlbplan.model.lock import LockInfo
+from wlbplan.model.observed import Observed
+from wlbplan.model.spec import Policy, Spec, Target, is_ip_literal
+
+FORMAT_VERSION = "1.0"
+FailOn = Level | None  # None: never fail
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule_id: str
+    level: Level
+    target: str
+    message: str
+    hint: str = ""
+    about: str = ""
+    """What the finding concerns: ``pool``, ``appliance`` or a certificate's subject."""
+    spec_path: str = ""
+    """The spec address it points at, e.g. ``targets[0].verify``."""
+    line: int | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable across runs (no dates or day counts), so CI can de-duplicate. ``about``
+        is part of it: a finding on a certificate with another subject is a new one."""
+        text = "\0".join((self.rule_id, self.target, self.about))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class TargetAudit:
+    target: str
+    findings: tuple[Finding, ...] = ()
+    line: int | None = None
+    error: str | None = None
+    """Set when the target could not be inspected (its only finding says so)."""
+
+
+@dataclass(frozen=True)
+class Audit:
+    spec_path: str
+    created: str
+    targets: tuple[TargetAudit, ...]
+    tool_version: str = __version__
+    format_version: str = FORMAT_VERSION
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for t in self.targets for f in t.findings)
+
+    def counts(self) -> dict[Level, int]:
+        levels = [f.level for f in self.findings]
+        return {level: levels.count(level) for level in reversed(LEVELS)}
+
+    def fails(self, fail_on: FailOn) -> bool:
+        """Any finding at or above ``fail_on`` (never when None)."""
+        return fail_on is not None and any(at_least(f.level, fail_on) for f in self.findings)
+
+    @property
+    def unreachable(self) -> tuple[TargetAudit, ...]:
+        return tuple(t for t in self.targets if t.error is not None)
+
+
+def make_audit(spec: Spec, targets: Sequence[TargetAudit], created: str | None = None) -> Audit:
+    """``created``: RFC 3339 in UTC (``now_utc()`` by default)."""
+    return Audit(spec_path=str(spec.path), created=created or now_utc(), targets=tuple(targets))
+
+
+def unreachable(spec: Spec, target: Target, error: str) -> TargetAudit:
+    finding = _Where(spec, target).finding(
+        "WLB-TARGET-UNREACHABLE", error, about="target", where="pool",
+        hint="check SSH access (host, user, key, known_hosts) and the xe path; then audit again")
+    return TargetAudit(target.name, (finding,), target.line(), error)
+
+
+def audit_target(spec: Spec, target: Target, observed: Observed, *,
+                 lock: LockInfo | None = None, at: dt.datetime | None = None) -> TargetAudit:
+    """``lock``: the apply lock found on the coordinator (None: not locked)."""
+    seen = _Seen.of(target, observed)
+    where = _Where(spec, target)
+    found = [*_locked(lock, where), *_pool(seen, where, at), *_trust(seen, where),
+             *_appliance(seen, where), *_certificates(seen, where, spec.policy, at),
+             *_drift(spec, seen, where)]
+    return TargetAudit(target.name, tuple(_unique(found)), target.line())
+
+
+# ----------------------------------------------------------------------------- context
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Builds findings for one target, pointing at the right line of the spec."""
+
+    spec: Spec
+    target: Target
+
+    def finding(self, rule_id: str, message: str, *, about: str, where: str,
+                hint: str | None = None, level: Level | None = None) -> Finding:
+        known = rule(rule_id)
+        index = self.spec.targets.index(self.target)
+        path = f"targets[{index}]" + (f".{where}" if where else "")
+        return Finding(rule_id, level or known.level, self.target.name, message,
+                       known.help if hint is None else hint, about, path,
+                       self.target.line(where))
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """The observed facts, parsed once: certificates as objects."""
+
+    target: Target
+    observed: Observed
+    served: tuple[x509.Certificate, ...]
+    in_file: tuple[x509.Certificate, ...]
+    trust: tuple[x509.Certificate, ...]
+
+    @classmethod
+    def of(cls, target: Target, observed: Observed) -> _Seen:
+        app = observed.appliance
+        trust = tuple(_cert(t.pem) for t in observed.pool.trusted if t.pem)
+        return cls(target, observed, _certs(app.served.chain), _certs(app.cert.chain), trust)
+
+    @property
+    def host(self) -> str:
+        return self.observed.pool.wlb_host
+
+    @property
+    def name_for_policy(self) -> str:
+        """The name modern policy checks: the pool's, unless that is an IP the spec names
+        (WLB-POOL-BY-IP says so already; the certificate should carry the name)."""
+        if is_ip_literal(self.host) and not self.target.wlb.address_is_ip:
+            return self.target.wlb.address
+        return self.host or self.target.wlb.address
+
+
+def _cert(pem: str) -> x509.Certificate:
+    return certs.parse_pem_bundle(pem.encode())[0]
+
+
+def _certs(pems: Sequence[str]) -> tuple[x509.Certificate, ...]:
+    return tuple(_cert(p) for p in pems)
+
+
+def _unique(findings: Sequence[Finding]) -> Iterator[Finding]:
+    seen: set[tuple[str, str, str]] = set()
+    for item in findings:
+        key = (item.rule_id, item.about, item.message)
+        if key not in seen:
+            seen.add(key)
+            yield item
+
+
+# -------------------------------------------------------------------------------- pool
+
+
+def _locked(held: LockInfo | None, where: _Where) -> Iterator[Finding]:
+    if held is None:
+        return
+    name = where.target.name
+    yield where.finding(
+        "WLB-POOL-LOCKED",
+        f"the pool is locked by an apply: {held.describe()}", about="pool", where="pool",
+        hint=f"if that apply is not running, on {held.owner}: wlbplan rollback SPEC --target "
+             f"{name} (undo) or wlbplan apply SPEC --resume --target {name} (finish); "
+             f"wlbplan force-unlock SPEC --target {name} {held.id} only if its journal is "
+             "lost")
+
+
+def _pool(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Finding]:
+    pool, wlb = seen.observed.pool, seen.target.wlb
+    if not pool.wlb_url:
+        yield where.finding("WLB-POOL-NO-WLB", "the pool's wlb-url is empty", about="pool",
+                            where="wlb.address")
+        return
+    if is_ip_literal(seen.host):
+        yield _by_ip(seen, where)
+    elif pool.wlb_url.lower() != wlb.url.lower():  # host names are case-insensitive
+        yield where.finding(
+            "WLB-POOL-ADDRESS-MISMATCH",
+            f"the pool's wlb-url is {pool.wlb_url}; the spec says {wlb.url}",
+            about="pool", where="wlb.address")
+    if not pool.wlb_verify_cert:
+        yield _verify_off(seen, where)
+    elif seen.served:
+        yield from _refused(seen, where, at)
+
+
+def _by_ip(seen: _Seen, where: _Where) -> Finding:
+    wlb = seen.target.wlb
+    if wlb.address_is_ip:
+        fix = ("set wlb.address in the spec to the FQDN the certificate names, and "
+               "reconnect the pool by it")
+    elif wlb.credentials is not None:
+        fix = f"wlbplan apply reconnects it as {wlb.url} (wlb.credentials are given)"
+    else:
+        fix = (f"reconnect it by name: xe pool-initialize-wlb wlb_url={wlb.url} "
+               "wlb_username=… wlb_password=… xenserver_username=… xenserver_password=… "
+               "(or give wlb.credentials in the spec and wlbplan apply does it)")
+    return where.finding(
+        "WLB-POOL-BY-IP",
+        f"the pool reaches WLB by IP address ({seen.observed.pool.wlb_url}); xapi's name "
+        "check (stunnel checkHost) never matches an IP, so verification cannot succeed",
+        about="pool", where="wlb.address", hint=fix)
+
+
+def _verify_off(seen: _Seen, where: _Where) -> Finding:
+    if seen.target.verify:
+        return where.finding(
+            "WLB-POOL-VERIFY-OFF",
+            "wlb-verify-cert is false: the pool does not verify WLB's certificate, though "
+            "the spec asks for verify: true", about="pool", where="verify",
+            hint="wlbplan plan shows the steps; wlbplan apply turns it on after a preflight")
+    return where.finding(
+        "WLB-POOL-VERIFY-OFF",
+        "wlb-verify-cert is false: the pool does not verify WLB's certificate "
+        "(the spec says verify: false)", about="pool", where="verify", level="note",
+        hint="set verify: true in the spec once the certificate is in place")
+
+
+def _refused(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Finding]:
+    mode = seen.observed.pool.verify_mode
+    try:
+        verdict = certs.pool_accepts(seen.served, seen.trust, seen.host, mode=mode, at=at)
+    except VerifyError as err:
+        verdict = certs.Verdict(ok=False, reason=str(err))
+    if verdict.ok:
+        return
+    yield where.finding(
+        "WLB-POOL-REFUSES-WLB",
+        f"wlb-verify-cert is true and the pool refuses what WLB serves at {seen.host}: "
+        f"{verdict}; the pool cannot talk to WLB",
+        about="pool", where="verify",
+        hint=gate.advice(verdict.reason, seen.host) + " wlbplan plan shows the steps.")
+
+
+# ------------------------------------------------------------------------------- trust
+
+
+def _trust(seen: _Seen, where: _Where) -> Iterator[Finding]:
+    needed = _anchoring(seen)
+    for trusted in seen.observed.pool.trusted:
+        if trusted.pem is None:
+            yield where.finding(
+                "WLB-TRUST-UNREADABLE",
+                f"the pool lists CA certificate {trusted.name} but its content could not "
+                "be read on the coordinator", about=f"trust:{trusted.name}", where="pool")
+        elif seen.served and managed(trusted.name) and \
+                certs.fingerprint(_cert(trusted.pem)) not in needed:
+            yield where.finding(
+                "WLB-TRUST-LEFTOVER",
+                f"{trusted.name} was installed by wlbplan but does not anchor what WLB "
+                "serves now", about=f"trust:{trusted.name}", where="pool")
+
+
+def _anchoring(seen: _Seen) -> set[str]:
+    """Fingerprints of the served certificates and of the trusted ones that issued them."""
+    needed = {certs.fingerprint(c) for c in seen.served}
+    for anchor in seen.trust:
+        if any(certs.issued_by(c, anchor) for c in seen.served):
+            needed.add(certs.fingerprint(anchor))
+    return needed
+
+
+# --------------------------------------------------------------------------- appliance
+
+
+def _appliance(seen: _Seen, where: _Where) -> Iterator[Finding]:
+    app = seen.observed.appliance
+    if app.served.error or not seen.served:
+        yield where.finding(
+            "WLB-APPLIANCE-NOT-SERVING",
+            f"no TLS handshake on port {seen.target.wlb.port}: "
+            f"{app.served.error or 'no certificate served'}", about="appliance", where="wlb")
+    yield from _files(seen, where)
+    # The key is what waits; the CSR stays behind after an install (public, harmless).
+    if app.pending_key is not None:
+        yield where.finding(
+            "WLB-REQUEST-PENDING",
+            "a pending key waits on the appliance for its signed certificate",
+            about="appliance", where="certificate")
+
+
+def _files(seen: _Seen, where: _Where) -> Iterator[Finding]:
+    app = seen.observed.appliance
+    for part in (app.cert, app.key):
+        if not part.present or part.error:
+            problem = part.error or "missing"
+            yield where.finding("WLB-FILE-UNREADABLE", f"{part.path}: {problem}",
+                                about=f"file:{part.path}", where="wlb")
+    if seen.in_file and seen.served and seen.in_file[0] != seen.served[0]:
+        yield where.finding(
+            "WLB-SERVED-NOT-INSTALLED",
+            f"WLB serves {certs.fingerprint(seen.served[0])}, {app.cert.path} holds "
+            f"{certs.fingerprint(seen.in_file[0])}", about="appliance", where="wlb")
+    public = app.key.public_key
+    if seen.in_file and public and not certs.key_matches(seen.in_file[0], public.encode()):
+        yield where.finding(
+            "WLB-KEY-MISMATCH", f"{app.key.path} is not the key of {app.cert.path}'s "
+            "certificate", about=f"file:{app.key.path}", where="wlb")
+    if _loose(app.key.mode):
+        yield where.finding(
+            "WLB-KEY-PERMISSIONS", f"{app.key.path} has mode {app.key.mode}",
+            about=f"file:{app.key.path}", where="wlb", hint=f"chmod 600 {app.key.path}")
+
+
+def _loose(mode: str | None) -> bool:
+    try:
+        return mode is not None and int(mode, 8) & 0o077 != 0
+    except ValueError:
+        return False
+
+
+# ------------------------------------------------------------------------ certificates
+
+
+_DATES = frozenset({"WLB-CERT-EXPIRED", "WLB-CERT-NOT-YET-VALID"})
+
+
+def _certificates(seen: _Seen, where: _Where, policy: Policy,
+                  at: dt.datetime | None) -> Iterator[Finding]:
+    """Policy on the chain the pool sees: what WLB serves, up to the anchor it trusts."""
+    if not seen.served:
+        return
+    ordered = certs.order_chain(seen.served[0], [*seen.served[1:], *seen.trust]).certs
+    found = certs.policy_findings(
+        ordered, min_days_left=policy.min_days_left, min_rsa_bits=policy.min_rsa_bits,
+        forbid_sha1=policy.forbid_sha1, at=at)
+    if not any(f.rule_id in _DATES for f in found):
+        # An expired chain is already an error; the strict verifier would only repeat it.
+        anchors = list(seen.trust)
+        if certs.is_self_signed(ordered[-1]) and ordered[-1] not in anchors:
+            anchors.append(ordered[-1])  # what the pool trusts once the plan is applied
+        found += certs.modern_policy_findings(ordered, anchors, seen.name_for_policy, at=at)
+    for item in found:
+        yield where.finding(item.rule_id, item.message, about=item.subject or "certificate",
+                            where="certificate", hint=item.hint, level=item.severity)
+
+
+# ------------------------------------------------------------------------------- drift
+
+
+def _drift(spec: Spec, seen: _Seen, where: _Where) -> Iterator[Finding]:
+    try:
+        made = plan_one(spec, seen.target, seen.observed)
+    except WlbplanError as err:
+        said = str(err).removeprefix(f"{seen.target.name}: ")  # the finding names the target
+        yield where.finding("WLB-SPEC-UNPLANNABLE", said, about="plan", where="certificate")
+        return
+    if not made.changes:
+        return
+    changes = "; ".join(f"{c.action} {c.path}" for c in made.changes)
+    yield where.finding(
+        "WLB-SPEC-DRIFT", f"{len(made.changes)} change(s) to match the spec: {changes}",
+        about="plan", where="", hint=f"review `wlbplan plan {spec.path} --target "
+        f"{seen.target.name}` and apply it, or change the spec")

@@ -1,0 +1,185 @@
+"""Changes → ordered steps (DESIGN §5), and the plan file that carries them for review.
+
+A plan records the spec's digest and, per target, the digest of what was observed, so
+that applying a saved plan can refuse when either has moved since.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wlbplan import __version__
+from wlbplan.core import gate
+from wlbplan.core.desired import Desired, desired_state
+from wlbplan.core.diff import Change, diff, observed_view
+from wlbplan.core.steps import Step
+from wlbplan.core.steps import appliance as appliance_steps
+from wlbplan.core.steps import pool as pool_steps
+from wlbplan.errors import VerifyError
+from wlbplan.model.observed import Observed
+from wlbplan.model.spec import Spec, Target
+
+FORMAT_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    target: str
+    observed_digest: str
+    stage: str
+    changes: tuple[Change, ...]
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...] = ()
+    observed: dict[str, Any] = field(default_factory=dict, hash=False)
+    """What was seen (fingerprints, names, flags), to say what moved when a plan is stale."""
+
+    @property
+    def removes_trust(self) -> bool:
+        return any(c.action == "delete" and c.path.startswith("pool.trust") for c in self.changes)
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec_path: str
+    spec_digest: str
+    created: str
+    targets: tuple[TargetPlan, ...]
+    tool_version: str = __version__
+    format_version: str = FORMAT_VERSION
+
+    def counts(self) -> dict[str, int]:
+        actions = [c.action for t in self.targets for c in t.changes]
+        return {
+            "add": actions.count("create"),
+            "change": actions.count("update"),
+            "remove": actions.count("delete"),
+        }
+
+    @property
+    def has_changes(self) -> bool:
+        return any(t.steps for t in self.targets)
+
+
+def now_utc() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_plan(spec: Spec, targets: list[TargetPlan], created: str | None = None) -> Plan:
+    return Plan(spec_path=str(spec.path), spec_digest=spec.digest,
+                created=created or now_utc(), targets=tuple(targets))
+
+
+def plan_one(spec: Spec, target: Target, observed: Observed, *,
+             replace: bool = False) -> TargetPlan:
+    """Desired state, the gate (VerifyError when the pool would refuse WLB), diff, steps."""
+    desired = desired_state(target, observed, replace=replace)
+    verdict = gate.check(target, observed, desired, spec.policy)
+    if verdict.refusal is not None:
+        raise VerifyError(verdict.refusal)
+    made = plan_target(spec, target, observed, desired, diff(desired, observed))
+    return dataclasses.replace(made, notes=made.notes + verdict.warnings)
+
+
+def plan_target(spec: Spec, target: Target, observed: Observed, desired: Desired,
+                changes: tuple[Change, ...], stamp: dt.datetime | None = None) -> TargetPlan:
+    steps = _request_steps(spec, target, observed, changes) if desired.stage == "request" else \
+        _steps(spec, target, observed, desired, changes, stamp or dt.datetime.now(dt.UTC))
+    return TargetPlan(target=target.name, observed_digest=observed.digest(), stage=desired.stage,
+                      changes=changes, steps=tuple(steps), notes=desired.notes,
+                      observed=observed_view(observed))
+
+
+def csr_path(spec: Spec, target: Target) -> Path:
+    request = target.certificate.request
+    default = spec.path.parent / f"{target.name}.csr"
+    return request.csr_out if request is not None and request.csr_out else default
+
+
+def _request_steps(spec: Spec, target: Target, observed: Observed,
+                   changes: tuple[Change, ...]) -> list[Step]:
+    """Key (if needed), CSR (if needed), CSR saved locally (if not already), signer."""
+    request = target.certificate.request
+    assert request is not None  # the spec loader requires it for ca-signed
+    paths = {c.path for c in changes}
+    app = observed.appliance
+    steps: list[Step] = []
+    if "appliance.pending_key" in paths:
+        steps.append(appliance_steps.generate_key(target, request,
+                                                  replace=app.pending_key is not None))
+    if steps or "appliance.csr" in paths:
+        steps.append(appliance_steps.make_csr(target, request,
+                                              replace=app.pending_csr is not None))
+    out = csr_path(spec, target)
+    if steps or not _csr_saved(out, app.pending_csr):
+        steps.append(appliance_steps.fetch_csr(target, out))
+    signer = target.certificate.signer
+    if signer is not None and target.certificate.signed is not None:
+        steps.append(appliance_steps.sign(target, signer, out, target.certificate.signed))
+    return steps
+
+
+def _csr_saved(path: Path, pending: str | None) -> bool:
+    """Is the appliance's CSR already saved where the spec says (byte for byte)?"""
+    if pending is None:
+        return False
+    try:
+        return path.read_text() == pending
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _steps(spec: Spec, target: Target, observed: Observed, desired: Desired,
+           changes: tuple[Change, ...], stamp: dt.datetime) -> list[Step]:
+    installs = [c for c in changes if c.path.startswith("pool.trust") and c.action != "delete"]
+    removals = [c for c in changes if c.path.startswith("pool.trust") and c.action == "delete"]
+    chain_changes = any(c.path == "appliance.chain" for c in changes)
+    url_changes = any(c.path == "pool.wlb-url" for c in changes)
+    verify_changes = any(c.path == "pool.wlb-verify-cert" for c in changes)
+    steps: list[Step] = []
+    if verify_changes and not desired.verify:
+        # Turning verification off goes first: nothing after it can break the connection.
+        steps.append(pool_steps.set_verify(target, observed.pool, False))
+    for change in installs:
+        name = change.after["name"]
+        anchor = next(a for a in desired.trust if a.install_name == name)
+        if change.action == "update":  # unreadable on the coordinator: remove, then install
+            steps.append(pool_steps.uninstall_ca(target, name, None, None))
+        steps.append(pool_steps.install_ca(target, anchor))
+    if installs:
+        steps.append(pool_steps.certificate_sync(target))
+    if chain_changes:
+        steps += _install_chain_steps(target, observed, desired, stamp)
+    if url_changes:
+        steps.append(pool_steps.reconnect(target, observed.pool, desired.wlb_url))
+    if desired.verify and (installs or chain_changes or verify_changes or url_changes):
+        host = desired.wlb_host or observed.pool.wlb_host or target.wlb.address
+        steps.append(pool_steps.preflight(target, observed.pool, host, spec.address_of(host)))
+        if verify_changes:
+            steps.append(pool_steps.set_verify(target, observed.pool, True))
+        steps.append(pool_steps.confirm(target))
+    for change in removals:
+        name = change.before["name"]
+        item = next(t for t in observed.pool.trusted if t.name == name)
+        steps.append(pool_steps.uninstall_ca(target, name, item.pem,
+                                             change.before.get("fingerprint")))
+    if removals:
+        steps.append(pool_steps.certificate_sync(target))
+    return steps
+
+
+def _install_chain_steps(target: Target, observed: Observed, desired: Desired,
+                         stamp: dt.datetime) -> list[Step]:
+    from wlbplan.core.diff import cert_summary
+
+    backup = appliance_steps.backup(target, observed.appliance.backups, stamp)
+    leaf = cert_summary(desired.chain[0])["fingerprint"]
+    return [
+        backup,
+        appliance_steps.install_chain(target, desired.chain, backup.params["backups"],
+                                      desired.key_source),
+        appliance_steps.restart(target, leaf),
+    ]

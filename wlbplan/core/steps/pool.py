@@ -1,0 +1,149 @@
+"""Pool steps, run on the coordinator with its xe CLI."""
+
+from __future__ import annotations
+
+import shlex
+
+from wlbplan.core.desired import Anchor
+from wlbplan.core.steps import TMP, Step
+from wlbplan.model.command import Command, Part, Raw, sh
+from wlbplan.model.observed import PoolFacts
+from wlbplan.model.spec import Target, is_ip_literal
+
+
+def _xe(target: Target, *args: Part) -> str:
+    return sh(target.pool.xe, *args)
+
+
+def _in_tmp(option: str, name: str) -> Raw:
+    """``filename="$WLBPLAN_TMP"/NAME``: the upload folder is only known when apply runs."""
+    return Raw(f'{option}="{TMP}"/{shlex.quote(name)}')
+
+
+def bundle_path(target: Target) -> str:
+    return f"{str(target.pool.trust_dir).rstrip('/')}/xapi-stunnel-ca-bundle.pem"
+
+
+def install_ca(target: Target, anchor: Anchor) -> Step:
+    name = anchor.install_name
+    return Step(
+        action="pool.install_ca",
+        on="pool",
+        summary=f"trust {name} on every host of the pool",
+        commands=(
+            f"{TMP[1:]}=$(mktemp -d)",
+            f"upload {name} to {TMP}/{name} (0644)",
+            _xe(target, "pool-install-ca-certificate", _in_tmp("filename", name)),
+            f'rm -rf "{TMP}"',
+        ),
+        undo=(_xe(target, "pool-uninstall-ca-certificate", f"name={name}"),),
+        params={"name": name, "fingerprint": anchor.fingerprint, "pem": anchor.pem},
+    )
+
+
+def certificate_sync(target: Target) -> Step:
+    return Step(
+        action="pool.certificate_sync",
+        on="pool",
+        summary="push the coordinator's CA certificates to every host",
+        commands=(_xe(target, "pool-certificate-sync"),),
+        undo=(_xe(target, "pool-certificate-sync"),),
+    )
+
+
+# xapi's stunnel client profile for WLB (stunnel.ml): TLS 1.2 with ECDHE-RSA suites only,
+# so the preflight offers the same and an EC-keyed WLB certificate fails here too.
+XAPI_CLIENT_CIPHERS = "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256"
+
+
+def preflight_argv(target: Target, host: str, address: str, port: int,
+                   legacy: bool) -> tuple[str, ...]:
+    """``openssl s_client`` doing what xapi's stunnel client does with wlb-verify-cert on.
+
+    ``checkHost`` is X509_check_host even for an IP literal (IP SANs are not consulted),
+    hence ``-verify_hostname`` always. Legacy xapi (verifyPeer) only needs the leaf in
+    the bundle: ``-partial_chain``, and the caller checks the leaf is there.
+    """
+    argv = ["openssl", "s_client", "-connect", f"{address}:{port}", "-CAfile",
+            bundle_path(target), "-verify_return_error", "-showcerts", "-tls1_2",
+            "-cipher", XAPI_CLIENT_CIPHERS, "-verify_hostname", host]
+    if not is_ip_literal(host):
+        argv += ["-servername", host]
+    if legacy:
+        argv.append("-partial_chain")
+    return tuple(argv)
+
+
+def preflight(target: Target, pool: PoolFacts, host: str, address: str) -> Step:
+    """A handshake from the coordinator with the pool's own bundle and checks, to ``host``
+    (the host part of wlb-url once applied) at ``address`` (where it resolves)."""
+    port = target.wlb.port
+    legacy = not pool.chain_verification
+    mode = "leaf-in-bundle" if legacy else "chain"
+    argv = preflight_argv(target, host, address, port, legacy)
+    return Step(
+        action="pool.preflight",
+        on="pool",
+        summary=f"check from the coordinator that WLB at {host}:{port} passes the pool's "
+                f"checks (name, {mode}) before verification is on",
+        commands=(Command(argv).display(),),
+        params={"host": host, "address": address, "port": port, "mode": mode,
+                "uuid": pool.uuid},
+    )
+
+
+def set_verify(target: Target, pool: PoolFacts, verify: bool) -> Step:
+    value, old = str(verify).lower(), str(pool.wlb_verify_cert).lower()
+    return Step(
+        action="pool.set_verify",
+        on="pool",
+        summary=f"set wlb-verify-cert={value}",
+        commands=(_xe(target, "pool-param-set", f"uuid={pool.uuid}", f"wlb-verify-cert={value}"),),
+        undo=(_xe(target, "pool-param-set", f"uuid={pool.uuid}", f"wlb-verify-cert={old}"),),
+        params={"uuid": pool.uuid, "value": verify, "old": pool.wlb_verify_cert},
+    )
+
+
+def reconnect(target: Target, pool: PoolFacts, url: str) -> Step:
+    """pool-initialize-wlb by name; the logins come from the environment at apply time."""
+    creds = target.wlb.credentials
+    assert creds is not None  # desired only plans a reconnect when credentials are given
+    env = {"wlb_username": creds.username_env, "wlb_password": creds.password_env,
+           "xenserver_username": creds.xenserver_username_env,
+           "xenserver_password": creds.xenserver_password_env}
+    logins = [Raw(f'{name}="${var}"') for name, var in env.items()]
+    return Step(
+        action="pool.reconnect",
+        on="pool",
+        summary=f"reconnect the pool to WLB by name: wlb-url {pool.wlb_url} → {url} "
+                f"(logins from ${creds.username_env}, ${creds.password_env}, "
+                f"${creds.xenserver_username_env}, ${creds.xenserver_password_env})",
+        commands=(_xe(target, "pool-initialize-wlb", f"wlb_url={url}", *logins),),
+        undo=(_xe(target, "pool-initialize-wlb", f"wlb_url={pool.wlb_url}", *logins),),
+        params={"url": url, "old_url": pool.wlb_url, "env": env},
+    )
+
+
+def confirm(target: Target) -> Step:
+    return Step(
+        action="pool.confirm",
+        on="pool",
+        summary="confirm the pool still talks to WLB",
+        commands=(_xe(target, "pool-retrieve-wlb-configuration"),),
+    )
+
+
+def uninstall_ca(target: Target, name: str, pem: str | None, fingerprint: str | None) -> Step:
+    undo = (
+        f"{TMP[1:]}=$(mktemp -d)",
+        f"upload the saved {name} to {TMP}/{name} (0644)",
+        _xe(target, "pool-install-ca-certificate", _in_tmp("filename", name)),
+    ) if pem else ()
+    return Step(
+        action="pool.uninstall_ca",
+        on="pool",
+        summary=f"remove {name}, which wlbplan installed and nothing needs now",
+        commands=(_xe(target, "pool-uninstall-ca-certificate", f"name={name}"),),
+        undo=undo,
+        params={"name": name, "fingerprint": fingerprint, "pem": pem},
+    )

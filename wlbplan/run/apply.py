@@ -1,0 +1,312 @@
+"""Apply a target's plan: lock, journal, run each step, and roll back on any failure.
+
+Every step's undo is journaled (fsynced) before the step runs. On a failed step, an
+interruption (the CLI turns SIGINT/SIGTERM into ``cancel``) or a bug, the started steps
+are undone last-in-first-out, each once, continuing past an undo that fails. A run that
+is killed outright leaves its journal, and ``rollback_target`` finishes the job later.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wlbplan import actions
+from wlbplan.actions.base import Context
+from wlbplan.core.plan import TargetPlan
+from wlbplan.core.planfile import step_id, target_plan_from_json, target_plan_to_json
+from wlbplan.errors import LockError, StalePlanError, WlbplanError
+from wlbplan.model.events import Event, Reporter, TargetOutcome
+from wlbplan.model.lock import LockInfo
+from wlbplan.model.spec import Spec, Target
+from wlbplan.run import lock
+from wlbplan.run.journal import Entry, Journal, JournalError, Replay, journal_owner_alive
+from wlbplan.run.sessions import Sessions
+
+
+class Interrupted(WlbplanError):
+    """The operator asked to stop (SIGINT/SIGTERM); what was done has been undone."""
+
+    exit_code = 130
+
+
+@dataclass
+class Run:
+    """One target's apply in progress (mutable, private to this module)."""
+
+    ctx: Context
+    plan: TargetPlan
+    journal: Journal
+    report: Reporter
+    cancel: threading.Event
+    done: list[str] = field(default_factory=list)
+
+
+def _event(kind: str, target: str, message: str, **extra: Any) -> Event:
+    return {"type": kind, "target": target, "message": message, **extra}
+
+
+def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Sessions,
+                 state_dir: Path, report: Reporter, cancel: threading.Event,
+                 lock_timeout: float = 0.0) -> TargetOutcome:
+    if not plan.steps:
+        return TargetOutcome(target.name, "nothing_to_do")
+    journal = Journal(state_dir, target.name)
+    if journal.exists():
+        raise JournalError(journal.leftover_message(target.name))
+    _check_environment(target, plan)
+    held = lock.acquire(sessions.pool, target, lock_timeout)
+    try:
+        _still_fresh(target, plan, sessions)
+    except BaseException:
+        lock.release(sessions.pool, target, held.id)
+        raise
+    run = Run(Context(spec, target, sessions), plan, journal, report, cancel)
+    try:
+        journal.begin({"target": target.name, "lock_id": held.id, "spec": str(spec.path),
+                       "spec_digest": spec.digest, "observed_digest": plan.observed_digest,
+                       "pid": os.getpid(), "host": socket.gethostname(),
+                       "owner": held.owner, "plan": target_plan_to_json(plan)})
+    except BaseException:
+        lock.release(sessions.pool, target, held.id)
+        raise
+    return _execute(run, held.id, lambda: _run_steps(run))
+
+
+def _execute(run: Run, lock_id: str, work: Callable[[], None]) -> TargetOutcome:
+    """Run ``work``; on any failure undo everything the journal says was started."""
+    name, pool = run.ctx.target.name, run.ctx.sessions.pool
+    try:
+        work()
+    except BaseException as exc:  # a failed step, an interruption, or a bug: undo first
+        outcome = _roll_back(run, run.journal.replay().pending_undo(), exc)
+        if outcome.status == "rolled_back":
+            lock.release(pool, run.ctx.target, lock_id)
+        if isinstance(exc, WlbplanError | KeyboardInterrupt):
+            return outcome
+        raise
+    archived = run.journal.end("applied")
+    lock.release(pool, run.ctx.target, lock_id)
+    return TargetOutcome(name, "applied", done=tuple(run.done), journal=str(archived))
+
+
+def _still_fresh(target: Target, plan: TargetPlan, sessions: Sessions) -> None:
+    """Under the lock, look again: another apply may have changed the pool while this one
+    waited for the lock, and steps planned before that must not run."""
+    from wlbplan.core.diff import drift, observed_view
+    from wlbplan.inspect.run import inspect_target
+
+    seen = inspect_target(target, sessions)
+    if seen.digest() == plan.observed_digest:
+        return
+    moved = drift(plan.observed, observed_view(seen)) or ["(details unavailable)"]
+    raise StalePlanError(
+        f"{target.name}: the plan is stale: the pool or the appliance changed since it was made "
+        "(another apply while this one waited for the lock?): " + "; ".join(moved)
+        + ". Nothing was changed; plan again."
+    )
+
+
+def _check_environment(target: Target, plan: TargetPlan) -> None:
+    from wlbplan.actions.pool import check_environment
+
+    for step in plan.steps:
+        missing = check_environment(step)
+        if missing:
+            raise WlbplanError(f"{target.name}: {step.action} needs these environment "
+                               f"variables set before anything is changed: {missing}")
+
+
+def _run_steps(run: Run, first: int = 1) -> None:
+    registry = actions.registry()
+    name = run.ctx.target.name
+    for index, step in enumerate(run.plan.steps, start=1):
+        if index < first:
+            continue
+        if run.cancel.is_set():
+            raise Interrupted(f"{name}: interrupted before step {index}")
+        ident = step_id(name, index, step)
+        action = registry.get(step.action)
+        if action is None:
+            raise WlbplanError(f"{ident}: this wlbplan cannot run {step.action!r} steps")
+        run.report(_event("apply_start", name, f"{ident}: {step.summary}", step=ident))
+        started = time.monotonic()
+        # The undo is worked out as late as possible (it looks at what is there) and
+        # journaled before anything is changed.
+        run.journal.step(index, step.action, action.undo_record(run.ctx, step))
+        try:
+            action.run(run.ctx, step)
+        except WlbplanError as err:
+            run.report(_event("apply_errored", name, f"{ident}: {err}", step=ident,
+                              seconds=round(time.monotonic() - started, 3)))
+            raise
+        run.journal.done(index)
+        run.done.append(ident)
+        run.report(_event("apply_complete", name, f"{ident}: done", step=ident,
+                          seconds=round(time.monotonic() - started, 3)))
+    if run.cancel.is_set():
+        # A signal during the last step still means "stop and undo", as for any other.
+        raise Interrupted(f"{name}: interrupted during the last step")
+
+
+def _roll_back(run: Run, entries: list[Entry], cause: BaseException) -> TargetOutcome:
+    name = run.ctx.target.name
+    reason = str(cause) or type(cause).__name__
+    run.report(_event("rollback_start", name, f"{name}: rolling back {len(entries)} "
+                      f"step(s) because: {reason}"))
+    undone, failures = undo_entries(run.ctx, run.journal, entries, run.report)
+    status = "rolled_back" if not failures else "rollback_incomplete"
+    archived = str(run.journal.end(status)) if not failures else str(run.journal.path)
+    return TargetOutcome(name, status, done=tuple(run.done), undone=tuple(undone),
+                         undo_failures=tuple(failures), error=reason, journal=archived)
+
+
+def undo_entries(ctx: Context, journal: Journal, entries: list[Entry], report: Reporter,
+                 purpose: str = "rollback") -> tuple[list[str], list[str]]:
+    """Undo ``entries`` in the order given (already last-first), each once, past failures."""
+    name = ctx.target.name
+    undone: list[str] = []
+    failures: list[str] = []
+    for entry in entries:
+        label = f"{name}.{entry.index:02d}.{entry.action}"
+        if entry.undo is None:
+            journal.undone(entry.index, True, "nothing to undo", purpose=purpose)
+            continue
+        if failures and entry.undo.get("cleanup"):
+            # Not undone (so a later rollback does it): the backups an unfinished restore
+            # still needs must stay.
+            report(_event("rollback_skipped", name, f"{label}: kept, an undo above failed"))
+            continue
+        try:
+            actions.undo(ctx, entry.undo)
+        except Exception as err:  # keep undoing the rest; this one is reported
+            journal.undone(entry.index, False, str(err), purpose=purpose)
+            failures.append(f"{label}: {err}")
+            report(_event("rollback_errored", name, f"{label}: undo failed: {err}"))
+            continue
+        journal.undone(entry.index, True, purpose=purpose)
+        undone.append(label)
+        report(_event("rollback_complete", name, f"{label}: undone"))
+    return undone, failures
+
+
+def _refuse_live_owner(target: Target, journal: Journal, header: dict[str, Any],
+                       then: str) -> None:
+    """Rollback and resume are for a dead run's journal, never a running one's."""
+    if journal_owner_alive(header):
+        raise JournalError(
+            f"{target.name}: the apply that wrote {journal.path} is still running (lock "
+            f"{header.get('lock_id')} held by {header.get('owner')}, pid {header.get('pid')}); "
+            + then)
+
+
+def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Path,
+                    report: Reporter) -> TargetOutcome:
+    """Finish an apply that died: undo what its journal says was started."""
+    journal = Journal(state_dir, target.name)
+    if not journal.exists():
+        return TargetOutcome(target.name, "nothing_to_do")
+    replay = journal.replay()
+    _refuse_live_owner(target, journal, replay.header, "it rolls back by itself if it fails")
+    lock_id = replay.header.get("lock_id")
+    holder = lock.read_lock(sessions.pool, target)
+    if holder is not None and holder.id != lock_id:
+        raise LockError(
+            f"{target.name}: the pool is locked by another apply ({holder.describe()}); "
+            "wait for it to finish before rolling back"
+        )
+    ctx = Context(spec, target, sessions)
+    entries = replay.pending_undo()
+    report(_event("rollback_start", target.name,
+                  f"{target.name}: undoing {len(entries)} step(s) from {journal.path}"))
+    undone, failures = undo_entries(ctx, journal, entries, report)
+    if failures:
+        return TargetOutcome(target.name, "rollback_incomplete", undone=tuple(undone),
+                             undo_failures=tuple(failures), journal=str(journal.path))
+    archived = journal.end("rolled_back")
+    if lock_id:
+        lock.release(sessions.pool, target, lock_id)
+    return TargetOutcome(target.name, "rolled_back", undone=tuple(undone),
+                         journal=str(archived))
+
+
+# ---- resume ---------------------------------------------------------------------------
+
+
+def resume_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Path,
+                  report: Reporter, cancel: threading.Event) -> TargetOutcome:
+    """Finish an apply that died, from its journal: undo the step it died in (it may have
+    half-happened), then run that step and the rest of the plan it was running. Any
+    failure rolls back everything, the dead run's steps included."""
+    journal = Journal(state_dir, target.name)
+    if not journal.exists():
+        report(_event("resume_start", target.name,
+                      f"{target.name}: no interrupted apply to resume ({journal.path})"))
+        return TargetOutcome(target.name, "nothing_to_do")
+    replay = journal.replay()
+    plan = _resumable(spec, target, journal, replay)
+    held = _adopt_lock(sessions, target, replay.header.get("lock_id"))
+    journal.resume({"lock_id": held.id, "pid": os.getpid(), "host": socket.gethostname(),
+                    "owner": held.owner})
+    first = next((i for i in range(1, len(plan.steps) + 1) if i not in replay.done),
+                 len(plan.steps) + 1)
+    run = Run(Context(spec, target, sessions), plan, journal, report, cancel,
+              done=[step_id(target.name, i, s) for i, s in enumerate(plan.steps, 1)
+                    if i < first])
+    report(_event("resume_start", target.name,
+                  f"{target.name}: resuming at step {first} of {len(plan.steps)} "
+                  f"({first - 1} done by the apply started {replay.header.get('time', '?')})"))
+
+    def work() -> None:
+        _undo_unfinished(run, journal.replay().unfinished())
+        _run_steps(run, first)
+
+    return _execute(run, held.id, work)
+
+
+def _resumable(spec: Spec, target: Target, journal: Journal, replay: Replay) -> TargetPlan:
+    header = replay.header
+    rollback = f"`wlbplan rollback SPEC --target {target.name}`"
+    _refuse_live_owner(target, journal, header, "nothing to resume")
+    if replay.undo_attempted:
+        raise JournalError(
+            f"{target.name}: a rollback of this apply has begun ({journal.path}); it can only "
+            f"be finished: run {rollback}")
+    if header.get("spec_digest") != spec.digest:
+        raise JournalError(
+            f"{target.name}: the spec changed since the interrupted apply began; its plan "
+            f"no longer matches the spec, so it is not resumed: run {rollback}, then plan "
+            "again")
+    if "plan" not in header:
+        raise JournalError(
+            f"{target.name}: {journal.path} does not record its plan (written by an older "
+            f"wlbplan); run {rollback}")
+    return target_plan_from_json(header["plan"])
+
+
+def _adopt_lock(sessions: Sessions, target: Target, lock_id: object) -> LockInfo:
+    """The dead run's lock is taken over; a pool locked by anyone else is refused."""
+    holder = lock.read_lock(sessions.pool, target)
+    if holder is None:
+        return lock.acquire(sessions.pool, target)
+    if holder.id != lock_id:
+        raise LockError(f"{target.name}: the pool is locked by another apply "
+                        f"({holder.describe()}); the interrupted apply's lock was {lock_id}")
+    return holder
+
+
+def _undo_unfinished(run: Run, entries: list[Entry]) -> None:
+    """The step the dead run was in may have half-happened: undo it, so that running it
+    again starts from the state after the last completed step."""
+    if not entries:
+        return
+    _, failures = undo_entries(run.ctx, run.journal, entries, run.report, purpose="resume")
+    if failures:
+        raise WlbplanError(f"{run.ctx.target.name}: could not undo the interrupted step "
+                           f"before resuming: {'; '.join(failures)}")

@@ -1,0 +1,105 @@
+"""The apply lock on the coordinator: one file created atomically (noclobber), with its id,
+owner, pid and time, so that two applies never run on one pool at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict
+
+from wlbplan.connectors.base import Runner
+from wlbplan.errors import LockError
+from wlbplan.model.command import Command, script
+from wlbplan.model.lock import LockInfo
+from wlbplan.model.spec import Target
+
+LOCK_FILE = "apply.lock"
+UNREADABLE = "unreadable"  # the id force-unlock takes for a lock file cut short
+_POLL = 0.5
+
+# $1 = folder, $2 = lock file; the lock's JSON arrives on stdin. `set -C` makes the
+# redirection fail when the file exists: the create is the atomic test-and-set.
+_ACQUIRE = 'mkdir -p -m 0700 -- "$1" && set -C && cat > "$2"'
+# $1 = lock file, $2 = id: remove it only when it is still ours.
+_RELEASE = 'grep -q -F -- "\\"$2\\"" "$1" 2>/dev/null && rm -f -- "$1"'
+
+
+def lock_path(target: Target) -> str:
+    return f"{str(target.pool.state_dir).rstrip('/')}/{LOCK_FILE}"
+
+
+def new_lock(target: Target) -> LockInfo:
+    return LockInfo(
+        id=str(uuid.uuid4()),
+        owner=f"{getpass.getuser()}@{socket.gethostname()}",
+        pid=os.getpid(),
+        created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        target=target.name,
+    )
+
+
+def read_lock(runner: Runner, target: Target) -> LockInfo | None:
+    result = runner.run(Command(("cat", "--", lock_path(target))))
+    if not result.ok:
+        return None
+    try:
+        return LockInfo(**json.loads(result.stdout))
+    except (ValueError, TypeError):
+        return LockInfo(id=UNREADABLE, owner="unknown", pid=0, created="unknown",
+                        target=target.name)
+
+
+def acquire(runner: Runner, target: Target, timeout: float = 0.0,
+            info: LockInfo | None = None) -> LockInfo:
+    """Take the pool's lock, waiting up to ``timeout`` seconds for another apply."""
+    mine = info or new_lock(target)
+    folder = str(target.pool.state_dir)
+    command = script(_ACQUIRE, folder, lock_path(target),
+                     stdin=json.dumps(asdict(mine)).encode())
+    deadline = time.monotonic() + timeout
+    while True:
+        if runner.run(command).ok:
+            return mine
+        holder = read_lock(runner, target)
+        if holder is None and time.monotonic() < deadline:
+            time.sleep(_POLL / 10)  # released just now, or not creatable: try again soon
+            continue
+        if time.monotonic() >= deadline:
+            raise LockError(_held_message(target, holder, runner.host))
+        time.sleep(_POLL)
+
+
+def _held_message(target: Target, holder: LockInfo | None, host: str) -> str:
+    if holder is None:
+        return f"{target.name}: could not create the lock {lock_path(target)} on {host}"
+    return (
+        f"{target.name}: another apply is running on this pool: {holder.describe()}. "
+        f"Wait for it (--lock-timeout), or if it is dead and you are sure, run "
+        f"`wlbplan force-unlock SPEC --target {target.name} {holder.id}`"
+    )
+
+
+def release(runner: Runner, target: Target, lock_id: str) -> bool:
+    """Remove the lock if it is still ``lock_id``; True when it was removed."""
+    return runner.run(script(_RELEASE, lock_path(target), lock_id)).ok
+
+
+def force_unlock(runner: Runner, target: Target, lock_id: str) -> LockInfo:
+    holder = read_lock(runner, target)
+    if holder is None:
+        raise LockError(f"{target.name}: the pool is not locked ({lock_path(target)})")
+    if holder.id != lock_id:
+        raise LockError(
+            f"{target.name}: the lock id does not match: the pool is held by "
+            f"{holder.describe()}; force-unlock needs that exact id"
+        )
+    removed = (runner.run(Command(("rm", "-f", "--", lock_path(target)))).ok
+               if holder.id == UNREADABLE else release(runner, target, lock_id))
+    if not removed:
+        raise LockError(f"{target.name}: could not remove {lock_path(target)}")
+    return holder

@@ -1,0 +1,209 @@
+"""The read-only pipeline over a spec's targets: inspect, then plan. Library, not CLI."""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from wlbplan.core.audit import Audit, TargetAudit, audit_target, make_audit, unreachable
+from wlbplan.core.diff import drift, observed_view
+from wlbplan.core.plan import Plan, csr_path, make_plan, plan_one
+from wlbplan.errors import SpecError, StalePlanError, WlbplanError
+from wlbplan.inspect.run import inspect_target
+from wlbplan.model.events import Reporter, TargetOutcome
+from wlbplan.model.observed import Observed
+from wlbplan.model.spec import Spec, Target
+from wlbplan.run.apply import apply_target, resume_target, rollback_target
+from wlbplan.run.journal import Journal, JournalError
+from wlbplan.run.lock import read_lock
+from wlbplan.run.sessions import Sessions, open_sessions
+
+
+def select(spec: Spec, names: Sequence[str]) -> list[Target]:
+    """The targets named with ``--target`` (all when none), in spec order."""
+    if not names:
+        return list(spec.targets)
+    known = [t.name for t in spec.targets]
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; targets: {', '.join(known)}"
+            raise SpecError(f"{spec.path}: no target named {name!r}{hint}")
+    return [t for t in spec.targets if t.name in names]
+
+
+def _inspect_one(spec: Spec, target: Target) -> Observed:
+    with open_sessions(spec, target) as sessions:
+        return inspect_target(target, sessions)
+
+
+class TargetsFailed(WlbplanError):
+    """Some targets could not be inspected; each one's error is listed."""
+
+
+def inspect_each(spec: Spec, targets: Sequence[Target],
+                 parallelism: int = 10) -> list[Observed | WlbplanError]:
+    """Every target, ``parallelism`` at a time: what was observed, or why it could not be."""
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
+        futures = [workers.submit(_inspect_one, spec, t) for t in targets]
+    results: list[Observed | WlbplanError] = []
+    for future in futures:
+        try:
+            results.append(future.result())
+        except WlbplanError as err:
+            results.append(err)
+    return results
+
+
+def inspect_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) -> list[Observed]:
+    """Every target, or TargetsFailed naming every one that could not be inspected."""
+    results = inspect_each(spec, targets, parallelism)
+    problems = [f"{t.name}: {r}" for t, r in zip(targets, results, strict=True)
+                if isinstance(r, WlbplanError)]
+    if problems:
+        raise TargetsFailed("\n".join(problems))
+    return [r for r in results if isinstance(r, Observed)]
+
+
+def _audit_one(spec: Spec, target: Target) -> TargetAudit:
+    try:
+        with open_sessions(spec, target) as sessions:
+            seen = inspect_target(target, sessions)
+            # Read apart from the facts: a lock is not part of what a plan is made against.
+            held = read_lock(sessions.pool, target)
+    except WlbplanError as err:
+        return unreachable(spec, target, str(err))
+    return audit_target(spec, target, seen, lock=held)
+
+
+def audit_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) -> Audit:
+    """Findings on every target; one that cannot be inspected is a finding, not an abort
+    (a nightly audit of a fleet reports on the rest). Judging runs in the same worker as
+    inspecting: its ``openssl verify`` calls overlap with other targets' round trips."""
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
+        audited = list(workers.map(lambda t: _audit_one(spec, t), targets))
+    return make_audit(spec, audited)
+
+
+def plan_all(spec: Spec, targets: Sequence[Target], observed: Sequence[Observed], *,
+             replace: bool = False) -> Plan:
+    return make_plan(spec, [plan_one(spec, t, o, replace=replace)
+                            for t, o in zip(targets, observed, strict=True)])
+
+
+def next_step(spec: Spec, target: Target) -> str | None:
+    """After a request stage: what the operator does next, in one sentence."""
+    cert = target.certificate
+    if cert.source != "ca-signed":
+        return None
+    if cert.signer is not None and cert.signed is not None and cert.signed.exists():
+        return (f"{target.name}: the signer wrote {cert.signed}; run `wlbplan apply "
+                f"{spec.path}` again to install it.")
+    if cert.signed is None or not cert.signed.exists():
+        return (f"{target.name}: send {csr_path(spec, target)} to your CA; then set "
+                f"certificate.signed (and intermediates, root) in {spec.path} and run "
+                "`wlbplan plan` again.")
+    return None
+
+
+# ---- apply --------------------------------------------------------------------------------
+
+
+def default_state_dir(spec: Spec) -> Path:
+    return spec.path.parent / ".wlbplan"
+
+
+def is_plan_file(path: Path) -> bool:
+    """A saved plan is JSON with a format_version; anything else is taken as a spec."""
+    try:
+        head = path.read_bytes()[:4096].lstrip()
+    except OSError:
+        return False
+    return head.startswith(b"{") and b'"format_version"' in head
+
+
+def spec_of_plan(plan: Plan) -> Spec:
+    """The spec a saved plan was made from, refused if it changed since."""
+    from wlbplan.spec import load_spec
+
+    spec = load_spec(Path(plan.spec_path))
+    if spec.digest != plan.spec_digest:
+        raise StalePlanError(
+            f"Saved plan is stale: the spec {plan.spec_path} changed after the plan was made. "
+            "Make a new plan (wlbplan plan --out) and review it again."
+        )
+    return spec
+
+
+def check_fresh(plan: Plan, observed: Sequence[Observed]) -> None:
+    """Refuse a saved plan when what it was made against has moved, saying what moved."""
+    moved: list[str] = []
+    for target_plan, seen in zip(plan.targets, observed, strict=True):
+        if seen.digest() == target_plan.observed_digest:
+            continue
+        lines = drift(target_plan.observed, observed_view(seen)) or ["(details unavailable)"]
+        moved += [f"  {target_plan.target}: {line}" for line in lines]
+    if moved:
+        raise StalePlanError(
+            "Saved plan is stale: the pool or the appliance changed after the plan was made:\n"
+            + "\n".join(moved)
+            + "\nMake a new plan (wlbplan plan --out) and review it again."
+        )
+
+
+def refuse_leftover_journals(state_dir: Path, targets: Sequence[Target]) -> None:
+    leftovers = [Journal(state_dir, t.name) for t in targets]
+    found = [j.leftover_message(t.name) for j, t in zip(leftovers, targets, strict=True)
+             if j.exists()]
+    if found:
+        raise JournalError("\n".join(found))
+
+
+def apply_all(spec: Spec, plan: Plan, targets: Sequence[Target], *, parallelism: int,
+              state_dir: Path, report: Reporter, cancel: threading.Event,
+              lock_timeout: float = 0.0) -> list[TargetOutcome]:
+    by_name = {t.target: t for t in plan.targets}
+
+    def one(target: Target, sessions: Sessions) -> TargetOutcome:
+        return apply_target(spec, target, by_name[target.name], sessions, state_dir,
+                            report, cancel, lock_timeout)
+
+    return _each_target(spec, targets, parallelism, one)
+
+
+def resume_all(spec: Spec, targets: Sequence[Target], *, parallelism: int, state_dir: Path,
+               report: Reporter, cancel: threading.Event) -> list[TargetOutcome]:
+    """``apply --resume``: every chosen target with an interrupted apply goes on from it."""
+
+    def one(target: Target, sessions: Sessions) -> TargetOutcome:
+        return resume_target(spec, target, sessions, state_dir, report, cancel)
+
+    return _each_target(spec, targets, parallelism, one)
+
+
+def _each_target(spec: Spec, targets: Sequence[Target], parallelism: int,
+                 work: Callable[[Target, Sessions], TargetOutcome]) -> list[TargetOutcome]:
+    """``work`` on every target with its sessions, ``parallelism`` at a time."""
+
+    def one(target: Target) -> TargetOutcome:
+        with open_sessions(spec, target) as sessions:
+            return work(target, sessions)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
+        futures = [workers.submit(one, t) for t in targets]
+    outcomes = []
+    for target, future in zip(targets, futures, strict=True):
+        try:
+            outcomes.append(future.result())
+        except WlbplanError as err:  # refused before any step: lock, journal, connection
+            outcomes.append(TargetOutcome(target.name, "refused", error=str(err)))
+    return outcomes
+
+
+def rollback_one(spec: Spec, target: Target, state_dir: Path,
+                 report: Reporter) -> TargetOutcome:
+    with open_sessions(spec, target) as sessions:
+        return rollback_target(spec, target, sessions, state_dir, report)
