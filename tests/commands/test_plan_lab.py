@@ -18,9 +18,10 @@ pytestmark = pytest.mark.lab
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
 
 
-def wlbplan(*args: str) -> subprocess.CompletedProcess[str]:
+def wlbplan(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "wlbplan", *args], capture_output=True,
-                          text=True, timeout=120, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"})
+                          text=True, timeout=120, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+                          cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,21 @@ def test_saved_plan_shows_in_every_format(lab: control.Lab, tmp_path: Path) -> N
     assert markdown.returncode == 0
     assert markdown.stdout.startswith("**Plan:** 1 to add, 1 to change, 0 to remove")
     assert "<details>" in markdown.stdout
+
+
+def test_saved_plan_works_from_any_folder_and_says_how_to_apply(lab: control.Lab) -> None:
+    made = wlbplan("plan", "lab.yaml", "--target", "pool1", "--out", "tfplan", cwd=lab.dir)
+    assert made.returncode == 0, made.stderr
+    assert made.stderr.endswith("To perform exactly these actions, run:\n"
+                                "  wlbplan apply tfplan\n"), made.stderr
+    saved = lab.dir / "tfplan"
+    assert json.loads(saved.read_text())["spec"]["path"] == str(lab.spec_path)
+    elsewhere = wlbplan("show", str(saved), cwd=Path("/"))
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    narrowed = wlbplan("apply", str(saved), "--target", "pool1", cwd=Path("/"))
+    assert narrowed.returncode == 1
+    assert "applied whole" in narrowed.stderr
+    saved.unlink()
 
 
 def test_inspect_in_both_formats(lab: control.Lab) -> None:

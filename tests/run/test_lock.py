@@ -244,18 +244,24 @@ def test_dead_lock_blocks_until_force_unlock_with_the_exact_id(lab: control.Lab,
 
     other_id = str(uuid.uuid4())
     assert other_id != held["id"]
-    wrong = wlbplan("force-unlock", spec, "--target", TARGET, other_id)
+    wrong = wlbplan("force-unlock", spec, "--target", TARGET, "--force", other_id)
     assert wrong.returncode == 1
-    assert held["id"] in wrong.stderr  # says who really holds it
+    assert held["owner"] in wrong.stderr  # says who holds it…
+    assert held["id"] not in wrong.stderr  # …but never hands out the id it wanted
     assert "Traceback" not in wrong.stderr
     assert json.loads(lock_file(lab).read_text()) == held
 
-    right = wlbplan("force-unlock", spec, "--target", TARGET, held["id"])
+    unconfirmed = wlbplan("force-unlock", spec, held["id"])  # stdin is not a terminal
+    assert unconfirmed.returncode == 1
+    assert "--force" in unconfirmed.stderr
+    assert json.loads(lock_file(lab).read_text()) == held
+
+    right = wlbplan("force-unlock", spec, "--force", held["id"])  # the spec's one target
     assert right.returncode == 0, right.stderr
     assert held["id"] in right.stdout
     assert not lock_file(lab).exists()
 
-    again = wlbplan("force-unlock", spec, "--target", TARGET, held["id"])
+    again = wlbplan("force-unlock", spec, "--target", TARGET, "--force", held["id"])
     assert again.returncode == 1
     assert "not locked" in again.stderr
 
@@ -307,7 +313,8 @@ def test_rollback_refuses_when_another_apply_holds_the_lock(lab: control.Lab,
                            "apply", spec, "--auto-approve")
     assert finish(proc)[0] == -signal.SIGKILL
     crashed = json.loads(lock_file(lab).read_text())
-    assert wlbplan("force-unlock", spec, "--target", TARGET, crashed["id"]).returncode == 0
+    assert wlbplan("force-unlock", spec, "--target", TARGET, "--force",
+                   crashed["id"]).returncode == 0
     planned = plan_now(lab.spec_path)
     with open_sessions(planned.spec, planned.target) as sessions:
         other = lock.acquire(sessions.pool, planned.target)
@@ -332,7 +339,7 @@ def test_lock_error_is_a_lock_error(lab: control.Lab) -> None:
         try:
             with pytest.raises(LockError, match=mine.id):
                 lock.acquire(sessions.pool, planned.target, timeout=0)
-            with pytest.raises(LockError, match="does not match"):
+            with pytest.raises(LockError, match="is not the id of the lock"):
                 lock.force_unlock(sessions.pool, planned.target, "not-" + mine.id)
         finally:
             assert lock.release(sessions.pool, planned.target, mine.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 import sys
 import threading
@@ -51,16 +52,26 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
     rolled back, 130 interrupted.
     """
     from wlbplan.core.planfile import read_plan
+    from wlbplan.errors import WlbplanError
     from wlbplan.run import pipeline
     from wlbplan.spec import load_spec
 
     as_json = output_format == "json"
+    if not source.exists():
+        raise WlbplanError(f"{source}: no such file; apply takes a spec (YAML) or a plan "
+                           "saved by `wlbplan plan SPEC --out PLAN`")
     if resume:
         return _resume(source, targets, as_json, parallelism, state_dir)
     if pipeline.is_plan_file(source):
+        if targets:
+            raise WlbplanError(
+                f"{source} is a saved plan: it is applied whole, as it was reviewed, and "
+                "--target cannot narrow it. Make a plan of those targets instead: "
+                f"`wlbplan plan SPEC {' '.join('--target ' + shlex.quote(t) for t in targets)} "
+                "--out PLAN`")
         plan = read_plan(source)
         spec = pipeline.spec_of_plan(plan)
-        chosen = pipeline.select(spec, targets or [t.target for t in plan.targets])
+        chosen = pipeline.select(spec, [t.target for t in plan.targets])
         folder = state_dir or pipeline.default_state_dir(spec)
         pipeline.refuse_leftover_journals(folder, chosen)
         pipeline.check_fresh(plan, pipeline.inspect_all(spec, chosen, parallelism))
@@ -216,18 +227,40 @@ def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None
 
 @click.command("force-unlock")
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--target", "target", required=True, help="The target whose pool to unlock.")
+@click.option("--target", "target", default=None,
+              help="The target whose pool to unlock (needed when the spec has several).")
+@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @click.argument("lock_id")
-def force_unlock(spec: Path, target: str, lock_id: str) -> int:
-    """Remove a pool's apply lock left by a dead run (needs the exact LOCK_ID)."""
+def force_unlock(spec: Path, target: str | None, force: bool, lock_id: str) -> int:
+    """Remove a pool's apply lock left by a dead run (needs the exact LOCK_ID).
+
+    Only for a lock whose apply is gone and whose journal is lost: `wlbplan rollback`
+    and `wlbplan apply --resume` settle a dead run's lock by themselves.
+    """
+    from wlbplan.errors import SpecError, WlbplanError
     from wlbplan.run import lock
     from wlbplan.run.pipeline import select
     from wlbplan.run.sessions import open_sessions
     from wlbplan.spec import load_spec
 
     loaded = load_spec(spec)
-    chosen = select(loaded, [target])[0]
+    if target is None and len(loaded.targets) > 1:
+        names = ", ".join(t.name for t in loaded.targets)
+        raise SpecError(f"{spec} has several targets ({names}): name the pool to unlock "
+                        "with --target NAME")
+    chosen = select(loaded, [target] if target else [])[0]
+    if not force:
+        if not sys.stdin.isatty():
+            raise WlbplanError(
+                f"refusing to remove the lock of {chosen.name} without confirmation: stdin is "
+                "not a terminal. Run again with --force once you are sure its apply is gone.")
+        answer = click.prompt(
+            f"Remove the apply lock {lock_id} of {chosen.name}? Another apply may then run "
+            "on this pool. Only 'yes' will be accepted", default="", show_default=False,
+            err=True)
+        if answer.strip() != "yes":
+            raise WlbplanError("Force-unlock cancelled: the lock was kept.")
     with open_sessions(loaded, chosen) as sessions:
         holder = lock.force_unlock(sessions.pool, chosen, lock_id)
-    click.echo(f"{target}: removed {holder.describe()}")
+    click.echo(f"{chosen.name}: removed {holder.describe()}")
     return 0

@@ -38,12 +38,15 @@ def audit(spec: Path, targets: tuple[str, ...], output_format: str, fail_on: str
     Exit 0: nothing at or above --fail-on; 2: findings at or above it; 1: a target
     could not be inspected (the report still covers the others).
     """
+    from wlbplan.commands.paths import check_destination
     from wlbplan.render import render_audit
     from wlbplan.render.console import want_color
     from wlbplan.run.pipeline import audit_all, select
     from wlbplan.spec import load_spec
 
     loaded = load_spec(spec)
+    for fmt, path in reports:
+        check_destination(path, f"{fmt} report")
     threshold = cast("FailOn", None if fail_on == "never" else fail_on)
     made = audit_all(loaded, select(loaded, targets), parallelism)
     click.echo(render_audit(made, output_format, color=want_color(), fail_on=threshold),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -26,6 +27,7 @@ EXIT_CHANGES = 2
 def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: str,
          detailed_exitcode: bool, parallelism: int, replace: bool) -> int:
     """Inspect, compare with the spec, and show the ordered steps that would fix it."""
+    from wlbplan.commands.paths import check_destination
     from wlbplan.core.planfile import write_plan
     from wlbplan.render import render_plan
     from wlbplan.render.console import want_color
@@ -34,11 +36,14 @@ def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: 
 
     loaded = load_spec(spec)
     chosen = select(loaded, targets)
+    if out is not None:
+        check_destination(out, "plan")
     made = plan_all(loaded, chosen, inspect_all(loaded, chosen, parallelism), replace=replace)
     click.echo(render_plan(made, output_format, color=want_color()), nl=False)
     if out is not None:
         write_plan(made, out)
-        click.echo(f"Saved the plan to {out}.", err=True)
+        click.echo(f"Saved the plan to: {out}\n\nTo perform exactly these actions, run:\n"
+                   f"  wlbplan apply {shlex.quote(str(out))}", err=True)
     return EXIT_CHANGES if detailed_exitcode and made.has_changes else 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def now_utc() -> str:
 
 
 def make_plan(spec: Spec, targets: list[TargetPlan], created: str | None = None) -> Plan:
-    return Plan(spec_path=str(spec.path), spec_digest=spec.digest,
+    return Plan(spec_path=os.path.abspath(spec.path), spec_digest=spec.digest,
                 created=created or now_utc(), targets=tuple(targets))
 
 

@@ -11,6 +11,8 @@ import contextlib
 import copy
 import json
 import os
+import re
+import shlex
 import tempfile
 from functools import cache
 from importlib import resources
@@ -196,7 +198,10 @@ def write_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
     """Write atomically (temp file + rename): a reader never sees half a plan."""
     target = Path(path)
     text = json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise PlanFileError(f"cannot write the plan to {target}: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -209,6 +214,10 @@ def write_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+# A spec's top-level keys, at the start of a line: what a YAML spec given as a plan shows.
+_SPEC_LINE = re.compile(rb"^(?:version|targets)\s*:", re.MULTILINE)
 
 
 def read_plan(path: str | os.PathLike[str]) -> Plan:
@@ -226,6 +235,10 @@ def read_plan(path: str | os.PathLike[str]) -> Plan:
     except UnicodeDecodeError:
         raise PlanFileError(f"{source} is not a plan file (not UTF-8 text)") from None
     except json.JSONDecodeError as err:
+        if _SPEC_LINE.search(raw):
+            raise PlanFileError(
+                f"{source} is a spec, not a saved plan: make a plan with `wlbplan plan "
+                f"{shlex.quote(source)} --out PLAN`, then give PLAN") from None
         raise PlanFileError(f"{source} is not a plan file: invalid JSON at line {err.lineno}, "
                             f"column {err.colno}: {err.msg}") from None
     return plan_from_json(data, source)

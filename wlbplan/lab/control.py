@@ -36,8 +36,13 @@ def load(lab_dir: Path) -> Lab:
         data: dict[str, Any] = json.loads(path.read_text())
     except FileNotFoundError:
         raise LabError(f"no lab in {lab_dir} (run `wlbplan lab up --dir {lab_dir}`)") from None
+    except NotADirectoryError:
+        raise LabError(f"{lab_dir} is a file, not a lab folder: give --dir the folder "
+                       "`wlbplan lab up` made") from None
     except ValueError as err:
         raise LabError(f"{path} is not a lab state file: {err}") from None
+    except OSError as err:
+        raise LabError(f"cannot read {path}: {err.strerror or err}") from None
     return Lab(
         dir=lab_dir.resolve(),
         xapi=data["xapi"],

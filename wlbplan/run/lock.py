@@ -94,9 +94,11 @@ def force_unlock(runner: Runner, target: Target, lock_id: str) -> LockInfo:
     if holder is None:
         raise LockError(f"{target.name}: the pool is not locked ({lock_path(target)})")
     if holder.id != lock_id:
+        # The id is the proof that the caller looked at this very lock: never hand it out.
         raise LockError(
-            f"{target.name}: the lock id does not match: the pool is held by "
-            f"{holder.describe()}; force-unlock needs that exact id"
+            f"{target.name}: {lock_id!r} is not the id of the lock on this pool (held by "
+            f"{holder.owner}, pid {holder.pid}, since {holder.created}); force-unlock needs "
+            "the exact id, as `wlbplan audit` or the refused apply showed it"
         )
     removed = (runner.run(Command(("rm", "-f", "--", lock_path(target)))).ok
                if holder.id == UNREADABLE else release(runner, target, lock_id))
