@@ -73,12 +73,20 @@ def requested(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Requested]:
         yield Requested(lab, folder, ca, _requested(lab, folder, ca))
 
 
-def test_unchanged_request_plans_nothing(requested: Requested) -> None:
+def test_unchanged_request_plans_nothing_but_waits_on_the_operator(requested: Requested) -> None:
+    """No steps, yet not converged: a CI gate must see exit 2 and what to do next."""
     before = snapshot(requested.lab)
-    target = plan_json(requested.spec, changes=False)
+    target = plan_json(requested.spec, changes=True)
     assert target["stage"] == "request"
+    assert target["status"] == "waiting"
+    assert f"send {requested.folder / 'pool1.csr'} to your CA" in target["reason"]
     assert not KEY_AND_CSR & change_paths(target).keys()
     assert step_actions(target) == []
+    text = wlbplan("plan", requested.spec, "--detailed-exitcode")
+    assert text.returncode == 2, said(text)
+    assert "No changes. The pool's trust" not in text.stdout
+    assert "waiting for the signed certificate" in text.stdout
+    assert text.stdout.rstrip().endswith("pool1: waiting on you.")
     assert snapshot_diff(before, snapshot(requested.lab)) == []
 
 
@@ -125,7 +133,7 @@ def test_a_new_subject_reuses_the_pending_key(tmp_path: Path, ca: LabCA,
     assert (certs_dir / "server.key.pending").read_bytes() == key_before
     csr = x509.load_pem_x509_csr((tmp_path / "pool1.csr").read_bytes())
     assert csr.subject.rfc4514_string() == f"CN={FQDN},OU=Ops,O=Lab"
-    plan_json(spec, changes=False)
+    assert plan_json(spec, changes=True)["status"] == "waiting"
 
 
 def test_request_stage_after_self_signed_keeps_the_trust_in_use(

@@ -76,12 +76,13 @@ def write_json(tmp_path: Path, data: Any) -> Path:
 def test_document_shape(doc: dict[str, Any]) -> None:
     assert list(doc) == ["format_version", "tool_version", "created", "spec", "summary",
                          "targets"]
-    assert doc["format_version"] == "1.0"
+    assert doc["format_version"] == "1.1"
     assert doc["spec"] == {"path": "spec.yaml", "digest": "ab" * 32}
     assert doc["summary"] == {"add": 1, "change": 2, "remove": 1}
     target = doc["targets"][0]
-    assert list(target) == ["name", "stage", "observed_digest", "observed", "changes", "steps",
-                            "notes"]
+    assert list(target) == ["name", "status", "reason", "stage", "observed_digest", "observed",
+                            "changes", "steps", "notes"]
+    assert (target["status"], target["reason"]) == ("planned", "")
     assert target["changes"][2] == {"path": "pool.wlb-verify-cert", "action": "update",
                                     "before": False, "after": True, "reason": "verify"}
     assert list(target["steps"][0]) == ["id", "action", "on", "summary", "commands", "undo",
@@ -154,7 +155,7 @@ def test_write_is_0644_atomic_and_leaves_no_temp_file(plan: Plan, tmp_path: Path
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     assert os.listdir(tmp_path) == ["out.plan"]
     text = path.read_text()
-    assert text.startswith('{\n  "format_version": "1.0",')
+    assert text.startswith('{\n  "format_version": "1.1",')
     assert text.endswith("}\n")
 
 
@@ -273,7 +274,7 @@ def test_many_schema_errors_are_counted(doc: dict[str, Any]) -> None:
     for step in doc["targets"][0]["steps"]:
         step["on"] = "moon"
     doc["targets"][1]["stage"] = "x"
-    with pytest.raises(PlanFileError, match=r"… and 1 more$"):
+    with pytest.raises(PlanFileError, match=r"… and 2 more$"):
         plan_from_json(doc)
 
 

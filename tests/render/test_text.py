@@ -18,7 +18,7 @@ LEGEND = [
     "Actions are indicated with the following symbols:",
     "  + create",
     "  ~ update in-place",
-    "  - destroy",
+    "  - remove",
 ]
 
 

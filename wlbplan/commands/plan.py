@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from wlbplan.commands.options import format_option, parallelism_option, targets_option
 
+if TYPE_CHECKING:
+    from wlbplan.core.plan import Plan
+
+EXIT_ERROR = 1
 EXIT_CHANGES = 2
 
 
@@ -19,7 +24,8 @@ EXIT_CHANGES = 2
 @targets_option
 @format_option("text", "json", "markdown")
 @click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 2 when the plan has changes (0: none, 1: error).")
+              help="Exit 2 when the plan has changes or a target waits on you (0: none, "
+                   "1: error).")
 @parallelism_option
 @click.option("--replace", is_flag=True,
               help="CA-signed request stage: plan a new pending key and CSR even if "
@@ -31,20 +37,40 @@ def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: 
     from wlbplan.core.planfile import write_plan
     from wlbplan.render import render_plan
     from wlbplan.render.console import want_color
-    from wlbplan.run.pipeline import inspect_all, plan_all, select
+    from wlbplan.run.pipeline import plan_each, select
     from wlbplan.spec import load_spec
 
     loaded = load_spec(spec)
     chosen = select(loaded, targets)
     if out is not None:
         check_destination(out, "plan")
-    made = plan_all(loaded, chosen, inspect_all(loaded, chosen, parallelism), replace=replace)
+    made = plan_each(loaded, chosen, parallelism, replace=replace)
     click.echo(render_plan(made, output_format, color=want_color()), nl=False)
+    if made.failed:
+        _explain_failures(spec, made, saved=out is not None)
+        return EXIT_ERROR
     if out is not None:
         write_plan(made, out)
         click.echo(f"Saved the plan to: {out}\n\nTo perform exactly these actions, run:\n"
                    f"  wlbplan apply {shlex.quote(str(out))}", err=True)
-    return EXIT_CHANGES if detailed_exitcode and made.has_changes else 0
+    return EXIT_CHANGES if detailed_exitcode and made.needs_action else 0
+
+
+def _explain_failures(spec: Path, made: Plan, saved: bool) -> None:
+    """Terraform's rule: a plan with errors is not saved. Say which targets to fix, or how
+    to plan the others alone."""
+    others = [t.target for t in made.targets if t.failure is None]
+    lines = ["Error: no plan could be made for:"]
+    for target in made.failed:
+        reason = "\n      ".join(target.reason.splitlines())
+        lines.append(f"  - {target.target} ({target.status}): {reason}")
+    if saved:
+        lines.append("The plan was not saved: a saved plan covers every selected target.")
+    if others:
+        only = " ".join(f"--target {shlex.quote(n)}" for n in others)
+        lines.append(f"Fix them, or leave them out: wlbplan plan {shlex.quote(str(spec))} "
+                     f"{only}")
+    click.echo("\n".join(lines), err=True)
 
 
 @click.command("show")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from wlbplan import __version__
 from wlbplan.core import gate
@@ -24,7 +25,10 @@ from wlbplan.errors import VerifyError
 from wlbplan.model.observed import Observed
 from wlbplan.model.spec import Spec, Target
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
+
+Failure = Literal["refused", "unreachable"]
+Status = Literal["planned", "no_changes", "waiting", "refused", "unreachable"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,24 @@ class TargetPlan:
     notes: tuple[str, ...] = ()
     observed: dict[str, Any] = field(default_factory=dict, hash=False)
     """What was seen (fingerprints, names, flags), to say what moved when a plan is stale."""
+    failure: Failure | None = None
+    """Why no plan could be made: the gate refused it, or the hosts could not be reached."""
+    reason: str = ""
+    """For a failure, why; for a target that is waiting, what the operator must do."""
+
+    @property
+    def status(self) -> Status:
+        """One verdict per target, the words every format uses."""
+        if self.failure is not None:
+            return self.failure
+        if self.steps:
+            return "planned"
+        return "waiting" if self.reason else "no_changes"
+
+    @classmethod
+    def failed(cls, name: str, failure: Failure, reason: str) -> TargetPlan:
+        return cls(target=name, observed_digest="", stage="none", changes=(), steps=(),
+                   failure=failure, reason=reason)
 
     @property
     def removes_trust(self) -> bool:
@@ -64,6 +86,16 @@ class Plan:
     def has_changes(self) -> bool:
         return any(t.steps for t in self.targets)
 
+    @property
+    def needs_action(self) -> bool:
+        """Something to do: steps to apply, or a target waiting on the operator (a CI gate
+        must not read a pending CSR as converged)."""
+        return any(t.status in ("planned", "waiting") for t in self.targets)
+
+    @property
+    def failed(self) -> tuple[TargetPlan, ...]:
+        return tuple(t for t in self.targets if t.failure is not None)
+
 
 def now_utc() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -82,7 +114,32 @@ def plan_one(spec: Spec, target: Target, observed: Observed, *,
     if verdict.refusal is not None:
         raise VerifyError(verdict.refusal)
     made = plan_target(spec, target, observed, desired, diff(desired, observed))
-    return dataclasses.replace(made, notes=made.notes + verdict.warnings)
+    waiting = "" if made.steps or desired.stage != "request" else next_step(spec, target) or ""
+    return dataclasses.replace(made, notes=made.notes + verdict.warnings, reason=waiting)
+
+
+def plan_or_refusal(spec: Spec, target: Target, observed: Observed, *,
+                    replace: bool = False) -> TargetPlan:
+    """``plan_one``, with the gate's refusal as the target's verdict instead of an error."""
+    try:
+        return plan_one(spec, target, observed, replace=replace)
+    except VerifyError as err:
+        return TargetPlan.failed(target.name, "refused", str(err))
+
+
+def next_step(spec: Spec, target: Target) -> str | None:
+    """After a request stage: what the operator does next, in one sentence."""
+    cert = target.certificate
+    if cert.source != "ca-signed":
+        return None
+    if cert.signer is not None and cert.signed is not None and cert.signed.exists():
+        return (f"the signer wrote {cert.signed}; run `wlbplan apply "
+                f"{shlex.quote(str(spec.path))}` again to install it.")
+    if cert.signed is None or not cert.signed.exists():
+        return (f"waiting for the signed certificate: send {csr_path(spec, target)} to your "
+                f"CA; then set certificate.signed (and intermediates, root) in {spec.path} "
+                "and run `wlbplan plan` again.")
+    return None
 
 
 def plan_target(spec: Spec, target: Target, observed: Observed, desired: Desired,

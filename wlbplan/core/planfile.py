@@ -61,6 +61,8 @@ def plan_to_json(plan: Plan) -> Doc:
 def target_plan_to_json(target: TargetPlan) -> Doc:
     return {
         "name": target.target,
+        "status": target.status,
+        "reason": target.reason,
         "stage": target.stage,
         "observed_digest": target.observed_digest,
         "observed": copy.deepcopy(target.observed),
@@ -105,6 +107,11 @@ def plan_from_json(data: Any, source: str = "plan") -> Plan:
         format_version=FORMAT_VERSION,
     )
     _check_summary(plan, data["summary"], source)
+    if plan.failed:
+        # wlbplan never saves a plan with a failed target: this one was made by hand.
+        names = ", ".join(f"{t.target} ({t.status})" for t in plan.failed)
+        raise PlanFileError(f"{source} holds targets with no plan ({names}); a saved plan "
+                            "covers every target it names: make the plan again")
     return plan
 
 
@@ -118,6 +125,8 @@ def target_plan_from_json(data: Doc) -> TargetPlan:
         steps=tuple(_step_from_json(s) for s in data["steps"]),
         notes=tuple(data["notes"]),
         observed=dict(data.get("observed", {})),
+        failure=data["status"] if data.get("status") in ("refused", "unreachable") else None,
+        reason=data.get("reason", ""),
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from wlbplan.core.plan import Plan, TargetPlan
 from wlbplan.core.planfile import step_id
 from wlbplan.render.planjson import redact_text
-from wlbplan.render.text import SIGNS, acts, change_rows, target_counts
+from wlbplan.render.text import SIGNS, acts, change_rows, target_counts, waiting
 
 LIMIT = 60_000  # bytes: GitHub's 65 536 less room for what CI bots add around it
 _DIFF_SIGNS = {"+": "+", "-": "-", "~": "!", " ": " "}  # `!` is highlighted as a change
@@ -24,11 +24,12 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~&])")
 
 
 def render(plan: Plan) -> str:
-    if not acts(plan):
+    if not acts(plan) and not plan.failed and not waiting(plan):
         return _no_changes(plan)
     head = _head(plan)
     for compact in (False, True):
-        sections = [_target(t, compact) for t in plan.targets if t.changes or t.steps or t.notes]
+        sections = [_target(t, compact) for t in plan.targets
+                    if t.failure is None and (t.changes or t.steps or t.notes)]
         text = _join(head, sections)
         if byte_size(text) <= LIMIT:
             return text
@@ -37,7 +38,10 @@ def render(plan: Plan) -> str:
 
 def summary_line(plan: Plan) -> str:
     c = plan.counts()
-    return f"**Plan:** {c['add']} to add, {c['change']} to change, {c['remove']} to remove"
+    line = f"**Plan:** {c['add']} to add, {c['change']} to change, {c['remove']} to remove"
+    if plan.failed:
+        line += f" — **{len(plan.failed)} target(s) not planned**"
+    return line
 
 
 def _no_changes(plan: Plan) -> str:
@@ -51,10 +55,23 @@ def _head(plan: Plan) -> str:
     warnings = [w for t in plan.targets for w in _warnings(t)]
     if warnings:
         lines += ["", "> [!WARNING]"] + [f"> - {w}" for w in warnings]
-    unchanged = [t.target for t in plan.targets if not t.changes and not t.steps]
+    for target in plan.targets:
+        if target.failure is not None or target.status == "waiting":
+            lines += ["", _verdict(target)]
+    unchanged = [t.target for t in plan.targets if t.status == "no_changes"]
     if unchanged:
         lines += ["", "No changes for " + ", ".join(f"**{md_escape(n)}**" for n in unchanged) + "."]
     return "\n".join(lines)
+
+
+_VERDICT = {"refused": "no plan, refused", "unreachable": "no plan, unreachable",
+            "waiting": "nothing to apply yet, waiting on you"}
+
+
+def _verdict(target: TargetPlan) -> str:
+    reason = " ".join(redact_text(target.reason).split())
+    return (f"**{md_escape(target.target)}**: {_VERDICT[target.status]}: "
+            f"{md_escape(reason)}")
 
 
 def _warnings(target: TargetPlan) -> list[str]:

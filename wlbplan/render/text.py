@@ -26,7 +26,7 @@ LEGEND = (
     "Actions are indicated with the following symbols:\n"
     "  + create\n"
     "  ~ update in-place\n"
-    "  - destroy"
+    "  - remove"
 )
 NO_CHANGES = "No changes. The pool's trust in its WLB appliance matches the spec."
 WIDTH = 100
@@ -51,11 +51,31 @@ Row = tuple[int, str, str]
 # ---------------------------------------------------------------------------- shared view
 
 def plan_line(plan: Plan) -> str:
-    """The last line, terraform's wording with wlbplan's ``remove``."""
-    if not acts(plan):
+    """The last line, terraform's wording with wlbplan's ``remove``; then what stands in
+    the way, so that the last line never reads as converged when a target is not."""
+    if acts(plan):
+        c = plan.counts()
+        line = f"Plan: {c['add']} to add, {c['change']} to change, {c['remove']} to remove."
+    elif plan.failed or waiting(plan):
+        line = "No changes to apply."
+    else:
         return NO_CHANGES
-    c = plan.counts()
-    return f"Plan: {c['add']} to add, {c['change']} to change, {c['remove']} to remove."
+    return " ".join([line, *verdicts(plan)])
+
+
+def waiting(plan: Plan) -> list[str]:
+    return [t.target for t in plan.targets if t.status == "waiting"]
+
+
+def verdicts(plan: Plan) -> list[str]:
+    """Sentences naming the targets that are not simply planned or unchanged."""
+    out = []
+    for status, words in (("refused", "refused"), ("unreachable", "unreachable"),
+                          ("waiting", "waiting on you")):
+        names = [t.target for t in plan.targets if t.status == status]
+        if names:
+            out.append(f"{', '.join(names)}: {words}.")
+    return out
 
 
 def acts(plan: Plan) -> bool:
@@ -175,7 +195,9 @@ def _sections(plan: Plan) -> Iterator[Text]:
 
 
 def _target_lines(target: TargetPlan) -> Iterator[Text]:
-    if not target.changes and not target.steps:
+    if target.failure is not None or target.status == "waiting":
+        yield from _verdict_lines(target)
+    elif not target.changes and not target.steps:
         yield Text(f"Target {target.target}: no changes.", style="bold")
     else:
         yield Text(f"Target {target.target} (stage: {target.stage}): {target_counts(target)}",
@@ -189,6 +211,21 @@ def _target_lines(target: TargetPlan) -> Iterator[Text]:
         yield Text("  Notes:", style="bold")
         yield from (Text(f"    - {redact_text(note)}") for note in target.notes)
     yield Text()
+
+
+_VERDICT_HEAD = {
+    "refused": ("no plan: refused", "Reason", "red"),
+    "unreachable": ("no plan: unreachable", "Reason", "red"),
+    "waiting": ("nothing to apply yet: waiting on you", "Next", "yellow"),
+}
+
+
+def _verdict_lines(target: TargetPlan) -> Iterator[Text]:
+    head, label, style = _VERDICT_HEAD[target.status]
+    yield Text(f"Target {target.target}: {head}.", style=f"bold {style}")
+    # Indented, line by line: a reason quoting host text never starts a line of its own.
+    for n, line in enumerate(redact_text(target.reason).splitlines() or [""]):
+        yield Text(f"  {label + ':' if n == 0 else ' ' * (len(label) + 1)} {line}")
 
 
 def _change_lines(change: Change) -> Iterator[Text]:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from wlbplan.core.audit import Audit, TargetAudit, audit_target, make_audit, unreachable
 from wlbplan.core.diff import drift, observed_view
-from wlbplan.core.plan import Plan, csr_path, make_plan, plan_one
+from wlbplan.core.plan import Plan, TargetPlan, make_plan, plan_one, plan_or_refusal
+from wlbplan.core.plan import next_step as plan_next_step
 from wlbplan.errors import SpecError, StalePlanError, WlbplanError
 from wlbplan.inspect.run import inspect_target
 from wlbplan.model.events import Reporter, TargetOutcome
@@ -96,17 +97,21 @@ def plan_all(spec: Spec, targets: Sequence[Target], observed: Sequence[Observed]
 
 def next_step(spec: Spec, target: Target) -> str | None:
     """After a request stage: what the operator does next, in one sentence."""
-    cert = target.certificate
-    if cert.source != "ca-signed":
-        return None
-    if cert.signer is not None and cert.signed is not None and cert.signed.exists():
-        return (f"{target.name}: the signer wrote {cert.signed}; run `wlbplan apply "
-                f"{spec.path}` again to install it.")
-    if cert.signed is None or not cert.signed.exists():
-        return (f"{target.name}: send {csr_path(spec, target)} to your CA; then set "
-                f"certificate.signed (and intermediates, root) in {spec.path} and run "
-                "`wlbplan plan` again.")
-    return None
+    said = plan_next_step(spec, target)
+    return f"{target.name}: {said}" if said else None
+
+
+def plan_each(spec: Spec, targets: Sequence[Target], parallelism: int = 10, *,
+              replace: bool = False) -> Plan:
+    """A verdict for every target: its plan, the gate's refusal, or why it could not be
+    inspected. Nothing stops at the first bad pool: a fleet's plan is complete or useless."""
+    made = []
+    for target, seen in zip(targets, inspect_each(spec, targets, parallelism), strict=True):
+        if isinstance(seen, WlbplanError):
+            made.append(TargetPlan.failed(target.name, "unreachable", str(seen)))
+        else:
+            made.append(plan_or_refusal(spec, target, seen, replace=replace))
+    return make_plan(spec, made)
 
 
 # ---- apply --------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""A plan over several pools gives every target its verdict, in every format: planned,
+refused (the gate's reason) or unreachable (why), exit 1 when any failed, and no plan file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from wlbplan.lab import control, faults
+
+pytestmark = pytest.mark.lab
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
+
+
+def wlbplan(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wlbplan", *args], capture_output=True,
+                          text=True, timeout=120, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """pool1 plans; pool2 reaches WLB by IP with verify on and no credentials (refused);
+    pool3's coordinator has no xe where the spec says (unreachable)."""
+    folder = tmp_path_factory.mktemp("fleet")
+    lab = control.up(folder / "lab", targets=3, hosts=1)
+    try:
+        faults.inject(lab.dir, "by-ip", "pool2")
+        spec = yaml.safe_load(lab.spec_path.read_text())
+        spec["targets"][2]["pool"]["xe"] = str(folder / "no-such-xe")
+        path = lab.dir / "fleet.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        yield path
+    finally:
+        control.down(lab.dir)
+
+
+def test_text_shows_every_target_and_exits_1(fleet: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tfplan"
+    result = wlbplan("plan", str(fleet), "--out", str(out), "--detailed-exitcode")
+    assert result.returncode == 1, result.stderr
+    assert "Target pool1 (stage: trust)" in result.stdout
+    assert "Target pool2: no plan: refused." in result.stdout
+    assert "Target pool3: no plan: unreachable." in result.stdout
+    assert "reconnect the pool to WLB by its FQDN" in result.stdout
+    assert result.stdout.rstrip().endswith("pool2: refused. pool3: unreachable.")
+    assert "pool2 (refused)" in result.stderr
+    assert "pool3 (unreachable)" in result.stderr
+    assert "--target pool1" in result.stderr
+    assert "not saved" in result.stderr
+    assert not out.exists()
+
+
+def test_json_has_a_status_for_every_target_and_fits_the_schema(fleet: Path) -> None:
+    result = wlbplan("plan", str(fleet), "--format", "json")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, json.loads(SCHEMA.read_text()))
+    seen = {t["name"]: (t["status"], bool(t["reason"])) for t in document["targets"]}
+    assert seen == {"pool1": ("planned", False), "pool2": ("refused", True),
+                    "pool3": ("unreachable", True)}
+
+
+def test_markdown_names_every_target(fleet: Path) -> None:
+    result = wlbplan("plan", str(fleet), "--format", "markdown")
+    assert result.returncode == 1
+    text = result.stdout
+    assert text.startswith("**Plan:** ")
+    assert "2 target(s) not planned" in text
+    assert "**pool2**: no plan, refused: " in text
+    assert "**pool3**: no plan, unreachable: " in text
+    assert "<b>pool1</b>" in text
+
+
+def test_leaving_the_failed_targets_out_plans_and_saves(fleet: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tfplan"
+    result = wlbplan("plan", str(fleet), "--target", "pool1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.exists()
