@@ -83,3 +83,44 @@ def test_leaving_the_failed_targets_out_plans_and_saves(fleet: Path, tmp_path: P
     result = wlbplan("plan", str(fleet), "--target", "pool1", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert out.exists()
+
+
+@pytest.fixture
+def blocked(tmp_path: Path) -> Iterator[control.Lab]:
+    lab = control.up(tmp_path / "lab", targets=1, hosts=1)
+    try:
+        yield lab
+    finally:
+        control.down(lab.dir)
+
+
+def test_plan_says_what_stands_in_the_way_in_the_audits_words(blocked: control.Lab) -> None:
+    """A held lock, a leftover journal and a key that does not match its certificate: the
+    plan names each, with the same rule ids and messages as audit."""
+    spec = str(blocked.spec_path)
+    faults.inject(blocked.dir, "key-mismatch", "pool1")
+    lock = Path(yaml.safe_load(blocked.spec_path.read_text())["targets"][0]["pool"]["state_dir"])
+    lock.mkdir(parents=True, exist_ok=True)
+    (lock / "apply.lock").write_text(json.dumps(
+        {"id": "0f0f", "owner": "ops@elsewhere", "pid": 1, "created": "2026-01-01T00:00:00Z",
+         "target": "pool1"}))
+    journal = blocked.spec_path.parent / ".wlbplan" / "pool1" / "journal.jsonl"
+    journal.parent.mkdir(parents=True)
+    journal.write_text(json.dumps({"event": "begin", "time": "2026-01-01T00:00:00Z",
+                                   "target": "pool1", "pid": 1, "host": "elsewhere"}) + "\n")
+
+    plan = wlbplan("plan", spec)
+    audit = wlbplan("audit", spec, "--format", "json")
+    assert "Stands in the way of an apply:" in plan.stdout
+    findings = {f["rule_id"]: f["message"] for t in json.loads(audit.stdout)["targets"]
+                for f in t["findings"]}
+    for rule in ("WLB-POOL-LOCKED", "WLB-KEY-MISMATCH"):
+        assert f"{rule}: {findings[rule]}" in " ".join(plan.stdout.split()), plan.stdout
+    assert "did not finish" in plan.stdout
+    assert "wlbplan rollback" in plan.stdout
+
+    as_json = json.loads(wlbplan("plan", spec, "--format", "json").stdout)
+    jsonschema.validate(as_json, json.loads(SCHEMA.read_text()))
+    assert len(as_json["targets"][0]["blockers"]) == 3
+    markdown = wlbplan("plan", spec, "--format", "markdown").stdout
+    assert "An apply would refuse or fail" in markdown

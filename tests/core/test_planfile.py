@@ -81,7 +81,7 @@ def test_document_shape(doc: dict[str, Any]) -> None:
     assert doc["summary"] == {"add": 1, "change": 2, "remove": 1}
     target = doc["targets"][0]
     assert list(target) == ["name", "status", "reason", "stage", "observed_digest", "observed",
-                            "changes", "steps", "notes"]
+                            "changes", "steps", "notes", "blockers"]
     assert (target["status"], target["reason"]) == ("planned", "")
     assert target["changes"][2] == {"path": "pool.wlb-verify-cert", "action": "update",
                                     "before": False, "after": True, "reason": "verify"}

@@ -108,6 +108,21 @@ def audit_target(spec: Spec, target: Target, observed: Observed, *,
     return TargetAudit(target.name, tuple(_unique(found)), target.line())
 
 
+# What makes an apply refuse, or fail half-way, whatever the plan says: plan shows these
+# from the audit's own findings, so that plan and audit never tell it two ways.
+BLOCKING_RULES = frozenset({"WLB-POOL-LOCKED", "WLB-APPLIANCE-NOT-SERVING", "WLB-KEY-MISMATCH",
+                            "WLB-FILE-UNREADABLE"})
+
+
+def blockers(spec: Spec, target: Target, observed: Observed, *,
+             lock: LockInfo | None = None) -> tuple[Finding, ...]:
+    """The findings that stand in the way of an apply of ``target``."""
+    seen = _Seen.of(target, observed)
+    where = _Where(spec, target)
+    found = [*_locked(lock, where), *_appliance(seen, where)]
+    return tuple(f for f in _unique(found) if f.rule_id in BLOCKING_RULES)
+
+
 # ----------------------------------------------------------------------------- context
 
 

@@ -45,6 +45,9 @@ class TargetPlan:
     """Why no plan could be made: the gate refused it, or the hosts could not be reached."""
     reason: str = ""
     """For a failure, why; for a target that is waiting, what the operator must do."""
+    blockers: tuple[str, ...] = ()
+    """What would make an apply refuse or fail whatever the steps (a held lock, a pending
+    journal, WLB not serving, a key that does not match): the audit's words."""
 
     @property
     def status(self) -> Status:

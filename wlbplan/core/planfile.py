@@ -69,6 +69,7 @@ def target_plan_to_json(target: TargetPlan) -> Doc:
         "changes": [_change_to_json(c) for c in target.changes],
         "steps": [_step_to_json(target.target, i, s) for i, s in enumerate(target.steps, 1)],
         "notes": list(target.notes),
+        "blockers": list(target.blockers),
     }
 
 
@@ -127,6 +128,7 @@ def target_plan_from_json(data: Doc) -> TargetPlan:
         observed=dict(data.get("observed", {})),
         failure=data["status"] if data.get("status") in ("refused", "unreachable") else None,
         reason=data.get("reason", ""),
+        blockers=tuple(data.get("blockers", ())),
     )
 
 

@@ -24,7 +24,8 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~&])")
 
 
 def render(plan: Plan) -> str:
-    if not acts(plan) and not plan.failed and not waiting(plan):
+    if not acts(plan) and not plan.failed and not waiting(plan) and \
+            not any(t.blockers for t in plan.targets):
         return _no_changes(plan)
     head = _head(plan)
     for compact in (False, True):
@@ -58,6 +59,11 @@ def _head(plan: Plan) -> str:
     for target in plan.targets:
         if target.failure is not None or target.status == "waiting":
             lines += ["", _verdict(target)]
+    blocked = [(t.target, b) for t in plan.targets for b in t.blockers]
+    if blocked:
+        lines += ["", "> [!CAUTION]", "> An apply would refuse or fail:"]
+        lines += [f"> - **{md_escape(name)}**: {md_escape(' '.join(redact_text(b).split()))}"
+                  for name, b in blocked]
     unchanged = [t.target for t in plan.targets if t.status == "no_changes"]
     if unchanged:
         lines += ["", "No changes for " + ", ".join(f"**{md_escape(n)}**" for n in unchanged) + "."]

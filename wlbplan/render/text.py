@@ -56,7 +56,7 @@ def plan_line(plan: Plan) -> str:
     if acts(plan):
         c = plan.counts()
         line = f"Plan: {c['add']} to add, {c['change']} to change, {c['remove']} to remove."
-    elif plan.failed or waiting(plan):
+    elif plan.failed or waiting(plan) or any(t.blockers for t in plan.targets):
         line = "No changes to apply."
     else:
         return NO_CHANGES
@@ -75,6 +75,9 @@ def verdicts(plan: Plan) -> list[str]:
         names = [t.target for t in plan.targets if t.status == status]
         if names:
             out.append(f"{', '.join(names)}: {words}.")
+    blocked = [t.target for t in plan.targets if t.blockers]
+    if blocked:
+        out.append(f"{', '.join(blocked)}: an apply would refuse or fail (see above).")
     return out
 
 
@@ -207,6 +210,11 @@ def _target_lines(target: TargetPlan) -> Iterator[Text]:
         yield from _change_lines(change)
     if target.steps:
         yield from _step_lines(target)
+    if target.blockers:
+        yield Text("  Stands in the way of an apply:", style="bold red")
+        for blocker in target.blockers:
+            for n, line in enumerate(redact_text(blocker).splitlines() or [""]):
+                yield Text(f"    {'-' if n == 0 else ' '} {line}")
     if target.notes:
         yield Text("  Notes:", style="bold")
         yield from (Text(f"    - {redact_text(note)}") for note in target.notes)

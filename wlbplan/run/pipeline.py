@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from wlbplan.core.audit import Audit, TargetAudit, audit_target, make_audit, unreachable
+from wlbplan.core.audit import Audit, TargetAudit, audit_target, blockers, make_audit, unreachable
 from wlbplan.core.diff import drift, observed_view
 from wlbplan.core.plan import Plan, TargetPlan, make_plan, plan_one, plan_or_refusal
 from wlbplan.core.plan import next_step as plan_next_step
@@ -102,16 +103,30 @@ def next_step(spec: Spec, target: Target) -> str | None:
 
 
 def plan_each(spec: Spec, targets: Sequence[Target], parallelism: int = 10, *,
-              replace: bool = False) -> Plan:
+              replace: bool = False, state_dir: Path | None = None) -> Plan:
     """A verdict for every target: its plan, the gate's refusal, or why it could not be
-    inspected. Nothing stops at the first bad pool: a fleet's plan is complete or useless."""
-    made = []
-    for target, seen in zip(targets, inspect_each(spec, targets, parallelism), strict=True):
-        if isinstance(seen, WlbplanError):
-            made.append(TargetPlan.failed(target.name, "unreachable", str(seen)))
-        else:
-            made.append(plan_or_refusal(spec, target, seen, replace=replace))
+    inspected. Nothing stops at the first bad pool: a fleet's plan is complete or useless.
+    Each plan also says what stands in the way of applying it (``blockers``)."""
+    folder = state_dir or default_state_dir(spec)
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
+        made = list(workers.map(lambda t: _plan_one(spec, t, folder, replace), targets))
     return make_plan(spec, made)
+
+
+def _plan_one(spec: Spec, target: Target, state_dir: Path, replace: bool) -> TargetPlan:
+    try:
+        with open_sessions(spec, target) as sessions:
+            seen = inspect_target(target, sessions)
+            held = read_lock(sessions.pool, target)  # as audit reads it: apart from the facts
+    except WlbplanError as err:
+        return TargetPlan.failed(target.name, "unreachable", str(err))
+    made = plan_or_refusal(spec, target, seen, replace=replace)
+    found = [f"{f.rule_id}: {f.message}" + (f" ({f.hint})" if f.hint else "")
+             for f in blockers(spec, target, seen, lock=held)]
+    journal = Journal(state_dir, target.name)
+    if journal.exists():
+        found.insert(0, journal.leftover_message(target.name))
+    return dataclasses.replace(made, blockers=tuple(found)) if found else made
 
 
 # ---- apply --------------------------------------------------------------------------------
