@@ -6,6 +6,7 @@ A case file (tests/differ_fixtures.py documents the ``observed`` form)::
     spec: {pool: ..., wlb: ..., certificate: ..., verify: ...}   # one target, as written
     observed: {appliance: ..., pool: ...}
     lock: {id: L-1, owner: op@laptop, pid: 4242, created: "2025-01-31T09:30:00Z"}  # optional
+          # (alive: true|false — its owner's process, as seen on this machine; unset: elsewhere)
     expect:                       # exactly these findings, as RULE-ID: level
       WLB-POOL-BY-IP: warning
     contains:                     # optional: substrings of a rule's message or hint
@@ -59,9 +60,11 @@ def run(path: Path, reg: Registry, folder: Path) -> tuple[Spec, list[Finding]]:
     case = load_case(path)
     spec = load_target_spec(case, path.stem, folder)
     target = spec.targets[0]
-    held = case.get("lock")
+    held = dict(case.get("lock") or {})
+    alive = held.pop("alive", None)  # the pipeline's look at the owner's process
     audited = audit_target(spec, target, observed(case.get("observed", {}), target, reg),
-                           lock=None if held is None else LockInfo(target=target.name, **held))
+                           lock=LockInfo(target=target.name, **held) if held else None,
+                           lock_owner_alive=alive)
     return spec, list(audited.findings)
 
 

@@ -6,9 +6,11 @@ it has taken the lock and journaled step 1, and waits for a file before going on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -38,6 +40,7 @@ from applylab import (
 
 from wlbplan.errors import LockError
 from wlbplan.lab import control
+from wlbplan.model.lock import LockInfo
 from wlbplan.run import lock
 from wlbplan.run.sessions import open_sessions
 
@@ -345,3 +348,13 @@ def test_lock_error_is_a_lock_error(lab: control.Lab) -> None:
             assert lock.release(sessions.pool, planned.target, mine.id)
     # the lock folder may stay; the lock file must not
     assert not lock_file(lab).exists()
+
+
+def test_owner_alive_only_judges_this_machines_processes() -> None:
+    here = socket.gethostname()
+    mine = LockInfo("a", f"me@{here}", os.getpid(), "2026-01-01T00:00:00Z", "pool1")
+    assert lock.owner_alive(mine) is True
+    gone = dataclasses.replace(mine, pid=2**22 + 12345)
+    assert lock.owner_alive(gone) is False
+    elsewhere = dataclasses.replace(mine, owner="me@not-" + here)
+    assert lock.owner_alive(elsewhere) is None

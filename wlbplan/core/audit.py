@@ -98,11 +98,13 @@ def unreachable(spec: Spec, target: Target, error: str) -> TargetAudit:
 
 
 def audit_target(spec: Spec, target: Target, observed: Observed, *,
-                 lock: LockInfo | None = None, at: dt.datetime | None = None) -> TargetAudit:
-    """``lock``: the apply lock found on the coordinator (None: not locked)."""
+                 lock: LockInfo | None = None, lock_owner_alive: bool | None = None,
+                 at: dt.datetime | None = None) -> TargetAudit:
+    """``lock``: the apply lock found on the coordinator (None: not locked);
+    ``lock_owner_alive``: whether its process runs (None: it ran on another machine)."""
     seen = _Seen.of(target, observed)
     where = _Where(spec, target)
-    found = [*_locked(lock, where), *_pool(seen, where, at), *_trust(seen, where),
+    found = [*_locked(lock, lock_owner_alive, where), *_pool(seen, where, at), *_trust(seen, where),
              *_appliance(seen, where), *_certificates(seen, where, spec.policy, at),
              *_drift(spec, seen, where)]
     return TargetAudit(target.name, tuple(_unique(found)), target.line())
@@ -115,11 +117,12 @@ BLOCKING_RULES = frozenset({"WLB-POOL-LOCKED", "WLB-APPLIANCE-NOT-SERVING", "WLB
 
 
 def blockers(spec: Spec, target: Target, observed: Observed, *,
-             lock: LockInfo | None = None) -> tuple[Finding, ...]:
+             lock: LockInfo | None = None,
+             lock_owner_alive: bool | None = None) -> tuple[Finding, ...]:
     """The findings that stand in the way of an apply of ``target``."""
     seen = _Seen.of(target, observed)
     where = _Where(spec, target)
-    found = [*_locked(lock, where), *_appliance(seen, where)]
+    found = [*_locked(lock, lock_owner_alive, where), *_appliance(seen, where)]
     return tuple(f for f in _unique(found) if f.rule_id in BLOCKING_RULES)
 
 
@@ -192,13 +195,17 @@ def _unique(findings: Sequence[Finding]) -> Iterator[Finding]:
 # -------------------------------------------------------------------------------- pool
 
 
-def _locked(held: LockInfo | None, where: _Where) -> Iterator[Finding]:
+def _locked(held: LockInfo | None, alive: bool | None, where: _Where) -> Iterator[Finding]:
     if held is None:
         return
     name = where.target.name
+    owner = ("its process is still running on this machine" if alive else
+             "its process is gone from this machine" if alive is False else
+             "it ran on another machine, where only that machine can tell if it still runs")
     yield where.finding(
         "WLB-POOL-LOCKED",
-        f"the pool is locked by an apply: {held.describe()}", about="pool", where="pool",
+        f"the pool is locked by an apply: {held.describe()}; {owner}", about="pool",
+        where="pool",
         hint=f"if that apply is not running, on {held.owner}: wlbplan rollback SPEC --target "
              f"{name} (undo) or wlbplan apply SPEC --resume --target {name} (finish); "
              f"wlbplan force-unlock SPEC --target {name} {held.id} only if its journal is "

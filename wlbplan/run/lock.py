@@ -17,6 +17,7 @@ from wlbplan.errors import LockError
 from wlbplan.model.command import Command, script
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.spec import Target
+from wlbplan.run.pids import alive
 
 LOCK_FILE = "apply.lock"
 UNREADABLE = "unreadable"  # the id force-unlock takes for a lock file cut short
@@ -105,3 +106,11 @@ def force_unlock(runner: Runner, target: Target, lock_id: str) -> LockInfo:
     if not removed:
         raise LockError(f"{target.name}: could not remove {lock_path(target)}")
     return holder
+
+
+def owner_alive(info: LockInfo) -> bool | None:
+    """Does the process that took this lock still run? None when it ran on another machine
+    (a pid means nothing elsewhere)."""
+    if info.id == UNREADABLE or info.owner.rpartition("@")[2] != socket.gethostname():
+        return None
+    return alive(info.pid)

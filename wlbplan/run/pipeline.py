@@ -20,7 +20,7 @@ from wlbplan.model.observed import Observed
 from wlbplan.model.spec import Spec, Target
 from wlbplan.run.apply import apply_target, resume_target, rollback_target
 from wlbplan.run.journal import Journal, JournalError
-from wlbplan.run.lock import read_lock
+from wlbplan.run.lock import owner_alive, read_lock
 from wlbplan.run.sessions import Sessions, open_sessions
 
 
@@ -78,7 +78,8 @@ def _audit_one(spec: Spec, target: Target) -> TargetAudit:
             held = read_lock(sessions.pool, target)
     except WlbplanError as err:
         return unreachable(spec, target, str(err))
-    return audit_target(spec, target, seen, lock=held)
+    return audit_target(spec, target, seen, lock=held,
+                        lock_owner_alive=owner_alive(held) if held else None)
 
 
 def audit_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) -> Audit:
@@ -122,7 +123,8 @@ def _plan_one(spec: Spec, target: Target, state_dir: Path, replace: bool) -> Tar
         return TargetPlan.failed(target.name, "unreachable", str(err))
     made = plan_or_refusal(spec, target, seen, replace=replace)
     found = [f"{f.rule_id}: {f.message}" + (f" ({f.hint})" if f.hint else "")
-             for f in blockers(spec, target, seen, lock=held)]
+             for f in blockers(spec, target, seen, lock=held,
+                               lock_owner_alive=owner_alive(held) if held else None)]
     journal = Journal(state_dir, target.name)
     if journal.exists():
         found.insert(0, journal.leftover_message(target.name))
