@@ -98,7 +98,18 @@ def _sign_run(ctx: Context, step: Step) -> None:
 
 def _sign_undo_record(ctx: Context, step: Step) -> UndoRecord | None:
     cert = Path(step.params["cert"])
-    return None if cert.exists() else {"kind": "local.remove", "path": str(cert)}
+    if not cert.exists():
+        return {"kind": "local.remove", "path": str(cert)}
+    # A rotation signs over the certificate in use: keep it (public) to put it back.
+    try:
+        return {"kind": "local.restore", "path": str(cert), "content": cert.read_text()}
+    except (OSError, UnicodeDecodeError) as err:
+        raise StepFailed(f"cannot keep a copy of {cert} before the signer replaces it: "
+                         f"{err}") from None
+
+
+def _undo_local_restore(ctx: Context, record: UndoRecord) -> None:
+    Path(record["path"]).write_text(record["content"])
 
 
 def _undo_local_remove(ctx: Context, record: UndoRecord) -> None:
@@ -190,6 +201,34 @@ def _undo_restore(ctx: Context, record: UndoRecord) -> None:
     restart(ctx, r.get("served"))
 
 
+# ---- clear the request ------------------------------------------------------------------
+
+# $1 = CSR; prints its mode, or nothing when it is gone already.
+_MODE = '[ -e "$1" ] && stat -c %a -- "$1"; exit 0'
+
+
+def _clear_undo_record(ctx: Context, step: Step) -> UndoRecord:
+    path = step.params["path"]
+    mode = ctx.sessions.appliance.run(script(_MODE, path)).stdout.strip()
+    return {"kind": "appliance.put_back", "path": path, "content": step.params["csr"],
+            "mode": mode if mode.isdigit() else ""}
+
+
+def _clear_run(ctx: Context, step: Step) -> None:
+    checked(ctx.sessions.appliance, Command(("rm", "-f", "--", step.params["path"])),
+            "removing the request's CSR")
+
+
+def _undo_put_back(ctx: Context, record: UndoRecord) -> None:
+    """The CSR is public: the journal may hold it. Put back only what was there."""
+    if not record.get("mode"):
+        return
+    appliance = ctx.sessions.appliance
+    if appliance.run(Command(("test", "-e", record["path"]))).ok:
+        return
+    appliance.put(record["content"].encode(), record["path"], mode=int(record["mode"], 8))
+
+
 # ---- restart -------------------------------------------------------------------------------
 
 def served_leaf(ctx: Context) -> str | None:
@@ -252,12 +291,15 @@ ACTIONS = {
     "appliance.backup": Action(_backup_undo_record, _backup_run, _undo_remove_backups),
     "appliance.install_chain": Action(_install_undo_record, _install_run, _undo_restore),
     "appliance.restart": Action(_restart_undo_record, _restart_run, _undo_restart),
+    "appliance.clear_request": Action(_clear_undo_record, _clear_run, _undo_put_back),
 }
 
 UNDO = {
     "appliance.unfresh": _undo_unfresh,
     "local.remove": _undo_local_remove,
+    "local.restore": _undo_local_restore,
     "appliance.remove_backups": _undo_remove_backups,
     "appliance.restore": _undo_restore,
     "appliance.restart": _undo_restart,
+    "appliance.put_back": _undo_put_back,
 }

@@ -79,11 +79,13 @@ def managed(name: str) -> bool:
 
 
 def desired_state(target: Target, observed: Observed, *, replace: bool = False) -> Desired:
-    """``replace`` makes a new pending key and CSR even if matching ones exist."""
+    """``replace`` makes a new pending key and CSR even if matching ones exist; on a
+    CA-signed target that has its certificate, that is a rotation's request stage."""
     spec = target.certificate
     if spec.source == "self-signed":
         made = _self_signed(target, observed)
-    elif spec.signed is None or (spec.signer is not None and not spec.signed.exists()):
+    elif replace or spec.signed is None or (spec.signer is not None and
+                                            not spec.signed.exists()):
         return dataclasses.replace(_request(target, observed, replace),
                                    wlb_url=observed.pool.wlb_url)
     else:

@@ -117,8 +117,19 @@ def plan_one(spec: Spec, target: Target, observed: Observed, *,
     if verdict.refusal is not None:
         raise VerifyError(verdict.refusal)
     made = plan_target(spec, target, observed, desired, diff(desired, observed))
-    waiting = "" if made.steps or desired.stage != "request" else next_step(spec, target) or ""
+    waiting = "" if made.steps else _waiting(spec, target, observed, desired)
     return dataclasses.replace(made, notes=made.notes + verdict.warnings, reason=waiting)
+
+
+def _waiting(spec: Spec, target: Target, observed: Observed, desired: Desired) -> str:
+    """Nothing to apply, yet not converged: what the operator must do next."""
+    if desired.stage == "request":
+        return next_step(spec, target) or ""
+    if target.certificate.source == "ca-signed" and observed.appliance.pending_key:
+        return (f"a rotation is under way: a new key waits on the appliance. Send "
+                f"{csr_path(spec, target)} to your CA, then set certificate.signed in "
+                f"{spec.path} to the new certificate and run `wlbplan plan` again.")
+    return ""
 
 
 def plan_or_refusal(spec: Spec, target: Target, observed: Observed, *,
@@ -238,9 +249,12 @@ def _install_chain_steps(target: Target, observed: Observed, desired: Desired,
 
     backup = appliance_steps.backup(target, observed.appliance.backups, stamp)
     leaf = cert_summary(desired.chain[0])["fingerprint"]
-    return [
+    steps = [
         backup,
         appliance_steps.install_chain(target, desired.chain, backup.params["backups"],
                                       desired.key_source),
         appliance_steps.restart(target, leaf),
     ]
+    if desired.key_source == "pending" and observed.appliance.pending_csr:
+        steps.append(appliance_steps.clear_request(target, observed.appliance.pending_csr))
+    return steps

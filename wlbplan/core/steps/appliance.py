@@ -157,6 +157,20 @@ def install_chain(target: Target, chain: tuple[str, ...], backups: list[str],
     )
 
 
+def clear_request(target: Target, csr_pem: str) -> Step:
+    """After an install with the pending key: its CSR has served its turn. Left behind, it
+    would stand for a request that is no longer pending."""
+    csr = pending_csr(target)
+    return Step(
+        action="appliance.clear_request",
+        on="appliance",
+        summary=f"remove the request's CSR {csr}: its key is now the live key",
+        commands=(_show("rm", "-f", "--", csr),),
+        undo=(f"put {csr} back as it was (same content and mode)",),
+        params={"path": csr, "csr": csr_pem},
+    )
+
+
 def restart(target: Target, leaf_fingerprint: str) -> Step:
     return Step(
         action="appliance.restart",
