@@ -10,6 +10,7 @@ A case file (tests/differ_fixtures.py documents the ``observed`` form)::
     expect:                       # exactly these findings, as RULE-ID: level
       WLB-POOL-BY-IP: warning
     contains:                     # optional: substrings of a rule's message or hint
+                                  # ({spec} stands for the case spec's path)
       WLB-POOL-BY-IP: [pool-initialize-wlb]
 
 Beyond what a case lists, every finding is checked for what audit promises in general:
@@ -71,14 +72,17 @@ def run(path: Path, reg: Registry, folder: Path) -> tuple[Spec, list[Finding]]:
 @pytest.mark.parametrize("path", case_files(), ids=lambda p: p.stem)
 def test_case(path: Path, reg: Registry, spec_dir: Path) -> None:
     case = load_case(path)
-    _, findings = run(path, reg, spec_dir)
+    spec, findings = run(path, reg, spec_dir)
     got = {f.rule_id: f.level for f in findings}
     assert got == (case.get("expect") or {}), "\n".join(
         f"{f.level} {f.rule_id}: {f.message} — {f.hint}" for f in findings)
     for rule_id, pieces in (case.get("contains") or {}).items():
         said = " ".join(f"{f.message} {f.hint}" for f in findings if f.rule_id == rule_id)
         for piece in pieces:
+            piece = piece.replace("{spec}", str(spec.path))
             assert piece in said, f"{rule_id}: {piece!r} not in {said!r}"
+    for finding in findings:  # hints are pasted as they are: the real spec, never "SPEC"
+        assert "SPEC " not in finding.hint, finding
 
 
 @pytest.mark.parametrize("path", case_files(), ids=lambda p: p.stem)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from cryptography import x509
 from wlbplan import __version__, certs
 from wlbplan.core import gate
 from wlbplan.core.desired import managed
-from wlbplan.core.plan import now_utc, plan_one
+from wlbplan.core.plan import TargetPlan, now_utc, plan_one
 from wlbplan.core.rules import LEVELS, Level, at_least, rule
 from wlbplan.errors import VerifyError, WlbplanError
 from wlbplan.model.lock import LockInfo
@@ -103,10 +104,11 @@ def audit_target(spec: Spec, target: Target, observed: Observed, *,
     """``lock``: the apply lock found on the coordinator (None: not locked);
     ``lock_owner_alive``: whether its process runs (None: it ran on another machine)."""
     seen = _Seen.of(target, observed)
-    where = _Where(spec, target)
+    planned = _plan(spec, seen)
+    where = _Where(spec, target, plannable=not isinstance(planned, str))
     found = [*_locked(lock, lock_owner_alive, where), *_pool(seen, where, at), *_trust(seen, where),
              *_appliance(seen, where), *_certificates(seen, where, spec.policy, at),
-             *_drift(spec, seen, where)]
+             *_drift(planned, where)]
     return TargetAudit(target.name, tuple(_unique(found)), target.line())
 
 
@@ -135,6 +137,19 @@ class _Where:
 
     spec: Spec
     target: Target
+    plannable: bool = True
+    """Whether a plan can be made for the target (hints offer `wlbplan plan` only then)."""
+
+    def command(self, verb: str, *more: str) -> str:
+        """A command line the operator can paste: the real spec path, the target, quoted."""
+        return shlex.join(["wlbplan", verb, str(self.spec.path), *more, "--target",
+                           self.target.name])
+
+    def plan_hint(self, what: str) -> str:
+        if self.plannable:
+            return f"`{self.command('plan')}` shows the steps; {what}"
+        return ("no plan can be made as the spec stands (WLB-SPEC-UNPLANNABLE says why): "
+                "fix that first")
 
     def finding(self, rule_id: str, message: str, *, about: str, where: str,
                 hint: str | None = None, level: Level | None = None) -> Finding:
@@ -198,7 +213,6 @@ def _unique(findings: Sequence[Finding]) -> Iterator[Finding]:
 def _locked(held: LockInfo | None, alive: bool | None, where: _Where) -> Iterator[Finding]:
     if held is None:
         return
-    name = where.target.name
     owner = ("its process is still running on this machine" if alive else
              "its process is gone from this machine" if alive is False else
              "it ran on another machine, where only that machine can tell if it still runs")
@@ -206,10 +220,10 @@ def _locked(held: LockInfo | None, alive: bool | None, where: _Where) -> Iterato
         "WLB-POOL-LOCKED",
         f"the pool is locked by an apply: {held.describe()}; {owner}", about="pool",
         where="pool",
-        hint=f"if that apply is not running, on {held.owner}: wlbplan rollback SPEC --target "
-             f"{name} (undo) or wlbplan apply SPEC --resume --target {name} (finish); "
-             f"wlbplan force-unlock SPEC --target {name} {held.id} only if its journal is "
-             "lost")
+        hint=f"if that apply is not running, on {held.owner}: "
+             f"`{where.command('rollback')}` (undo) or "
+             f"`{where.command('apply', '--resume')}` (finish); "
+             f"`{where.command('force-unlock')} {held.id}` only if its journal is lost")
 
 
 def _pool(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Finding]:
@@ -255,7 +269,7 @@ def _verify_off(seen: _Seen, where: _Where) -> Finding:
             "WLB-POOL-VERIFY-OFF",
             "wlb-verify-cert is false: the pool does not verify WLB's certificate, though "
             "the spec asks for verify: true", about="pool", where="verify",
-            hint="wlbplan plan shows the steps; wlbplan apply turns it on after a preflight")
+            hint=where.plan_hint("wlbplan apply turns it on after a preflight"))
     return where.finding(
         "WLB-POOL-VERIFY-OFF",
         "wlb-verify-cert is false: the pool does not verify WLB's certificate "
@@ -276,7 +290,8 @@ def _refused(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Fin
         f"wlb-verify-cert is true and the pool refuses what WLB serves at {seen.host}: "
         f"{verdict}; the pool cannot talk to WLB",
         about="pool", where="verify",
-        hint=gate.advice(verdict.reason, seen.host) + " wlbplan plan shows the steps.")
+        hint=gate.advice(verdict.reason, seen.host) + " " +
+        where.plan_hint("apply it once it is right."))
 
 
 # ------------------------------------------------------------------------------- trust
@@ -377,25 +392,51 @@ def _certificates(seen: _Seen, where: _Where, policy: Policy,
         if certs.is_self_signed(ordered[-1]) and ordered[-1] not in anchors:
             anchors.append(ordered[-1])  # what the pool trusts once the plan is applied
         found += certs.modern_policy_findings(ordered, anchors, seen.name_for_policy, at=at)
+    leaf = ordered[0]
     for item in found:
+        hint = item.hint
+        if item.rule_id in _RENEWALS and item.subject == leaf.subject.rfc4514_string():
+            hint = _renewal(where, leaf.not_valid_after_utc)
         yield where.finding(item.rule_id, item.message, about=item.subject or "certificate",
-                            where="certificate", hint=item.hint, level=item.severity)
+                            where="certificate", hint=hint, level=item.severity)
+
+
+_RENEWALS = frozenset({"WLB-CERT-EXPIRED", "WLB-CERT-EXPIRING"})
+
+
+def _renewal(where: _Where, not_after: dt.datetime) -> str:
+    """How to renew WLB's certificate, with the date it must happen by."""
+    by = not_after.strftime("%Y-%m-%d %H:%M UTC")
+    target = where.target
+    if target.certificate.source == "ca-signed":
+        return (f"renew it before {by}: `{where.command('apply', '--replace')}` makes a new "
+                "key and CSR (a rotation), then set certificate.signed to the new certificate "
+                f"and run `{where.command('apply')}`")
+    return (f"renew it before {by}: make a new self-signed certificate on the appliance "
+            f"(into {target.wlb.paths.cert} and {target.wlb.paths.key}), then "
+            f"`{where.command('apply')}` makes the pool trust it")
 
 
 # ------------------------------------------------------------------------------- drift
 
 
-def _drift(spec: Spec, seen: _Seen, where: _Where) -> Iterator[Finding]:
+def _plan(spec: Spec, seen: _Seen) -> TargetPlan | str:
+    """The plan ``plan`` would make, or its refusal in words (the target's name left out:
+    the finding names it)."""
     try:
-        made = plan_one(spec, seen.target, seen.observed)
+        return plan_one(spec, seen.target, seen.observed)
     except WlbplanError as err:
-        said = str(err).removeprefix(f"{seen.target.name}: ")  # the finding names the target
-        yield where.finding("WLB-SPEC-UNPLANNABLE", said, about="plan", where="certificate")
+        return str(err).removeprefix(f"{seen.target.name}: ")
+
+
+def _drift(made: TargetPlan | str, where: _Where) -> Iterator[Finding]:
+    if isinstance(made, str):
+        yield where.finding("WLB-SPEC-UNPLANNABLE", made, about="plan", where="certificate")
         return
     if not made.changes:
         return
     changes = "; ".join(f"{c.action} {c.path}" for c in made.changes)
     yield where.finding(
         "WLB-SPEC-DRIFT", f"{len(made.changes)} change(s) to match the spec: {changes}",
-        about="plan", where="", hint=f"review `wlbplan plan {spec.path} --target "
-        f"{seen.target.name}` and apply it, or change the spec")
+        about="plan", where="", hint=f"review `{where.command('plan')}` and apply it, or "
+        "change the spec")

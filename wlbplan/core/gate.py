@@ -104,7 +104,7 @@ def advice(reason: str, host: str) -> str:
                 "wlb_url=<fqdn>:<port>), whose name the certificate carries.")
     if "hostname" in lowered or "subject" in lowered:
         return (f"The certificate does not name {host}: the pool must reach WLB by the name "
-                "in the certificate (seed: connect by host name, not IP).")
+                "in the certificate: connect it by host name, not by IP address.")
     if "expired" in lowered or "not yet valid" in lowered:
         return "Renew the appliance's certificate first."
     return "Fix the certificate or the trust before turning verification on."
