@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LAB_DIR ?= .wlbplan-lab
 
-.PHONY: demo test lint typecheck unit system-packages install clean
+.PHONY: demo test quick lint typecheck unit system-packages install clean
 
 $(BIN)/.installed: pyproject.toml
 	@PYTHON=$(PYTHON) sh scripts/ensure-system-packages.sh
@@ -28,6 +28,11 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# The pure core and the renderers, no lab: about a minute, for the edit-test loop.
+QUICK := tests/architecture tests/core tests/certs tests/model tests/render tests/spec
+quick: install lint typecheck
+	$(BIN)/pytest -q -n auto $(QUICK)
 
 # Lab tests wait on subprocesses and handshakes: one worker per core roughly halves the
 # run. loadscope keeps a module's tests (and its module-scoped lab) on one worker.
