@@ -99,3 +99,37 @@ def test_a_failed_reconnect_is_undone(by_ip: control.Lab, tmp_path: Path) -> Non
     assert "WLB rejected our configured authentication details" in result.stderr
     assert "wrong-password" not in result.stderr + result.stdout
     assert wlb_url(by_ip) == before
+
+
+# A wrong WLB password with every character quoting changes (and a one-letter
+# xenserver password): the failure quotes the command, its rollback journals that message.
+HARD = {"T_WLB_PASS": "pa'ss word$1\"\\ä-wrong", "T_XS_PASS": "x"}
+
+
+@pytest.fixture(params=["local", "ssh"])
+def by_ip_on(request: pytest.FixtureRequest, tmp_path: Path):
+    lab = control.up(tmp_path / "lab", hosts=1, ssh=request.param == "ssh")
+    faults.inject(lab.dir, "by-ip")
+    yield lab
+    control.down(lab.dir)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_secrets_with_quotes_are_masked_in_output_and_journal(by_ip_on: control.Lab,
+                                                              tmp_path: Path, fmt: str) -> None:
+    """Issue 16 #1 and #24: masked per argument, never by substring."""
+    spec = with_credentials(by_ip_on, tmp_path)
+    result = run("apply", str(spec), "--auto-approve", "--format", fmt,
+                 env={**logins(by_ip_on), **HARD})
+    assert result.returncode == 1, result.stdout + result.stderr
+    shown = result.stdout + result.stderr
+    journals = "".join(p.read_text() for p in (tmp_path / ".wlbplan").rglob("*.jsonl"))
+    assert "WLB rejected our configured authentication details" in shown
+    assert "pool-initialize-wlb" in journals  # the undo's failure, with its command
+    for text in (shown, journals):
+        for piece in ("ss word", "\\u00e4-wrong", "ä-wrong"):
+            assert piece not in text
+        assert "wlb_password=********" in text
+        assert "xenserver_password=********" in text
+        assert "xenserver_username=root" in text  # a one-letter secret masks its argument only
+        assert "/bin/xe pool-initialize-wlb" in text

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import shlex
-
 from wlbplan.core.desired import Anchor
 from wlbplan.core.steps import TMP, Step
-from wlbplan.model.command import Command, Part, Raw, sh
+from wlbplan.model.command import Command, Part, Raw, shown
 from wlbplan.model.observed import PoolFacts
 from wlbplan.model.spec import Target, is_ip_literal
+from wlbplan.model.text import shell_word
 
 
 def _xe(target: Target, *args: Part) -> str:
-    return sh(target.pool.xe, *args)
+    return shown(target.pool.xe, *args)
 
 
 def _in_tmp(option: str, name: str) -> Raw:
     """``filename="$WLBPLAN_TMP"/NAME``: the upload folder is only known when apply runs."""
-    return Raw(f'{option}="{TMP}"/{shlex.quote(name)}')
+    return Raw(f'{option}="{TMP}"/{shell_word(name)}')
+
+
+def _upload(what: str, name: str) -> str:
+    return f"upload {what} to {TMP}/{shell_word(name)} (0644)"
 
 
 def bundle_path(target: Target) -> str:
@@ -32,7 +35,7 @@ def install_ca(target: Target, anchor: Anchor) -> Step:
         summary=f"trust {name} on every host of the pool",
         commands=(
             f"{TMP[1:]}=$(mktemp -d)",
-            f"upload {name} to {TMP}/{name} (0644)",
+            _upload(shell_word(name), name),
             _xe(target, "pool-install-ca-certificate", _in_tmp("filename", name)),
             f'rm -rf "{TMP}"',
         ),
@@ -136,7 +139,7 @@ def confirm(target: Target) -> Step:
 def uninstall_ca(target: Target, name: str, pem: str | None, fingerprint: str | None) -> Step:
     undo = (
         f"{TMP[1:]}=$(mktemp -d)",
-        f"upload the saved {name} to {TMP}/{name} (0644)",
+        _upload(f"the saved {shell_word(name)}", name),
         _xe(target, "pool-install-ca-certificate", _in_tmp("filename", name)),
     ) if pem else ()
     return Step(
