@@ -16,7 +16,8 @@ from typing import NoReturn
 import click
 
 from wlbplan import __version__
-from wlbplan.errors import WlbplanError
+from wlbplan.errors import SpecError, StalePlanError, WlbplanError
+from wlbplan.model.text import visible
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -54,12 +55,24 @@ def _register() -> None:
 _register()
 
 
+# Messages made of lines, each built with what it quotes already escaped: a spec's
+# diagnostics, a stale plan's list of what moved.
+_LINED = (SpecError, StalePlanError)
+
+
+def error_text(err: WlbplanError) -> str:
+    """``Error: …`` on one line, whatever a host put in the message (an xe error, a
+    certificate subject): a line break in it shows as ``\\n`` and never starts a line."""
+    lines = str(err).split("\n") if isinstance(err, _LINED) else [str(err)]
+    return "\n".join(visible(line) for line in [f"Error: {lines[0]}", *lines[1:]])
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: map every outcome to the documented exit codes."""
     try:
         rv = cli.main(args=argv, prog_name="wlbplan", standalone_mode=False)
     except WlbplanError as err:
-        click.echo(f"Error: {err}", err=True)
+        click.echo(error_text(err), err=True)
         sys.exit(err.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("Interrupted.", err=True)
@@ -73,7 +86,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as exc:  # the one place that turns a bug into exit 3
         path = _log_bug(exc)
         click.echo(
-            f"Internal error (a bug in wlbplan): {type(exc).__name__}: {exc}\n"
+            f"Internal error (a bug in wlbplan): {type(exc).__name__}: {visible(str(exc))}\n"
             f"The traceback is in {path}; please attach it to a bug report.",
             err=True,
         )

@@ -67,13 +67,31 @@ def test_escaping_matches_the_toolkit() -> None:
     assert github.escape_data("%0A") == "%250A"  # an escape in the text stays text
 
 
-@given(st.text())
+PRINTABLE_OR_CRLF = st.text(st.characters(
+    codec="utf-8", categories=("L", "M", "N", "P", "S"), include_characters=" \r\n"))
+
+
+@given(PRINTABLE_OR_CRLF)
 def test_escaped_text_round_trips_and_stays_on_one_line(text: str) -> None:
     data, prop = github.escape_data(text), github.escape_property(text)
     assert not {"\n", "\r"} & set(data)
     assert not {"\n", "\r", ":", ","} & set(prop)
     assert unescape_data(data) == text
     assert unescape_property(prop) == text
+
+
+@given(st.text())
+def test_no_unprintable_character_reaches_the_log(text: str) -> None:
+    """The runner ends a command at NEL or U+2028 too, and BEL, VT, FF, ESC reach the log
+    as they are: only printable characters may leave the escape."""
+    assert github.escape_data(text).isprintable()
+    assert github.escape_property(text).isprintable()
+
+
+def test_controls_beyond_cr_and_lf_are_escaped_visibly() -> None:
+    hostile = "a\x07b\x0bc\x0cd\x85e\u2028f\u2029g\x1b[31mh\r\n::error::x"
+    assert github.escape_data(hostile) == (
+        "a\\x07b\\x0bc\\x0cd\\u0085e\\u2028f\\u2029g\\x1b[31mh%0D%0A::error::x")
 
 
 def test_no_file_or_line_when_unknown() -> None:

@@ -107,9 +107,9 @@ def test_result_message_location_and_properties() -> None:
     assert result_for(run, KEY_MODE)["message"] == {"text": KEY_MODE.message}  # no hint
 
 
-def test_message_text_is_carried_as_is() -> None:
+def test_message_text_is_carried_as_is_on_one_line() -> None:
     expiring = next(r for r in run_of(sample())["results"] if r["ruleId"] == "WLB-CERT-EXPIRING")
-    assert expiring["message"]["text"] == f"{NASTY} — {NASTY_HINT}"
+    assert expiring["message"]["text"] == f"{NASTY} — {NASTY_HINT}".replace("\n", "\\n")
 
 
 def test_region_is_left_out_without_a_usable_line() -> None:

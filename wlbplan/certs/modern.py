@@ -63,7 +63,8 @@ def _explain_modern(
     leaf = chain[0]
     subject = leaf.subject.rfc4514_string()
     # The library appends "(encountered processing <Certificate(...)>)": noise in a plan.
-    said = "cryptography's verifier: " + re.sub(r"\s*\(encountered processing <.*$", "", message)
+    said = "cryptography's verifier: " + re.sub(r"\s*\(encountered processing <.*$", "", message,
+                                                flags=re.DOTALL)
     if "has no subjectAltName" in message and _san(leaf) is None:
         return PolicyFinding(
             "WLB-CERT-NO-SAN", "warning",

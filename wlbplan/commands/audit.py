@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from wlbplan.commands.options import format_option, parallelism_option, targets_option
+from wlbplan.model.text import visible
 from wlbplan.render import AUDIT_FORMATS
 
 if TYPE_CHECKING:
@@ -57,8 +58,8 @@ def audit(spec: Path, targets: tuple[str, ...], output_format: str, fail_on: str
         _job_summary(render_audit(made, "markdown", fail_on=threshold))
     if made.unreachable:
         names = ", ".join(t.target for t in made.unreachable)
-        click.echo(f"Error: could not audit {names}; the report covers the other targets.",
-                   err=True)
+        click.echo(visible(f"Error: could not audit {names}; the report covers the other "
+                           "targets."), err=True)
         return EXIT_ERROR
     return EXIT_FINDINGS if made.fails(threshold) else 0
 

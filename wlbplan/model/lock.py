@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wlbplan.model.text import visible
+
 
 @dataclass(frozen=True)
 class LockInfo:
@@ -14,4 +16,7 @@ class LockInfo:
     target: str
 
     def describe(self) -> str:
-        return f"lock {self.id} held by {self.owner} (pid {self.pid}) since {self.created}"
+        """One line, though the record is the coordinator's file: whoever can write it
+        chooses these fields."""
+        return visible(f"lock {self.id} held by {self.owner} (pid {self.pid}) "
+                       f"since {self.created}")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from wlbplan.model.text import visible
+
 # ---------------------------------------------------------------------------------------
 # Diagnostics
 # ---------------------------------------------------------------------------------------
@@ -56,7 +58,7 @@ class Diagnostic:
         if self.start is not None:
             where = f"{where}:{self.start.line}:{self.start.column}"
         what = f"{self.path}: {self.message}" if self.path else self.message
-        return f"{where}: {self.severity}: {what}"
+        return visible(f"{where}: {self.severity}: {what}")
 
 
 # ---------------------------------------------------------------------------------------

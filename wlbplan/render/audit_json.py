@@ -15,7 +15,9 @@ from typing import Any
 
 from wlbplan.core.audit import Audit, FailOn, Finding, TargetAudit
 from wlbplan.core.rules import CATALOGUE
-from wlbplan.render.audit_text import clean, ordered
+from wlbplan.model.text import printable_json
+from wlbplan.render.audit_text import ordered
+from wlbplan.render.planjson import redact_text
 
 TOOL = "wlbplan"
 
@@ -23,7 +25,8 @@ Doc = dict[str, Any]
 
 
 def render(audit: Audit, *, fail_on: FailOn = "error") -> str:
-    return json.dumps(to_json(audit, fail_on=fail_on), indent=2, ensure_ascii=False) + "\n"
+    return printable_json(json.dumps(to_json(audit, fail_on=fail_on), indent=2,
+                                     ensure_ascii=False)) + "\n"
 
 
 def to_json(audit: Audit, *, fail_on: FailOn = "error") -> Doc:
@@ -55,7 +58,7 @@ def _target(target: TargetAudit) -> Doc:
     return {
         "name": target.target,
         "status": "unreachable" if target.error is not None else "audited",
-        "error": None if target.error is None else clean(target.error),
+        "error": None if target.error is None else redact_text(target.error),
         "line": target.line,
         "findings": [_finding(f) for f in ordered(target.findings)],
     }
@@ -65,8 +68,8 @@ def _finding(finding: Finding) -> Doc:
     return {
         "rule_id": finding.rule_id,
         "level": finding.level,
-        "message": clean(finding.message),
-        "hint": clean(finding.hint),
+        "message": redact_text(finding.message),
+        "hint": redact_text(finding.hint),
         "about": finding.about,
         "spec_path": finding.spec_path,
         "line": finding.line,

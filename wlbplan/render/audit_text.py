@@ -7,7 +7,6 @@ so every format sorts and counts the same way.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from rich.text import Text
@@ -15,13 +14,11 @@ from rich.text import Text
 from wlbplan.core.audit import Audit, Finding, TargetAudit
 from wlbplan.core.rules import LEVELS, Level
 from wlbplan.render.console import make_console
-from wlbplan.render.planjson import redact_text
+from wlbplan.render.safe import safe
 
 _STYLES: dict[Level, str] = {"error": "red", "warning": "yellow", "note": "cyan"}
 _LEVEL_WIDTH = max(len(level) for level in LEVELS)
 _INDENT = "  "
-# An SSH error may carry terminal escapes; printed raw they would restyle or move the cursor.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _HANG = " " * (len(_INDENT) + _LEVEL_WIDTH + 2)  # continuation lines start under the rule id
 
 
@@ -55,11 +52,6 @@ def summary_line(audit: Audit) -> str:
     return f"Audit: {counts_phrase(audit)}."
 
 
-def clean(text: str) -> str:
-    """Free text as every audit renderer shows it: a PEM never passes (defence in depth)."""
-    return redact_text(text)
-
-
 # ---------------------------------------------------------------------------------- text
 
 def render(audit: Audit, *, color: bool = False) -> str:
@@ -74,7 +66,7 @@ def render(audit: Audit, *, color: bool = False) -> str:
 
 def _target(target: TargetAudit) -> list[Text]:
     # Text, never markup: names and messages print as they are, brackets and all.
-    name = (_CONTROL.sub("\ufffd", target.target), "bold")
+    name = (safe(target.target), "bold")
     if target.error is not None:
         lines = [Text.assemble(name, ": ", ("unreachable", "red"), ", could not be inspected")]
     elif not target.findings:
@@ -88,16 +80,9 @@ def _target(target: TargetAudit) -> list[Text]:
 
 def _finding(finding: Finding) -> list[Text]:
     level = (f"{finding.level:<{_LEVEL_WIDTH}}", _STYLES.get(finding.level, ""))
-    first, *rest = _lines(finding.message)
-    lines = [Text.assemble(_INDENT, level, "  ", (finding.rule_id, "bold"), "  ", first)]
-    lines += [Text(_HANG + line) for line in rest]
+    # A message is one line: a line break a host put in it shows as \n, never as a line.
+    lines = [Text.assemble(_INDENT, level, "  ", (safe(finding.rule_id), "bold"), "  ",
+                           safe(finding.message))]
     if finding.hint:
-        hint = _lines(finding.hint)
-        lines.append(Text(f"{_HANG}hint: {hint[0]}", style="dim"))
-        lines += [Text(f"{_HANG}      {line}", style="dim") for line in hint[1:]]
+        lines.append(Text(f"{_HANG}hint: {safe(finding.hint)}", style="dim"))
     return lines
-
-
-def _lines(text: str) -> list[str]:
-    """Lines of free text: a message's own newlines stay indented under it."""
-    return [_CONTROL.sub("\ufffd", line) for line in clean(text).splitlines()] or [""]

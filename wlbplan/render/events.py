@@ -1,5 +1,8 @@
 """Apply progress: one line per event on stderr (text), or JSON lines on stdout.
 
+A text line is ``safe``: an xe error or a certificate subject quoted in a message cannot
+start a line of its own (a forged progress line, or a workflow command in a CI log).
+
 The JSON form follows terraform's machine-readable UI: every line has ``@level``,
 ``@message``, ``@module``, ``@timestamp`` and ``type`` (apply_start, apply_complete,
 apply_errored, rollback_start, rollback_complete, rollback_errored, summary).
@@ -17,6 +20,7 @@ from wlbplan import __version__
 from wlbplan.core.diff import cert_summary
 from wlbplan.model.events import Event, TargetOutcome
 from wlbplan.model.observed import Observed
+from wlbplan.render.safe import safe
 
 _ERRORS = ("apply_errored", "rollback_errored")
 
@@ -45,7 +49,7 @@ class EventWriter:
         seconds = event.get("seconds")
         suffix = f" ({seconds:.2f}s)" if isinstance(seconds, float | int) else ""
         mark = "ERROR " if event["type"] in _ERRORS else ""
-        self._line(f"{mark}{event['message']}{suffix}")
+        self._say(f"{mark}{event['message']}{suffix}")
 
     def summary(self, outcomes: Sequence[TargetOutcome], states: dict[str, str]) -> None:
         if self._json:
@@ -54,20 +58,24 @@ class EventWriter:
             return
         for outcome in outcomes:
             for line in outcome_lines(outcome, states.get(outcome.target)):
-                self._line(line)
-        self._line(summary_line(outcomes))
+                self._say(line)
+        self._say(summary_line(outcomes))
 
     def note(self, target: str, message: str) -> None:
         """What to do next (e.g. after a request stage)."""
         if self._json:
             self._emit({"type": "next_step", "target": target, "@message": message})
         else:
-            self._line(f"Next: {message}")
+            self._say(f"Next: {message}")
 
     def _emit(self, record: dict[str, Any]) -> None:
         level = "error" if record.get("type") in _ERRORS else "info"
         full = {"@level": level, "@module": "wlbplan", "@timestamp": _stamp(), **record}
         self._line(json.dumps(full, sort_keys=False))
+
+    def _say(self, text: str) -> None:
+        """One text line, whatever the hosts put in it."""
+        self._line(safe(text))
 
     def _line(self, text: str) -> None:
         with self._lock:

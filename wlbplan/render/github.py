@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from wlbplan.core.audit import Audit, Finding
 from wlbplan.core.rules import Level
-from wlbplan.render.audit_text import clean, ordered
+from wlbplan.model.text import visible
+from wlbplan.render.audit_text import ordered
+from wlbplan.render.planjson import redact_text
 
 COMMANDS: dict[Level, str] = {"error": "error", "warning": "warning", "note": "notice"}
 
@@ -25,14 +27,18 @@ def annotation(finding: Finding, file: str) -> str:
     props = {"file": file, "line": None if finding.line is None else str(finding.line),
              "title": f"{finding.rule_id} ({finding.target})"}
     given = ",".join(f"{k}={escape_property(v)}" for k, v in props.items() if v)
-    message = clean(finding.message)
+    message = finding.message
     if finding.hint:
-        message += " — " + clean(finding.hint)
+        message += " — " + finding.hint
     return f"::{COMMANDS[finding.level]} {given}::{escape_data(message)}"
 
 
 def escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """The toolkit's escaping (CR and LF %-encoded, shown as line breaks inside the
+    annotation), then every other unprintable character (BEL, VT, FF, ESC, NEL, U+2028…)
+    escaped visibly: none may reach the log raw."""
+    encoded = redact_text(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return visible(encoded)
 
 
 def escape_property(text: str) -> str:

@@ -6,12 +6,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from rich.markup import escape
+from rich.text import Text
 
 from wlbplan import certs
 from wlbplan.core.diff import cert_summary
 from wlbplan.model.observed import Observed
 from wlbplan.render.console import make_console
+from wlbplan.render.safe import safe
 
 FORMAT_VERSION = "1.0"
 
@@ -52,77 +53,92 @@ def _all_pems(item: Observed) -> list[str]:
     return list(dict.fromkeys(pems))
 
 
-def _cert_lines(pem: str, indent: str) -> list[str]:
+Styled = str | tuple[str, str]
+"""A piece of a line: plain text, or (text, rich style). Never markup: a subject such as
+``[bold]`` or ``\x1b[2J`` prints as it is, escaped by ``safe``."""
+
+
+def _line(*pieces: Styled) -> Text:
+    return Text.assemble(*pieces)
+
+
+def _cert_lines(pem: str, indent: str) -> list[Text]:
     s = cert_summary(pem)
     sans = ", ".join(s["sans"]) or "none"
     return [
-        f"{indent}subject     {escape(s['subject'])}",
-        f"{indent}SANs        {escape(sans)}",
-        f"{indent}issuer      {escape(s['issuer'])}",
-        f"{indent}serial      {s['serial']}",
-        f"{indent}not after   {s['not_after']}",
-        f"{indent}key         {s['key']}",
-        f"{indent}sha256      {s['fingerprint']}",
+        _line(f"{indent}subject     {safe(s['subject'])}"),
+        _line(f"{indent}SANs        {safe(sans)}"),
+        _line(f"{indent}issuer      {safe(s['issuer'])}"),
+        _line(f"{indent}serial      {safe(str(s['serial']))}"),
+        _line(f"{indent}not after   {safe(str(s['not_after']))}"),
+        _line(f"{indent}key         {safe(str(s['key']))}"),
+        _line(f"{indent}sha256      {s['fingerprint']}"),
     ]
 
 
-def _appliance(item: Observed) -> list[str]:
+def _appliance(item: Observed) -> list[Text]:
     app = item.appliance
-    lines = ["  [bold]appliance[/bold]" + (f" ({escape(app.hostname)})" if app.hostname else "")]
+    lines = [_line("  ", ("appliance", "bold"),
+                   f" ({safe(app.hostname)})" if app.hostname else "")]
     cert = app.cert
+    path = safe(cert.path)
     if not cert.present:
-        lines.append(f"    certificate {escape(cert.path)}: [red]missing[/red]")
+        lines.append(_line(f"    certificate {path}: ", ("missing", "red")))
     elif cert.error:
-        lines.append(f"    certificate {escape(cert.path)}: [red]{escape(cert.error)}[/red]")
+        lines.append(_line(f"    certificate {path}: ", (safe(cert.error), "red")))
     for n, pem in enumerate(cert.chain):
-        lines.append(f"    certificate {escape(cert.path)} [{n}]")
+        lines.append(_line(f"    certificate {path} [{n}]"))
         lines += _cert_lines(pem, "      ")
     key = app.key
     if not key.present:
-        lines.append(f"    key {escape(key.path)}: [red]missing[/red]")
+        lines.append(_line(f"    key {safe(key.path)}: ", ("missing", "red")))
     else:
-        match = {True: "matches the certificate", False: "[red]does NOT match the "
-                 "certificate[/red]", None: "match unknown"}[_key_matches(item)]
-        lines.append(f"    key {escape(key.path)}: mode {key.mode}, {key.owner}:{key.group}, "
-                     f"{match}" + (f" ({escape(key.error)})" if key.error else ""))
-    lines.append("    backups " + (", ".join(escape(b) for b in app.backups) or "none"))
+        verdicts: dict[bool | None, Styled] = {
+            True: "matches the certificate", False: ("does NOT match the certificate", "red"),
+            None: "match unknown"}
+        match = verdicts[_key_matches(item)]
+        lines.append(_line(f"    key {safe(key.path)}: mode {safe(str(key.mode))}, "
+                           f"{safe(str(key.owner))}:{safe(str(key.group))}, ", match,
+                           f" ({safe(key.error)})" if key.error else ""))
+    lines.append(_line("    backups " + (", ".join(safe(b) for b in app.backups) or "none")))
     served = app.served
     if served.error:
-        lines.append(f"    served  [red]{escape(served.error)}[/red]")
+        lines.append(_line("    served  ", (safe(served.error), "red")))
     else:
         same = _leaf_fp(served.chain) == _leaf_fp(cert.chain)
-        state = "the certificate file's leaf" if same else "[yellow]a different certificate " \
-            "than the file (restart pending?)[/yellow]"
-        lines.append(f"    served  {len(served.chain)} certificate(s); leaf is {state}")
+        state: Styled = "the certificate file's leaf"
+        if not same:
+            state = ("a different certificate than the file (restart pending?)", "yellow")
+        lines.append(_line(f"    served  {len(served.chain)} certificate(s); leaf is ", state))
     return lines
 
 
-def _pool(item: Observed) -> list[str]:
+def _pool(item: Observed) -> list[Text]:
     pool = item.pool
     mode = "chain (xapi >= 24.40)" if pool.chain_verification else \
         "leaf must be trusted (xapi < 24.40)"
     lines = [
-        f"  [bold]pool[/bold] {pool.uuid} ({len(pool.hosts)} hosts)",
-        f"    wlb-url          {escape(pool.wlb_url) or '(unset)'}",
-        f"    wlb-enabled      {str(pool.wlb_enabled).lower()}",
-        f"    wlb-verify-cert  {str(pool.wlb_verify_cert).lower()}",
-        f"    xapi             {pool.xapi_version}; verifies {mode}",
+        _line("  ", ("pool", "bold"), f" {safe(pool.uuid)} ({len(pool.hosts)} hosts)"),
+        _line(f"    wlb-url          {safe(pool.wlb_url) or '(unset)'}"),
+        _line(f"    wlb-enabled      {str(pool.wlb_enabled).lower()}"),
+        _line(f"    wlb-verify-cert  {str(pool.wlb_verify_cert).lower()}"),
+        _line(f"    xapi             {safe(str(pool.xapi_version))}; verifies {mode}"),
     ]
     if not pool.trusted:
-        lines.append("    CA certificates  none")
+        lines.append(_line("    CA certificates  none"))
     for trusted in pool.trusted:
-        lines.append(f"    CA certificate   {escape(trusted.name)}")
+        lines.append(_line(f"    CA certificate   {safe(trusted.name)}"))
         if trusted.pem:
             lines += _cert_lines(trusted.pem, "      ")
         else:
-            lines.append("      [yellow](content could not be read)[/yellow]")
+            lines.append(_line("      ", ("(content could not be read)", "yellow")))
     return lines
 
 
 def to_text(observed: Sequence[Observed], color: bool = False) -> str:
     console, buffer = make_console(color)
     for item in observed:
-        console.print(f"[bold]{escape(item.target)}[/bold]")
+        console.print(Text(safe(item.target), style="bold"))
         for line in [*_appliance(item), *_pool(item)]:
             console.print(line)
         console.print()

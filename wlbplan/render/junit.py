@@ -9,18 +9,16 @@ reporting the other rules as passed would claim checks that never ran.
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from wlbplan.core.audit import Audit, FailOn, Finding, TargetAudit
 from wlbplan.core.rules import CATALOGUE, at_least
-from wlbplan.render.audit_text import clean, ordered
+from wlbplan.render.audit_text import ordered
+from wlbplan.render.safe import safe
 
 UNREACHABLE = "WLB-TARGET-UNREACHABLE"
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
-# Characters XML 1.0 cannot carry at all (not even escaped): an SSH error may hold them.
-_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def render(audit: Audit, *, fail_on: FailOn = "error") -> str:
@@ -75,12 +73,13 @@ def _case(target: TargetAudit, rule_id: str, found: Sequence[Finding],
 def _text(found: Sequence[Finding]) -> str:
     lines = []
     for finding in found:
-        lines.append(f"{finding.level}: {finding.message}")
+        lines.append(f"{finding.level}: {_xml(finding.message)}")
         if finding.hint:
-            lines.append(f"  hint: {finding.hint}")
-    return _xml("\n".join(lines))
+            lines.append(f"  hint: {_xml(finding.hint)}")
+    return "\n".join(lines)
 
 
 def _xml(text: str) -> str:
-    """Free text XML 1.0 can hold: PEMs redacted, forbidden control characters replaced."""
-    return _NOT_XML.sub("\ufffd", clean(text))
+    """Free text as ``safe`` shows it, which XML 1.0 can always hold: the characters it
+    cannot carry at all (NUL, ESC, lone surrogates…) are unprintable, hence escaped."""
+    return safe(text)

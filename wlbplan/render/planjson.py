@@ -15,6 +15,7 @@ from wlbplan import certs
 from wlbplan.core.plan import Plan
 from wlbplan.core.planfile import plan_to_json
 from wlbplan.errors import VerifyError
+from wlbplan.model.text import printable_json
 
 # The block's own line end goes with it: a PEM value becomes exactly its placeholder.
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----\n?", re.DOTALL)
@@ -23,7 +24,8 @@ _PEM_START = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*", re.DOTALL)
 
 
 def render(plan: Plan) -> str:
-    return json.dumps(redact(plan_to_json(plan)), indent=2, ensure_ascii=False) + "\n"
+    return printable_json(json.dumps(redact(plan_to_json(plan)), indent=2,
+                                     ensure_ascii=False)) + "\n"
 
 
 def redact(value: Any) -> Any:

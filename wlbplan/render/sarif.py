@@ -17,7 +17,9 @@ from urllib.parse import quote
 
 from wlbplan.core.audit import Audit, Finding
 from wlbplan.core.rules import CATALOGUE, Rule
-from wlbplan.render.audit_text import clean, ordered
+from wlbplan.model.text import printable_json
+from wlbplan.render.audit_text import ordered
+from wlbplan.render.safe import safe
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 VERSION = "2.1.0"
@@ -30,7 +32,8 @@ Doc = dict[str, Any]
 
 def render(audit: Audit, *, base: Path | None = None) -> str:
     """``base``: where relative URIs start (default: the current directory)."""
-    return json.dumps(to_sarif(audit, base=base), indent=2, ensure_ascii=False) + "\n"
+    return printable_json(json.dumps(to_sarif(audit, base=base), indent=2,
+                                     ensure_ascii=False)) + "\n"
 
 
 def to_sarif(audit: Audit, *, base: Path | None = None) -> Doc:
@@ -80,9 +83,9 @@ def _rule(rule: Rule) -> Doc:
 
 
 def _result(finding: Finding, index: dict[str, int], location: Doc) -> Doc:
-    text = clean(finding.message)
+    text = safe(finding.message)
     if finding.hint:
-        text += " — " + clean(finding.hint)
+        text += " — " + safe(finding.hint)
     physical: Doc = {"artifactLocation": dict(location)}
     if finding.line is not None and finding.line >= 1:
         physical["region"] = {"startLine": finding.line}

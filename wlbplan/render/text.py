@@ -19,7 +19,7 @@ from wlbplan.core.diff import Change
 from wlbplan.core.plan import Plan, TargetPlan
 from wlbplan.core.planfile import step_id
 from wlbplan.core.steps import Step
-from wlbplan.render.planjson import redact_text
+from wlbplan.render.safe import safe
 
 LEGEND = (
     "wlbplan compared the spec with what the pools and appliances have.\n"
@@ -93,14 +93,14 @@ def target_counts(target: TargetPlan) -> str:
 
 
 def show(value: Any) -> str:
-    """One value as a reviewer reads it; PEMs never pass."""
+    """One value as a reviewer reads it, on one line; PEMs never pass."""
     if value is None:
         return "(none)"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, list):
         return ", ".join(show(v) for v in value) if value else "(none)"
-    return redact_text(str(value))
+    return safe(str(value))
 
 
 def change_rows(change: Change) -> list[Row]:
@@ -116,7 +116,7 @@ def change_rows(change: Change) -> list[Row]:
 
 
 def _pair(label: str, before: Any, after: Any, sign: str) -> str:
-    head = f"{label}:".ljust(_LABEL_WIDTH)
+    head = f"{safe(label)}:".ljust(_LABEL_WIDTH)
     if sign == "+":
         return f"{head} {show(after)}"
     if sign == "-":
@@ -160,7 +160,7 @@ def _position(index: int, cert: dict[str, Any]) -> str:
 
 
 def step_title(target: str, index: int, step: Step) -> str:
-    return f"{step_id(target, index, step)} [{step.on}]: {redact_text(step.summary)}"
+    return safe(f"{step_id(target, index, step)} [{step.on}]: {step.summary}")
 
 
 # ---------------------------------------------------------------------------- text
@@ -201,10 +201,10 @@ def _target_lines(target: TargetPlan) -> Iterator[Text]:
     if target.failure is not None or target.status == "waiting":
         yield from _verdict_lines(target)
     elif not target.changes and not target.steps:
-        yield Text(f"Target {target.target}: no changes.", style="bold")
+        yield Text(f"Target {safe(target.target)}: no changes.", style="bold")
     else:
-        yield Text(f"Target {target.target} (stage: {target.stage}): {target_counts(target)}",
-                   style="bold")
+        yield Text(f"Target {safe(target.target)} (stage: {safe(target.stage)}): "
+                   f"{target_counts(target)}", style="bold")
         yield Text()
     for change in target.changes:
         yield from _change_lines(change)
@@ -212,12 +212,10 @@ def _target_lines(target: TargetPlan) -> Iterator[Text]:
         yield from _step_lines(target)
     if target.blockers:
         yield Text("  Stands in the way of an apply:", style="bold red")
-        for blocker in target.blockers:
-            for n, line in enumerate(redact_text(blocker).splitlines() or [""]):
-                yield Text(f"    {'-' if n == 0 else ' '} {line}")
+        yield from (Text(f"    - {safe(blocker)}") for blocker in target.blockers)
     if target.notes:
         yield Text("  Notes:", style="bold")
-        yield from (Text(f"    - {redact_text(note)}") for note in target.notes)
+        yield from (Text(f"    - {safe(note)}") for note in target.notes)
     yield Text()
 
 
@@ -230,18 +228,18 @@ _VERDICT_HEAD = {
 
 def _verdict_lines(target: TargetPlan) -> Iterator[Text]:
     head, label, style = _VERDICT_HEAD[target.status]
-    yield Text(f"Target {target.target}: {head}.", style=f"bold {style}")
-    # Indented, line by line: a reason quoting host text never starts a line of its own.
-    for n, line in enumerate(redact_text(target.reason).splitlines() or [""]):
-        yield Text(f"  {label + ':' if n == 0 else ' ' * (len(label) + 1)} {line}")
+    yield Text(f"Target {safe(target.target)}: {head}.", style=f"bold {style}")
+    # One line: a reason quoting host text never starts a line of its own (indenting it
+    # would not do: the Actions runner trims leading spaces before looking for "::").
+    yield Text(f"  {label}: {safe(target.reason or '')}")
 
 
 def _change_lines(change: Change) -> Iterator[Text]:
     sign = SIGNS[change.action]
-    yield Text(f"  {sign} {change.path}", style=_STYLES[sign])
+    yield Text(f"  {sign} {safe(change.path)}", style=_STYLES[sign])
     for depth, row_sign, text in change_rows(change):
         yield Text("      " + "    " * depth + f"{row_sign} {text}", style=_STYLES[row_sign])
-    yield Text(f"      # {redact_text(change.reason)}", style="dim")
+    yield Text(f"      # {safe(change.reason)}", style="dim")
     yield Text()
 
 
@@ -258,4 +256,4 @@ def _step_lines(target: TargetPlan) -> Iterator[Text]:
 def _commands(label: str, commands: tuple[str, ...]) -> Iterator[Text]:
     for n, command in enumerate(commands):
         head = label if n == 0 else " " * len(label)
-        yield Text.assemble(f"         {head} ", (redact_text(command), "cyan"))
+        yield Text.assemble(f"         {head} ", (safe(command), "cyan"))

@@ -18,6 +18,7 @@ from wlbplan.inspect.run import inspect_target
 from wlbplan.model.events import Reporter, TargetOutcome
 from wlbplan.model.observed import Observed
 from wlbplan.model.spec import Spec, Target
+from wlbplan.model.text import visible
 from wlbplan.run.apply import apply_target, resume_target, rollback_target
 from wlbplan.run.journal import Journal, JournalError
 from wlbplan.run.lock import owner_alive, read_lock
@@ -167,7 +168,7 @@ def check_fresh(plan: Plan, observed: Sequence[Observed]) -> None:
         if seen.digest() == target_plan.observed_digest:
             continue
         lines = drift(target_plan.observed, observed_view(seen)) or ["(details unavailable)"]
-        moved += [f"  {target_plan.target}: {line}" for line in lines]
+        moved += [visible(f"  {target_plan.target}: {line}") for line in lines]
     if moved:
         raise StalePlanError(
             "Saved plan is stale: the pool or the appliance changed after the plan was made:\n"
