@@ -64,8 +64,9 @@ def test_one_table_worst_first_with_four_cells_per_row() -> None:
 def test_messages_are_escaped_and_cannot_break_the_table() -> None:
     out = audit_markdown.render(sample())
     row = next(r for r in rows(out) if "WLB-CERT-EXPIRING" in r)
+    # The message's line break is shown as \n (a Markdown-escaped backslash), not as a line.
     assert cells(row)[3] == (
-        "100% sure: a,b:c<br>second \\| line \\<script\\>alert(1)\\</script\\> "
+        "100% sure: a,b:c\\\\nsecond \\| line \\<script\\>alert(1)\\</script\\> "
         "\\`rm -rf /\\` \\*x\\* \\_y\\_ \\[red\\]z\\[/red\\] \\#1 \\~\\~s\\~\\~ \\&amp;"
         "<br>*Hint:* renew: \\`wlbplan apply\\`, 100%")
     assert "<script>" not in out
@@ -74,7 +75,7 @@ def test_messages_are_escaped_and_cannot_break_the_table() -> None:
 
 def test_names_are_escaped_everywhere() -> None:
     out = audit_markdown.render(make_audit(unreachable("pool_<b>", "a|b\nc")))
-    assert "> - **pool\\_\\<b\\>**: a\\|b c" in out
+    assert "> - **pool\\_\\<b\\>**: a\\|b\\\\nc" in out
     assert cells(rows(out)[0])[2] == "pool\\_\\<b\\>"
 
 
@@ -121,4 +122,4 @@ def test_many_unreachable_targets_are_cut_too() -> None:
 def test_long_unreachable_reasons_are_shortened() -> None:
     out = audit_markdown.render(make_audit(unreachable("p", "y" * 1000)))
     line = next(x for x in out.splitlines() if x.startswith("> - **p**"))
-    assert line == "> - **p**: " + "y" * 299 + "…"
+    assert line == "> - **p**: " + "y" * 300 + "… (700 more characters)"

@@ -118,7 +118,7 @@ def test_no_changes_is_short(no_change_plan: Plan) -> None:
     assert render_plan(no_change_plan, "markdown") == out
 
 
-def test_large_plan_drops_commands_then_targets(install_plan: Plan) -> None:
+def test_large_plan_drops_commands_then_details_never_a_target(install_plan: Plan) -> None:
     pool1 = install_plan.targets[0]
     big = tuple(dataclasses.replace(pool1, target=f"pool{i:03d}") for i in range(60))
     out = markdown.render(dataclasses.replace(install_plan, targets=big))
@@ -127,7 +127,10 @@ def test_large_plan_drops_commands_then_targets(install_plan: Plan) -> None:
     assert "```sh" not in out
     kept = out.count("<details>")
     assert 0 < kept < 60
-    assert f"_{60 - kept} more targets left out to fit the comment" in out
+    assert f"_Details of {60 - kept} targets left out to fit the comment" in out
+    for i in range(kept, 60):  # the others by their summary line
+        assert (f"- <b>pool{i:03d}</b> (stage: install): 1 to add, 2 to change, "
+                "1 to remove\n") in out
     assert out.count("<details>") == out.count("</details>")
     assert fences_balanced(out)
 

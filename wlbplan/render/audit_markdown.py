@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 from wlbplan.core.audit import Audit, Finding
 from wlbplan.core.rules import LEVELS
-from wlbplan.render.audit_text import clean, counts_phrase, ordered, plural
+from wlbplan.render.audit_text import counts_phrase, ordered, plural
 from wlbplan.render.markdown import LIMIT, byte_size, md_escape
+from wlbplan.render.safe import safe_clipped
 
 _TABLE_HEAD = ("| Level | Rule | Target | Finding |", "| --- | --- | --- | --- |")
 _ERROR_CHARS = 300  # one unreachable target's reason in the CAUTION block
@@ -61,9 +62,7 @@ def _more_targets(count: int) -> str:
 
 def _caution_items(audit: Audit) -> Iterator[str]:
     for target in audit.unreachable:
-        reason = " ".join(clean(target.error or "").split())
-        if len(reason) > _ERROR_CHARS:
-            reason = reason[:_ERROR_CHARS - 1] + "…"
+        reason = safe_clipped(target.error or "", _ERROR_CHARS)
         yield f"> - **{md_escape(target.target)}**: {md_escape(reason)}"
 
 
@@ -90,8 +89,9 @@ def _row(finding: Finding) -> str:
 
 
 def _cell(text: str) -> str:
-    """One table cell: escaped lines joined by <br>, since a newline would end the row."""
-    return "<br>".join(md_escape(line) for line in clean(text).splitlines())
+    """One table cell, on one line (a newline would end the row) and clipped, so that one
+    oversized host value cannot push the other findings out of the comment."""
+    return md_escape(safe_clipped(text))
 
 
 def _fit(items: list[str], budget: int) -> tuple[list[str], int]:
