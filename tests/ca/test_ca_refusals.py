@@ -447,5 +447,5 @@ def test_good_chain_plans_every_install_step(eve: Eve) -> None:
     assert target["stage"] == "install"
     assert [s["action"] for s in target["steps"]] == [
         "pool.install_ca", "pool.install_ca", "pool.certificate_sync", "appliance.backup",
-        "appliance.install_chain", "appliance.restart", "pool.preflight", "pool.set_verify",
-        "pool.confirm"]
+        "appliance.install_chain", "appliance.restart", "appliance.clear_request",
+        "pool.preflight", "pool.set_verify", "pool.confirm"]
