@@ -1,0 +1,135 @@
+"""Validated data → the frozen ``model.Spec`` (local paths anchored, defaults merged)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path, PurePosixPath
+
+from wlbplan.model.spec import (
+    DEFAULT_KEY_BITS,
+    CertificateRequest,
+    CertificateSpec,
+    Defaults,
+    KeySpec,
+    Policy,
+    PoolSpec,
+    Signer,
+    Spec,
+    SshSettings,
+    Subject,
+    Target,
+    WlbCredentials,
+    WlbPaths,
+    WlbSpec,
+)
+from wlbplan.spec.report import Data, Report
+from wlbplan.spec.rules import dns_key
+
+# Parts of a target that findings point at (audit's SARIF / GitHub locations).
+_LINED = ("", "name", "pool", "wlb", "wlb.address", "certificate", "verify")
+
+
+def to_spec(data: Data, path: Path, digest: str, report: Report) -> Spec:
+    base = path.absolute().parent
+    defaults = Defaults(_ssh(data.get("defaults", {}).get("ssh", {}), SshSettings(), base))
+    targets = []
+    for index, raw in enumerate(data["targets"]):
+        target = _target(raw, defaults.ssh, base)
+        targets.append(dataclasses.replace(target, lines=_lines(report, index)))
+    return Spec(
+        version=data["version"],
+        path=path,
+        digest=digest,
+        targets=tuple(targets),
+        defaults=defaults,
+        policy=Policy(**data.get("policy", {})),
+        resolve=tuple((dns_key(host), ip) for host, ip in data.get("resolve", {}).items()),
+    )
+
+
+def _lines(report: Report, index: int) -> tuple[tuple[str, int], ...]:
+    found = []
+    for where in _LINED:
+        parts = tuple(part for part in where.split(".") if part)
+        line = report.line_of(("targets", index, *parts))
+        if line is not None:
+            found.append((where, line))
+    return tuple(found)
+
+
+def _local(text: str, base: Path) -> Path:
+    """A local path: ``~`` expanded, relative ones anchored at the spec file's folder."""
+    path = Path(os.path.expanduser(text))
+    return path if path.is_absolute() else base / path
+
+
+def _optional_local(text: str | None, base: Path) -> Path | None:
+    return None if text is None else _local(text, base)
+
+
+def _ssh(raw: Data, inherited: SshSettings, base: Path) -> SshSettings:
+    changes = dict(raw)
+    for key in ("identity_file", "known_hosts"):
+        if key in changes:
+            changes[key] = _local(changes[key], base)
+    if "connect_timeout" in changes:
+        changes["connect_timeout"] = float(changes["connect_timeout"])
+    return dataclasses.replace(inherited, **changes)
+
+
+def _target(raw: Data, default_ssh: SshSettings, base: Path) -> Target:
+    wlb = _wlb(raw["wlb"])
+    return Target(
+        name=raw["name"],
+        pool=_pool(raw["pool"]),
+        wlb=wlb,
+        certificate=_certificate(raw["certificate"], wlb.address, base),
+        verify=raw.get("verify", True),
+        ssh=_ssh(raw.get("ssh", {}), default_ssh, base),
+    )
+
+
+def _pool(raw: Data) -> PoolSpec:
+    fields = dict(raw)
+    for name in ("trust_dir", "state_dir"):
+        if name in fields:
+            fields[name] = PurePosixPath(fields[name])
+    return PoolSpec(**fields)
+
+
+def _wlb(raw: Data) -> WlbSpec:
+    fields = dict(raw)
+    paths = fields.pop("paths", {})
+    fields["paths"] = WlbPaths(**{key: PurePosixPath(value) for key, value in paths.items()})
+    if "stunnel_conf" in fields:
+        fields["stunnel_conf"] = PurePosixPath(fields["stunnel_conf"])
+    if "credentials" in fields:
+        fields["credentials"] = WlbCredentials(**fields["credentials"])
+    return WlbSpec(**fields)
+
+
+def _certificate(raw: Data, address: str, base: Path) -> CertificateSpec:
+    request = raw.get("request")
+    signer = raw.get("signer")
+    return CertificateSpec(
+        source=raw["source"],
+        request=None if request is None else _request(request, address, base),
+        signed=_optional_local(raw.get("signed"), base),
+        intermediates=tuple(_local(item, base) for item in raw.get("intermediates", [])),
+        root=_optional_local(raw.get("root"), base),
+        signer=None if signer is None else Signer(tuple(signer["command"])),
+    )
+
+
+def _request(raw: Data, address: str, base: Path) -> CertificateRequest:
+    key = raw.get("key", {})
+    key_type = key.get("type", "rsa")
+    return CertificateRequest(
+        # Only reached when valid: a missing CN means wlb.address is a name (see semantics).
+        common_name=raw.get("common_name", address),
+        alt_names=tuple(raw.get("alt_names", [])),
+        subject=Subject(**raw.get("subject", {})),
+        key=KeySpec(key_type, key.get("bits", DEFAULT_KEY_BITS[key_type])),
+        csr_out=_optional_local(raw.get("csr_out"), base),
+    )

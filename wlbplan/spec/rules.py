@@ -1,0 +1,274 @@
+"""Semantic rules: what a JSON Schema cannot say (CN vs address, IP SAN, signed needs
+root ...). Each rule reads only the parts that passed the schema."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from wlbplan.model.spec import Policy, is_ip_literal
+from wlbplan.spec.report import Data, PathT, Report
+
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def host_problem(text: str) -> str | None:
+    """Why ``text`` is neither an IP literal nor a DNS name, or None when it is one."""
+    if is_ip_literal(text):
+        return None
+    if ":" in text or "/" in text:
+        return "must be a bare host name or IP address (put the port in `port`, no scheme)"
+    name = text[:-1] if text.endswith(".") else text
+    if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+        return "is not a valid host name"
+    return None
+
+
+def dns_key(name: str) -> str:
+    return name.lower().rstrip(".")
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    """``data[k1][k2]...`` or None when any level is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+class _Clean:
+    """Which parts passed the schema: semantic rules only read parts that did."""
+
+    def __init__(self, dirty: set[PathT]) -> None:
+        self.dirty = dirty
+
+    def __call__(self, prefix: PathT) -> bool:
+        return not any(path[: len(prefix)] == prefix for path in self.dirty)
+
+
+def check_semantics(data: Any, report: Report, dirty: set[PathT]) -> None:
+    if not isinstance(data, dict):
+        return
+    clean = _Clean(dirty)
+    if isinstance(data.get("resolve"), dict):
+        _check_resolve(data["resolve"], report, clean)
+    targets = data.get("targets")
+    if not isinstance(targets, list):
+        return
+    _check_unique_names(targets, report)
+    min_rsa = _min_rsa_bits(data)
+    for index, target in enumerate(targets):
+        if isinstance(target, dict):
+            _check_target(target, ("targets", index), report, min_rsa, clean)
+
+
+def _min_rsa_bits(data: Data) -> int:
+    bits = _dig(data, "policy", "min_rsa_bits")
+    return bits if isinstance(bits, int) and not isinstance(bits, bool) else Policy().min_rsa_bits
+
+
+def _check_resolve(resolve: Data, report: Report, clean: _Clean) -> None:
+    for host, address in resolve.items():
+        if not clean(("resolve", host)):
+            continue
+        problem = host_problem(host)
+        if problem:
+            report.error(("resolve", host), f"host name '{host}' {problem}", on_key=True)
+        if not is_ip_literal(address):
+            report.error(
+                ("resolve", host),
+                f"'{address}' is not an IP address",
+                "resolve maps a host name to an IPv4 or IPv6 literal, like curl --resolve.",
+            )
+
+
+def _check_unique_names(targets: list[Any], report: Report) -> None:
+    first: dict[str, int] = {}
+    for index, target in enumerate(targets):
+        name = _dig(target, "name")
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            line = report.line_of(("targets", first[name], "name"))
+            report.error(
+                ("targets", index, "name"), f"duplicate target name '{name}' (first at line {line})"
+            )
+        else:
+            first[name] = index
+
+
+def _check_target(target: Data, path: PathT, report: Report, min_rsa: int, clean: _Clean) -> None:
+    """Rules per target; each reads only parts that passed the schema, so one typo
+    elsewhere in the target does not hide these errors."""
+    _check_hosts(target, path, report, clean)
+    address = _dig(target, "wlb", "address")
+    if not isinstance(address, str) or not clean((*path, "wlb", "address")):
+        return
+    if is_ip_literal(address):
+        report.warning(
+            (*path, "wlb", "address"),
+            "the pool reaches WLB by IP address; reconnect it by FQDN",
+            "With wlb-verify-cert on, the pool checks the certificate against the host part "
+            "of wlb-url; a name is what CA-signed certificates carry (seed procedure).",
+        )
+    certificate = target.get("certificate")
+    if not isinstance(certificate, dict):
+        return
+    cert_path = (*path, "certificate")
+    if isinstance(certificate.get("source"), str) and clean((*cert_path, "source")):
+        _check_source(certificate, cert_path, report, clean)
+    request = certificate.get("request")
+    if isinstance(request, dict):
+        _check_request(request, address, (*cert_path, "request"), report, min_rsa, clean)
+
+
+_HOST_KEYS = (
+    ("pool", "coordinator"),
+    ("pool", "ssh_host"),
+    ("wlb", "address"),
+    ("wlb", "ssh_host"),
+)
+
+
+def _check_hosts(target: Data, path: PathT, report: Report, clean: _Clean) -> None:
+    for side, key in _HOST_KEYS:
+        value = _dig(target, side, key)
+        if not isinstance(value, str) or not clean((*path, side, key)):
+            continue
+        problem = host_problem(value)
+        if problem:
+            report.error((*path, side, key), f"'{value}' {problem}")
+
+
+_CA_ONLY = ("signed", "intermediates", "root", "signer")
+
+
+def _check_source(certificate: Data, path: PathT, report: Report, clean: _Clean) -> None:
+    if certificate["source"] == "self-signed":
+        for key in _CA_ONLY:
+            if key in certificate:
+                report.error(
+                    (*path, key), f"'{key}' applies to source: ca-signed only", on_key=True
+                )
+        return
+    if "request" not in certificate:
+        report.error(
+            (*path, "source"),
+            "source: ca-signed needs certificate.request",
+            "The key and CSR are made on the appliance; request says what goes in the CSR.",
+        )
+    for key in ("signed", "signer"):
+        if key in certificate and "root" not in certificate:
+            report.error(
+                (*path, key),
+                f"'{key}' needs 'root': the pool must be told which CA to trust",
+                on_key=True,
+            )
+    if "signer" in certificate and "signed" not in certificate:
+        report.error(
+            (*path, "signer"),
+            "'signer' needs 'signed': the path where the signer writes the certificate",
+            on_key=True,
+        )
+    if "signer" in certificate and clean((*path, "signer")):
+        _check_signer(certificate["signer"]["command"], (*path, "signer", "command"), report)
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _check_signer(command: list[str], path: PathT, report: Report) -> None:
+    used = {name for arg in command for name in _PLACEHOLDER.findall(arg)}
+    for name in sorted(used - {"csr", "cert"}):
+        report.error(path, f"unknown placeholder {{{name}}} (use {{csr}} and {{cert}})")
+    for name in sorted({"csr", "cert"} - used):
+        report.error(path, f"the command must contain {{{name}}}")
+
+
+def _check_request(
+    request: Data, address: str, path: PathT, report: Report, min_rsa: int, clean: _Clean
+) -> None:
+    names_path, key_path = (*path, "alt_names"), (*path, "key")
+    if clean(names_path):
+        _check_alt_names(request.get("alt_names", []), names_path, report)
+    if clean(key_path):
+        _check_key(request.get("key", {}), key_path, report, min_rsa)
+    if clean(names_path) and clean((*path, "common_name")):
+        _check_common_name(request, address, path, report)
+
+
+def _check_common_name(request: Data, address: str, path: PathT, report: Report) -> None:
+    common_name = request.get("common_name")
+    if is_ip_literal(address):
+        _check_ip_request(common_name, request.get("alt_names", []), address, path, report)
+    elif common_name is not None and dns_key(common_name) != dns_key(address):
+        report.error(
+            (*path, "common_name"),
+            f"common_name '{common_name}' must equal wlb.address '{address}'",
+            "The pool checks the certificate against the host part of its wlb-url; "
+            "a CN that differs breaks the connection.",
+        )
+
+
+def _check_ip_request(
+    common_name: str | None, alt_names: list[str], address: str, path: PathT, report: Report
+) -> None:
+    if common_name is None:
+        report.error(
+            path,
+            "common_name is required when wlb.address is an IP address: "
+            "the CN must be the appliance's FQDN",
+            on_key=True,
+        )
+    elif is_ip_literal(common_name) or host_problem(common_name):
+        report.error(
+            (*path, "common_name"),
+            f"common_name '{common_name}' must be the appliance's FQDN (a DNS name)",
+        )
+    wanted = ipaddress.ip_address(address)
+    if not any(_san_ip(name) == wanted for name in alt_names):
+        where = (*path, "alt_names") if alt_names else path
+        report.error(
+            where,
+            f"wlb.address is the IP address {address}: add 'IP:{address}' to alt_names",
+            "The seed rule: CN = FQDN and the IP as a SAN.",
+            on_key=True,
+        )
+
+
+def _san_ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    kind, _, value = name.partition(":")
+    return ipaddress.ip_address(value) if kind == "IP" and is_ip_literal(value) else None
+
+
+def _check_alt_names(alt_names: list[str], path: PathT, report: Report) -> None:
+    for index, name in enumerate(alt_names):
+        kind, _, value = name.partition(":")
+        if kind == "IP" and not is_ip_literal(value):
+            report.error((*path, index), f"'{value}' is not an IP address")
+        elif kind == "DNS" and is_ip_literal(value):
+            report.error((*path, index), f"'{value}' is an IP address: write IP:{value}")
+        elif kind == "DNS" and host_problem(value.removeprefix("*.")):
+            report.error((*path, index), f"'{value}' is not a valid DNS name")
+
+
+_EC_BITS = (256, 384, 521)
+_MAX_RSA_BITS = 16384
+
+
+def _check_key(key: Data, path: PathT, report: Report, min_rsa: int) -> None:
+    bits = key.get("bits")
+    if bits is None:
+        return
+    if key.get("type", "rsa") == "ec":
+        if bits not in _EC_BITS:
+            report.error((*path, "bits"), f"EC keys are 256, 384 or 521 bits, got {bits}")
+    elif bits < min_rsa:
+        report.error(
+            (*path, "bits"), f"RSA key of {bits} bits is below policy.min_rsa_bits ({min_rsa})"
+        )
+    elif bits > _MAX_RSA_BITS:
+        report.error((*path, "bits"), f"RSA keys above {_MAX_RSA_BITS} bits are not supported")
+
