@@ -311,15 +311,16 @@ def test_pool_script_runs_nothing_injected(part: str, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     result = LocalRunner().run(shell_script(pool.script(target)), timeout=60)
     assert [m for m in MARKERS if (tmp_path / m).exists()] == []
-    got = pool.parse(facts.parse(result.stdout), target)
-    assert got.uuid == POOL_UUID
-    assert got.coordinator == MASTER
-    assert got.xapi_version == "25.33.1"
-    assert got.wlb_url == "wlb.example.com:8012"
-    # Every listed name is reported; only the two safe, existing ones have content.
-    assert [t.name for t in got.trusted] == LISTED
-    readable = {t.name for t in got.trusted if t.pem}
-    assert readable == {"a.pem", "ok.pem"}
+    raw = facts.parse(result.stdout)
+    assert raw["uuid"].output == POOL_UUID
+    assert raw["xapi"].output == "25.33.1"
+    assert raw["param.wlb-url"].output == "wlb.example.com:8012"
+    # Only names made of safe characters reached a path (the two safe, existing ones
+    # were read); the hostile ones refuse the pool, by name.
+    assert all(re.fullmatch(r"ca:[A-Za-z0-9_-][A-Za-z0-9._-]*", n) for n in raw if n[:3] == "ca:")
+    assert sorted(n for n, f in raw.items() if n[:3] == "ca:" and f.ok) == ["ca:a.pem", "ca:ok.pem"]
+    with pytest.raises(RemoteCommandError, match=re.escape(repr(LISTED[0]))):
+        pool.parse(raw, target)
 
 
 def test_pool_script_does_not_expand_globs_in_ca_names(
@@ -344,9 +345,8 @@ def test_pool_script_does_not_expand_globs_in_ca_names(
     assert raw["certs"].output == listed
     # Only the safe names as listed were read: no ca:zz.pem from the working directory.
     assert sorted(n for n in raw if n.startswith("ca:")) == ["ca:a.pem", "ca:ok.pem"]
-    got = pool.parse(raw, target)
-    assert [t.name for t in got.trusted] == sorted(listed.split(","))
-    assert {t.name for t in got.trusted if t.pem} == {"a.pem", "ok.pem"}
+    with pytest.raises(RemoteCommandError, match=r"CA certificate named '\*\.pem'"):
+        pool.parse(raw, target)
 
 
 def test_pool_script_with_an_absolute_marker_path(tmp_path: Path,
@@ -360,3 +360,61 @@ def test_pool_script_with_an_absolute_marker_path(tmp_path: Path,
     assert raw["uuid"].exit_code == 127  # no such xe: sh says so, nothing else ran
     with pytest.raises(RemoteCommandError, match="xe failed reading"):
         pool.parse(raw, target)
+
+
+# ------------------------------------------------- names that become paths (issue 16 #3)
+
+
+@pytest.mark.parametrize("name", [
+    "../x.pem", "a/b.pem", "/etc/shadow", "..", ".pem", ".hidden.pem", "x.txt", "x.pem/",
+    "x y.pem", "x\\y.pem", "é.pem", "x" * 252 + ".pem",
+])
+def test_a_listed_name_that_is_not_one_file_name_refuses_the_pool(
+        name: str, target: Target) -> None:
+    raw = raw_of("trusted-verify")
+    raw["certs"] = RawFact(f"wlb-appliance.pem,{name}", 0)
+    with pytest.raises(RemoteCommandError, match="not a safe certificate name") as err:
+        pool.parse(raw, target)
+    assert repr(name[:80]) in str(err.value)
+    assert str(err.value).startswith("pool1: ")
+
+
+@pytest.mark.parametrize("name", ["a.pem", "wlbplan-root-0123456789abcdef.pem", "A_b-c.1.pem",
+                                  "x" * 251 + ".pem"])
+def test_names_xapi_accepts_are_read(name: str, target: Target) -> None:
+    raw = raw_of("trusted-verify")
+    raw["certs"] = RawFact(name, 0)
+    assert [t.name for t in pool.parse(raw, target).trusted] == [name]
+
+
+# ------------------------------------------- required output that is empty (issue 16 #15)
+
+
+def test_an_xe_that_prints_nothing_is_not_an_empty_pool(target: Target) -> None:
+    """Every command exits 0 and prints nothing: that is no pool at all, not a pool with
+    no hosts, no settings and no trust."""
+    raw = {name: RawFact("", 0) for name in PARAMS}
+    with pytest.raises(RemoteCommandError, match=r"printed nothing for .*is it the xe CLI"):
+        pool.parse(raw, target)
+
+
+@pytest.mark.parametrize(("fact", "output"), [
+    ("uuid", ""), ("uuid", "not-a-uuid"), ("param.master", ""), ("hosts", ""),
+    ("hosts", "aaaaaaaa-bbbb-cccc-dddd-000000000000"),  # the coordinator is not in it
+    ("xapi", ""), ("param.wlb-enabled", ""), ("param.wlb-verify-cert", ""),
+    ("param.wlb-verify-cert", "yes"), ("param.wlb-enabled", "True\nfalse"),
+])
+def test_each_required_output_that_is_empty_or_unparsable_refuses_the_pool(
+        fact: str, output: str, target: Target) -> None:
+    raw = raw_of("fresh")
+    raw[fact] = RawFact(output, 0)
+    with pytest.raises(RemoteCommandError, match=r"^pool1: the coordinator's 'xe' printed"):
+        pool.parse(raw, target)
+
+
+@pytest.mark.parametrize("fact", ["param.wlb-url", "param.wlb-username", "certs"])
+def test_output_that_may_be_empty(fact: str, target: Target) -> None:
+    """An unset wlb-url or user, and no CA certificate at all, are real states."""
+    raw = raw_of("fresh")
+    raw[fact] = RawFact("", 0)
+    assert isinstance(pool.parse(raw, target), PoolFacts)

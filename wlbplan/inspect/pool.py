@@ -6,16 +6,18 @@ be matched by fingerprint whatever name it was installed under.
 
 from __future__ import annotations
 
+import re
+
 from wlbplan import certs
 from wlbplan.errors import RemoteCommandError, VerifyError
 from wlbplan.inspect.script import RawFact, build, fact
 from wlbplan.model.command import Raw, sh
+from wlbplan.model.names import file_name_problem, shell_skip_unsafe_file_name
 from wlbplan.model.observed import PoolFacts, TrustedCert
 from wlbplan.model.spec import Target
 
 PARAMS = ("wlb-url", "wlb-username", "wlb-enabled", "wlb-verify-cert", "master")
-# xapi's rule for CA certificate names (certificates.ml): anything else is not read.
-_UNSAFE_NAME = "*[!A-Za-z0-9._-]*"
+_UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", re.ASCII)
 
 
 def script(target: Target) -> str:
@@ -33,7 +35,8 @@ def script(target: Target) -> str:
         # Globbing off: the names are split on commas only, never expanded.
         "set -f",
         "for _c in $(printf '%s' \"$_o\" | tr ',' ' '); do",
-        f"  case $_c in {_UNSAFE_NAME}) continue;; esac",
+        # A name that is not one file name never reaches the path (parse refuses it).
+        "  " + shell_skip_unsafe_file_name("_c"),
         "  " + fact(Raw('"ca:$_c"'), "cat", "--", Raw(sh(certs_dir) + '"$_c"')),
         "done",
     ]
@@ -52,28 +55,65 @@ def _value(raw: dict[str, RawFact], name: str, target: Target) -> str:
     return got.output.strip()
 
 
-def _bool(text: str) -> bool:
-    return text.strip().lower() == "true"
+def _uuid(text: str, what: str, target: Target) -> str:
+    if not _UUID.fullmatch(text):
+        raise _unusable(target, what, text, "a UUID")
+    return text
+
+
+def _bool(text: str, what: str, target: Target) -> bool:
+    # xe prints booleans as true/false; anything else (nothing at all, say) is not a fact.
+    if text not in ("true", "false"):
+        raise _unusable(target, what, text, "true or false")
+    return text == "true"
+
+
+def _unusable(target: Target, what: str, text: str, wanted: str) -> RemoteCommandError:
+    got = f"{text[:80]!r}" if text else "nothing"
+    return RemoteCommandError(
+        f"{target.name}: the coordinator's {target.pool.xe!r} printed {got} for {what}, "
+        f"not {wanted}; is it the xe CLI of a pool coordinator?")
 
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(sorted(n for n in (p.strip() for p in text.replace("\n", ",").split(",")) if n))
 
 
+def _ca_names(text: str, target: Target) -> tuple[str, ...]:
+    """The installed CA certificates' names; each becomes a file name in the trust store,
+    so one that could leave its folder refuses the pool (xapi itself never makes one)."""
+    names = _names(text)
+    for name in names:
+        problem = file_name_problem(name)
+        if problem:
+            raise RemoteCommandError(
+                f"{target.name}: the coordinator lists a CA certificate named {name[:80]!r}, "
+                f"which is not a safe certificate name: it {problem} (xapi's own rule). "
+                "wlbplan will not use this pool until that entry is removed.")
+    return names
+
+
 def parse(raw: dict[str, RawFact], target: Target) -> PoolFacts:
     def value(name: str) -> str:
         return _value(raw, name, target)
 
-    names = _names(value("certs"))
+    names = _ca_names(value("certs"), target)
+    coordinator = _uuid(value("param.master"), "the pool's master", target)
+    hosts = tuple(_uuid(h, "a host", target) for h in _names(value("hosts")))
+    if coordinator not in hosts:
+        raise _unusable(target, "host-list", ",".join(hosts), "a list with the coordinator")
+    xapi = value("xapi")
+    if not xapi:
+        raise _unusable(target, "the xapi version", xapi, "a version")
     return PoolFacts(
-        uuid=value("uuid"),
-        coordinator=value("param.master"),
-        hosts=_names(value("hosts")),
-        xapi_version=value("xapi"),
+        uuid=_uuid(value("uuid"), "pool-list", target),
+        coordinator=coordinator,
+        hosts=hosts,
+        xapi_version=xapi,
         wlb_url=value("param.wlb-url"),
         wlb_username=value("param.wlb-username"),
-        wlb_enabled=_bool(value("param.wlb-enabled")),
-        wlb_verify_cert=_bool(value("param.wlb-verify-cert")),
+        wlb_enabled=_bool(value("param.wlb-enabled"), "wlb-enabled", target),
+        wlb_verify_cert=_bool(value("param.wlb-verify-cert"), "wlb-verify-cert", target),
         trusted=tuple(_trusted(name, raw.get(f"ca:{name}")) for name in names),
     )
 
