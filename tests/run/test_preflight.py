@@ -78,6 +78,17 @@ def _serve_a_leaf_of_that_root(lab: control.Lab, tmp_path: Path, box: dict[str, 
     assert stunnel.restart(layout(lab)).returncode == 0
 
 
+def _serve_a_non_rsa_key(lab: control.Lab, tmp_path: Path, box: dict[str, Any]) -> None:
+    """The appliance now serves an EC certificate for its right name: xapi's client offers
+    ECDHE-RSA suites only, so no handshake happens at all, and s_client still ends with
+    "Verify return code: 0 (ok)" (issue 16 #18)."""
+    fqdn = lab.target("pool1").fqdn
+    issued = pki.appliance_self_signed(fqdn, key=pki.make_key("ec", 256))
+    appliance.write_certificate(layout(lab), issued)
+    appliance.write_key(layout(lab), issued.key)
+    assert stunnel.restart(layout(lab)).returncode == 0
+
+
 @dataclass(frozen=True)
 class Race:
     xapi: str
@@ -92,6 +103,7 @@ RACES = {
     "cn-mismatch-trusted": Race("current", _cn_mismatch_but_trusted, ("hostname mismatch",)),
     "expire": Race("current", _fault("expire"), ("certificate",)),
     "by-ip": Race("current", _fault("by-ip"), ("hostname mismatch", "127.0.0.1")),
+    "non-rsa-key": Race("current", _serve_a_non_rsa_key, ("no TLS handshake", "ECDHE-RSA")),
     "legacy-root-only": Race("legacy", _serve_a_leaf_of_that_root,
                              ("leaf-in-bundle", "must be in the pool's bundle"),
                              before_plan=_trust_a_root),
@@ -170,6 +182,21 @@ def test_plan_refuses_when_the_fault_is_there_before_planning(
     refused = wlbplan("apply", str(lab.spec_path), "--auto-approve")
     assert refused.returncode == 1
     assert verify_flag(lab) == was.flag == "false"
+
+
+def test_plan_refuses_a_served_key_xapi_cannot_use(lab: control.Lab, tmp_path: Path) -> None:
+    """WLB-CERT-KEY-NOT-RSA was shown and the plan offered all the same (issue 16 #18)."""
+    _serve_a_non_rsa_key(lab, tmp_path, {})
+    was = before(lab)
+    result = wlbplan("plan", str(lab.spec_path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "WLB-CERT-KEY-NOT-RSA" in result.stderr
+    assert "ECDHE-RSA" in result.stderr
+    assert "Traceback" not in result.stderr
+    refused = wlbplan("apply", str(lab.spec_path), "--auto-approve")
+    assert refused.returncode == 1
+    assert "pool.install_ca" not in refused.stdout
+    assert_restored(lab, was, None)
 
 
 def test_legacy_plan_trusts_the_leaf_itself(tmp_path: Path) -> None:

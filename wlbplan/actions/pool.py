@@ -12,6 +12,7 @@ from wlbplan.core.steps.pool import bundle_path, preflight_argv
 from wlbplan.errors import VerifyError
 from wlbplan.inspect import script as facts
 from wlbplan.model.command import Command, script
+from wlbplan.model.names import file_name_problem, join_host_port
 from wlbplan.model.spec import url_host
 
 _GONE = ("does not exist",)
@@ -24,7 +25,18 @@ def _xe(ctx: Context, *args: str) -> Command:
 # ---- install / uninstall a CA certificate ----------------------------------------------
 
 
+def _safe(name: str, what: str) -> str:
+    """A CA certificate name from a plan file or a journal becomes a file name (the upload)
+    and xapi's name: refuse one that could leave its folder before anything runs."""
+    problem = file_name_problem(name)
+    if problem:
+        raise StepFailed(f"{what}: refusing the CA certificate name {name[:80]!r}: it "
+                         f"{problem} (xapi's rule for certificate names)")
+    return name
+
+
 def install(ctx: Context, name: str, pem: str) -> None:
+    _safe(name, "installing a CA certificate")
     runner = ctx.sessions.pool
     with remote_tmpdir(runner) as folder:
         path = f"{folder}/{name}"
@@ -34,6 +46,7 @@ def install(ctx: Context, name: str, pem: str) -> None:
 
 
 def uninstall(ctx: Context, name: str, *, missing_ok: bool) -> None:
+    _safe(name, "removing a CA certificate")
     result = ctx.sessions.pool.run(_xe(ctx, "pool-uninstall-ca-certificate", f"name={name}"))
     if result.ok or (missing_ok and any(g in result.stderr for g in _GONE)):
         return
@@ -125,22 +138,49 @@ def _undo_set_verify(ctx: Context, record: UndoRecord) -> None:
 # ---- preflight and confirm ----------------------------------------------------------------
 
 
+_CIPHER = re.compile(r"^New, [^,]+, Cipher is (\S+)\s*$", re.M)
+
+
 def handshake_verdict(raw: dict[str, facts.RawFact], legacy: bool) -> str | None:
-    """None when the pool's checks pass; else the reason, in OpenSSL's words."""
+    """None when the pool's checks pass; else the reason, in OpenSSL's words.
+
+    A pass needs all three: s_client exited 0, the peer sent a certificate, and a cipher
+    was negotiated. OpenSSL's "Verify return code: 0 (ok)" alone proves nothing: after a
+    handshake that failed before any certificate came (a non-RSA WLB key against xapi's
+    ECDHE-RSA suites, a version mismatch) it still says so.
+    """
     shake, bundle = raw.get("handshake"), raw.get("bundle")
     if shake is None or bundle is None:
         return "the coordinator did not run the check (no output)"
     if not bundle.ok:
         return "the pool's CA bundle is missing or unreadable: the pool trusts nothing yet"
-    # The verdict is OpenSSL's own lines, not the exit status: a WLB that closes the
-    # connection right after a good handshake makes s_client exit 1 all the same, and an
-    # aborted handshake can still end with "Verify return code: 0 (ok)".
-    failed = "verify error:" in shake.output or "certificate verify failed" in shake.output
-    if failed or "Verify return code: 0 (ok)" not in shake.output:
-        return _openssl_reason(shake.output)
+    output = shake.output
+    failed = "verify error:" in output or "certificate verify failed" in output
+    if failed or "Verify return code: 0 (ok)" not in output:
+        return _openssl_reason(output)
+    if "-----BEGIN CERTIFICATE-----" not in output:
+        return (f"no TLS handshake: WLB sent no certificate ({_openssl_reason(output)}); "
+                "a WLB key that is not RSA cannot work with xapi's ECDHE-RSA cipher suites")
+    cipher = _CIPHER.search(output)
+    if cipher is None or cipher.group(1) == "(NONE)":
+        return f"no TLS handshake: no cipher was negotiated ({_openssl_reason(output)})"
+    if not shake.ok and not _closed_after_handshake(output):
+        return f"openssl s_client failed (exit {shake.exit_code}): {_openssl_reason(output)}"
     if legacy:
-        return _legacy_reason(shake.output, bundle.output)
+        return _legacy_reason(output, bundle.output)
     return None
+
+
+# What s_client prints, and exits non-zero for, when the peer ends the connection after a
+# complete handshake (stunnel resets it when WLB's own service behind it is down): the
+# handshake itself passed, which is all the pool's checks are about.
+_PEER_CLOSED = re.compile(r"^(read:errno=\d+|closed)$", re.M)
+# OpenSSL's error queue lines: "80FB8F00337F0000:error:0A000410:SSL routines:func:reason:..."
+_OPENSSL_ERROR = re.compile(r"^[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+)", re.M)
+
+
+def _closed_after_handshake(output: str) -> bool:
+    return bool(_PEER_CLOSED.search(output)) and not _OPENSSL_ERROR.search(output)
 
 
 def _openssl_reason(output: str) -> str:
@@ -151,6 +191,9 @@ def _openssl_reason(output: str) -> str:
     for line in output.splitlines():
         if "Verify return code:" in line and "(ok)" not in line:
             return line.split("Verify return code:", 1)[1].strip()
+    error = _OPENSSL_ERROR.search(output)
+    if error:
+        return error.group(1).strip()  # the reason only: the rest carries a thread id
     for line in output.splitlines():
         if "connect:" in line or "errno" in line or "error" in line.lower():
             return line.strip()
@@ -172,6 +215,9 @@ def current_wlb_host(ctx: Context, uuid: str | None) -> str | None:
     """The host part of the pool's wlb-url right now (what xapi will check the name of)."""
     pool_uuid = uuid or checked(ctx.sessions.pool, _xe(ctx, "pool-list", "--minimal"),
                                 "finding the pool").stdout.strip()
+    if not pool_uuid:
+        raise StepFailed(f"finding the pool: {ctx.target.pool.xe} pool-list printed nothing "
+                         f"on {ctx.sessions.pool.host}")
     url = checked(ctx.sessions.pool,
                   _xe(ctx, "pool-param-get", f"uuid={pool_uuid}", "param-name=wlb-url"),
                   "reading wlb-url").stdout.strip()
@@ -193,8 +239,8 @@ def _preflight_run(ctx: Context, step: Step) -> None:
     reason = handshake_verdict(facts.parse(result.stdout), legacy=p["mode"] != "chain")
     if reason is not None:
         raise StepFailed(
-            f"preflight: WLB at {p['host']}:{p['port']} would fail the pool's own checks "
-            f"({p['mode']}): {reason}. wlb-verify-cert was left as it is."
+            f"preflight: WLB at {join_host_port(p['host'], p['port'])} would fail the pool's "
+            f"own checks ({p['mode']}): {reason}. wlb-verify-cert was left as it is."
         )
 
 

@@ -18,6 +18,9 @@ from wlbplan.errors import VerifyError
 from wlbplan.model.observed import Observed
 from wlbplan.model.spec import Policy, Target, is_ip_literal
 
+# Findings about the served leaf that no TLS handshake with xapi survives.
+NO_HANDSHAKE = frozenset({"WLB-CERT-KEY-NOT-RSA"})
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -53,6 +56,15 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
     findings = certs.policy_findings(
         chain, min_days_left=policy.min_days_left, min_rsa_bits=policy.min_rsa_bits,
         forbid_sha1=policy.forbid_sha1)
+    unusable = [f for f in findings if f.rule_id in NO_HANDSHAKE]
+    if unusable:
+        # Not a policy choice: the pool cannot even finish a TLS handshake with this key,
+        # verification on or off, so no plan that keeps it can be offered.
+        problems = "; ".join(f"{f.rule_id}: {f.message}" for f in unusable)
+        return GateResult(
+            f"{target.name}: WLB would serve a certificate the pool cannot connect to "
+            f"({problems}): xapi's stunnel client offers ECDHE-RSA cipher suites only. "
+            f"{unusable[0].hint}.", ())
     if desired.stage == "install" and findings:
         # A certificate wlbplan is about to install must meet the policy; one already on
         # the appliance (self-signed) is only warned about, as audit does.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from wlbplan.core.desired import Anchor
 from wlbplan.core.steps import TMP, Step
 from wlbplan.model.command import Command, Part, Raw, shown
+from wlbplan.model.names import join_host_port
 from wlbplan.model.observed import PoolFacts
 from wlbplan.model.spec import Target, is_ip_literal
 from wlbplan.model.text import shell_word
@@ -67,7 +68,7 @@ def preflight_argv(target: Target, host: str, address: str, port: int,
     hence ``-verify_hostname`` always. Legacy xapi (verifyPeer) only needs the leaf in
     the bundle: ``-partial_chain``, and the caller checks the leaf is there.
     """
-    argv = ["openssl", "s_client", "-connect", f"{address}:{port}", "-CAfile",
+    argv = ["openssl", "s_client", "-connect", join_host_port(address, port), "-CAfile",
             bundle_path(target), "-verify_return_error", "-showcerts", "-tls1_2",
             "-cipher", XAPI_CLIENT_CIPHERS, "-verify_hostname", host]
     if not is_ip_literal(host):
@@ -87,8 +88,8 @@ def preflight(target: Target, pool: PoolFacts, host: str, address: str) -> Step:
     return Step(
         action="pool.preflight",
         on="pool",
-        summary=f"check from the coordinator that WLB at {host}:{port} passes the pool's "
-                f"checks (name, {mode}) before verification is on",
+        summary=f"check from the coordinator that WLB at {join_host_port(host, port)} passes "
+                f"the pool's checks (name, {mode}) before verification is on",
         commands=(Command(argv).display(),),
         params={"host": host, "address": address, "port": port, "mode": mode,
                 "uuid": pool.uuid},

@@ -1,0 +1,144 @@
+"""The preflight's verdict on what ``openssl s_client`` printed on the coordinator.
+
+The captures in data/ are real s_client runs (OpenSSL 3.0) against the lab's stunnel,
+with the preflight's own arguments; session secrets are cut out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import subprocess
+import threading
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from wlbplan.actions.pool import handshake_verdict
+from wlbplan.core.steps.pool import bundle_path, preflight_argv
+from wlbplan.inspect.script import RawFact
+from wlbplan.lab import pki
+from wlbplan.model.spec import CertificateSpec, PoolSpec, Target, WlbSpec
+
+DATA = Path(__file__).resolve().parent / "data"
+BUNDLE = RawFact("-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----", 0)
+
+
+def _verdict(output: str, exit_code: int) -> str | None:
+    return handshake_verdict({"handshake": RawFact(output, exit_code), "bundle": BUNDLE},
+                             legacy=False)
+
+
+def _capture(name: str) -> str:
+    return (DATA / f"{name}.txt").read_text()
+
+
+def test_a_complete_handshake_passes() -> None:
+    assert _verdict(_capture("handshake-ok"), 0) is None
+
+
+def test_a_peer_that_resets_after_a_complete_handshake_passes() -> None:
+    """stunnel resets the connection when the service behind it is down; the handshake
+    (certificate, name, chain, cipher) already passed, which is what the pool checks."""
+    output = _capture("handshake-ok-then-reset")
+    assert "read:errno=104" in output
+    assert _verdict(output, 104) is None
+
+
+def test_no_handshake_is_no_pass_although_openssl_says_verify_ok() -> None:
+    """An Ed25519 WLB certificate against xapi's ECDHE-RSA suites: the server aborts with
+    an alert, no certificate arrives, and s_client still prints "Verify return code: 0
+    (ok)" (issue 16 #18)."""
+    output = _capture("ed25519-no-handshake")
+    assert "Verify return code: 0 (ok)" in output
+    assert "no peer certificate available" in output
+    reason = _verdict(output, 1)
+    assert reason is not None
+    assert "no TLS handshake" in reason
+    assert "sslv3 alert handshake failure" in reason
+    assert "80FB8F00337F0000" not in reason  # OpenSSL's thread id is not a reason
+
+
+def test_the_same_output_with_exit_zero_is_still_no_pass() -> None:
+    assert _verdict(_capture("ed25519-no-handshake"), 0) is not None
+
+
+def test_a_certificate_but_no_cipher_is_no_pass() -> None:
+    output = _capture("handshake-ok").replace(
+        "New, TLSv1.2, Cipher is ECDHE-RSA-AES256-GCM-SHA384", "New, (NONE), Cipher is (NONE)")
+    reason = _verdict(output, 0)
+    assert reason is not None
+    assert "no cipher was negotiated" in reason
+
+
+def test_a_certificate_without_any_cipher_line_is_no_pass() -> None:
+    output = "\n".join(line for line in _capture("handshake-ok").splitlines()
+                       if "Cipher is" not in line)
+    assert _verdict(output, 0) is not None
+
+
+@pytest.mark.parametrize("code", [1, 124])
+def test_a_failed_s_client_without_a_peer_close_is_no_pass(code: int) -> None:
+    """Exit 124 is `timeout` ending it; exit 1 with OpenSSL's own error lines is a
+    failure after the certificate came."""
+    output = _capture("handshake-ok") + (
+        "\n4007A1B2C3D40000:error:0A000126:SSL routines:ssl3_read_n:unexpected eof while "
+        "reading:../ssl/record/rec_layer_s3.c:308:\n" if code == 1 else "")
+    reason = _verdict(output, code)
+    assert reason is not None
+    assert f"exit {code}" in reason
+
+
+def test_a_reset_with_an_openssl_error_is_no_pass() -> None:
+    output = _capture("handshake-ok-then-reset") + (
+        "\n4007A1B2C3D40000:error:0A000410:SSL routines:ssl3_read_bytes:sslv3 alert "
+        "handshake failure:../ssl/record/rec_layer_s3.c:1601:SSL alert number 40\n")
+    assert _verdict(output, 1) is not None
+
+
+# ---- the preflight's own command over IPv6 (issue 16 #13) ---------------------------------
+
+
+def _serve_once(folder: Path, fqdn: str) -> tuple[int, threading.Thread]:
+    """A TLS server on [::1] with an RSA certificate for ``fqdn``: one handshake."""
+    issued = pki.appliance_self_signed(fqdn)
+    (folder / "server.pem").write_bytes(issued.cert_pem)
+    pki.write_private(folder / "server.key", issued.key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "server.pem", folder / "server.key")
+    listener = socket.socket(socket.AF_INET6)
+    listener.bind(("::1", 0))
+    listener.listen(1)
+    listener.settimeout(20)
+
+    def answer() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            with contextlib.suppress(OSError), context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def test_the_preflight_reaches_an_ipv6_address(tmp_path: Path) -> None:
+    """``-connect ::1:PORT`` is refused by s_client ("malformed or ambiguous"): the
+    address must be in brackets, as in a wlb-url."""
+    fqdn = "wlb.example.com"
+    port, thread = _serve_once(tmp_path, fqdn)
+    trust = tmp_path / "stunnel"
+    trust.mkdir()
+    target = Target(name="t", pool=PoolSpec("xs1", trust_dir=PurePosixPath(trust)),
+                    wlb=WlbSpec(fqdn, port=port), certificate=CertificateSpec("self-signed"))
+    Path(bundle_path(target)).write_bytes((tmp_path / "server.pem").read_bytes())
+    argv = preflight_argv(target, fqdn, "::1", port, legacy=False)
+    assert argv[argv.index("-connect") + 1] == f"[::1]:{port}"
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL, check=False)
+    thread.join(timeout=20)
+    bundle = RawFact(Path(bundle_path(target)).read_text(), 0)
+    output = done.stdout + done.stderr
+    assert handshake_verdict({"handshake": RawFact(output, done.returncode),
+                              "bundle": bundle}, legacy=False) is None, output
