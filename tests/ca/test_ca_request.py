@@ -26,6 +26,7 @@ from calab import (
     write_spec,
 )
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from wlbplan.lab import control
 
@@ -150,3 +151,25 @@ def test_request_stage_after_self_signed_keeps_the_trust_in_use(
                                     "appliance.fetch_csr"]
     deletes = [p for p, a in change_paths(target).items() if a == "delete"]
     assert deletes == [], f"the request stage announces removing trust still in use: {deletes}"
+
+
+def test_a_subject_value_cannot_add_attributes(tmp_path: Path, ca: LabCA,
+                                               lab: control.Lab) -> None:
+    """``O: "Acme+CN=evil"`` made a CSR with a second CN when only ``\\`` and ``/`` were
+    escaped for ``-subj`` (issue 16 #4). Applied on the lab, the CSR carries the value as
+    one O, and the next plan sees nothing to change."""
+    organization = "Acme+CN=evil.example.com/OU=x, Inc.\\"
+    spec = _request_spec(lab, tmp_path, ca, "evil.yaml",
+                         subject={"O": organization, "L": "Zürich"})
+    done = wlbplan("apply", spec, "--auto-approve")
+    assert done.returncode == 0, said(done)
+    csr = x509.load_pem_x509_csr((layout(lab).certs_dir / "server.csr.pending").read_bytes())
+    subject = csr.subject
+    assert [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)] == [FQDN]
+    assert [a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] \
+        == [organization]
+    assert [a.value for a in subject.get_attributes_for_oid(NameOID.LOCALITY_NAME)] \
+        == ["Zürich"]
+    assert all(len(rdn) == 1 for rdn in subject.rdns)
+    target = plan_json(spec, changes=False)
+    assert step_actions(target) == []

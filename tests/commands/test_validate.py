@@ -150,3 +150,35 @@ def test_process_exit_code(name: str, code: int) -> None:
     )
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- what validation must refuse before any command reaches a host (issue 16) -----------
+
+
+def test_two_targets_for_one_pool_fail_validation(capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: both validated, and `apply` then refused one with "another apply is running
+    on this pool", naming its own pid (#27)."""
+    path = BAD / "same-pool-or-appliance.yaml"
+    code, out, _ = _run(capsys, "validate", str(path))
+    assert code == 1
+    assert f"{path}:15:5: error: targets[1].pool: targets[0] (line 11) already manages " \
+        "this pool" in out
+    assert f"{path}:20:5: error: targets[2].wlb: targets[1] (line 16) already manages " \
+        "this appliance" in out
+
+
+@pytest.mark.parametrize("user", ["admin@corp", "two words", "user:x", "-oProxyCommand=x"])
+def test_an_ssh_user_the_connector_refuses_is_a_spec_error(tmp_path: Path, user: str) -> None:
+    """Before: the schema took these and `plan` ended in a traceback (exit 3, #12)."""
+    spec = tmp_path / "spec.yaml"
+    text = (EXAMPLES / "self-signed.yaml").read_text()
+    assert text.count("\n    user: root\n") == 1
+    spec.write_text(text.replace("\n    user: root\n", f"\n    user: {json.dumps(user)}\n"))
+    for command in ("validate", "plan"):
+        done = subprocess.run([sys.executable, "-m", "wlbplan", command, str(spec)],
+                              capture_output=True, text=True, check=False, timeout=60)
+        said = done.stdout + done.stderr
+        assert done.returncode == 1, said
+        assert "Traceback" not in said
+        assert re.search(rf"{re.escape(str(spec))}:\d+:\d+: error: defaults\.ssh\.user: "
+                         "must be a login name", said)

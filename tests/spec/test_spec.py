@@ -317,8 +317,8 @@ def test_every_field_reaches_the_model(full_spec: Any) -> None:
 def test_merge_keys_share_settings() -> None:
     a, b = load_spec(DATA / "good" / "merge-keys.yaml").targets
     assert a.pool == PoolSpec("xs1.example.com", connection="local")
-    assert b.pool == PoolSpec("xs2.example.com", connection="local")  # explicit key wins
-    assert (b.wlb.address, b.wlb.port) == ("wlb.example.com", 9012)
+    assert b.pool == PoolSpec("xs2.example.com", connection="ssh")  # explicit keys win
+    assert (b.wlb.address, b.wlb.port) == ("wlb2.example.com", 9012)
 
 
 def test_digest_is_the_sha256_of_the_file_bytes() -> None:
@@ -565,3 +565,154 @@ targets:
     assert first.line("verify") == 3  # not written: the target's own line
     assert (second.line(), second.line("wlb.address"), second.line("verify")) == (8, 10, 12)
     assert first == dataclasses.replace(first, lines=())  # positions never make targets differ
+
+
+# --- one rule for schema and code (issue 16 #4, #12, #13, #27) ---------------------------
+
+
+def _one_target(**parts: Any) -> str:
+    """A one-target spec as YAML text; ``parts`` replace the target's sections."""
+    target: dict[str, Any] = {
+        "name": "t1", "pool": {"coordinator": "xs1.example.com"},
+        "wlb": {"address": "wlb.example.com"}, "certificate": {"source": "self-signed"},
+    }
+    target.update(parts)
+    return yaml.safe_dump({"version": 1, "targets": [target]})
+
+
+def test_schema_subject_bounds_are_the_models() -> None:
+    from wlbplan.model.spec import SUBJECT_MAX_LENGTH
+
+    request = _schema()["$defs"]["request"]["properties"]
+    subject = request["subject"]["properties"]
+    in_schema = {name: prop.get("maxLength") for name, prop in subject.items() if name != "C"}
+    in_schema["CN"] = request["common_name"]["maxLength"]
+    assert in_schema == {k: v for k, v in SUBJECT_MAX_LENGTH.items() if k != "C"}
+    assert subject["C"]["pattern"] == "^[A-Za-z]{2}$"
+
+
+def test_schema_ssh_user_rule_is_the_connectors() -> None:
+    from wlbplan.model.names import MAX_SSH_USER, SSH_USER_PATTERN
+
+    user = _schema()["$defs"]["ssh"]["properties"]["user"]
+    assert (user["pattern"], user["maxLength"]) == (SSH_USER_PATTERN, MAX_SSH_USER)
+
+
+USERS = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet=st.sampled_from("aZ09._-@: \t\n$/\\'é"), min_size=1, max_size=40),
+    st.sampled_from(["root", "admin@corp", "-oProxyCommand=x", "two words", ".hidden",
+                     "a" * 32, "a" * 33, "_svc", "dom\\user", "user:x"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(USERS)
+def test_an_ssh_user_the_spec_accepts_is_one_the_connector_accepts(user: str) -> None:
+    """Before: the schema took any non-empty string and SshTarget refused '@', ':' and
+    spaces with a ValueError, so `plan` ended with a traceback (exit 3)."""
+    from wlbplan.connectors.ssh import SshTarget
+
+    spec, _ = load_spec_text(_one_target(ssh={"user": user}), FUZZ_PATH)
+    try:
+        SshTarget(host="xs1.example.com", user=user)
+    except ValueError:
+        assert spec is None, f"the spec accepts {user!r}, the connector does not"
+    else:
+        assert spec is not None, f"the connector accepts {user!r}, the spec does not"
+
+
+def _request_errors(**request: Any) -> list[str]:
+    text = _one_target(certificate={"source": "ca-signed", "request": request})
+    return [d.message for d in _errors(text)]
+
+
+@pytest.mark.parametrize(("field", "limit"), [
+    ("O", 64), ("OU", 64), ("L", 128), ("ST", 128), ("emailAddress", 128)])
+def test_subject_fields_are_refused_beyond_their_upper_bound(field: str, limit: int) -> None:
+    assert _request_errors(subject={field: "a" * limit}) == []
+    assert _request_errors(subject={field: "a" * (limit + 1)}) == \
+        [f"must be at most {limit} characters"]
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "\x1b[31m", "tab\there", "a\x85b", "\x7f"])
+def test_subject_fields_refuse_control_characters(value: str) -> None:
+    assert len(_request_errors(subject={"O": value})) == 1
+
+
+def test_an_email_address_must_be_ascii() -> None:
+    assert _request_errors(subject={"emailAddress": "pkí@example.com"}) == \
+        ["must be plain ASCII (an IA5String), without control characters"]
+
+
+def test_a_long_address_cannot_be_the_cn_it_defaults_to() -> None:
+    long_name = "w" * 60 + ".example.com"
+    text = _one_target(wlb={"address": long_name},
+                       certificate={"source": "ca-signed", "request": {}})
+    (error,) = _errors(text)
+    assert error.path == "targets[0].certificate.request"
+    assert "at most 64" in error.message
+    assert error.start is not None
+
+
+@pytest.mark.parametrize("address", ["fe80::1%eth0", "::1%1", "1.2.3.4%eth0", "01.2.3.4"])
+def test_resolve_takes_plain_ip_addresses_only(address: str) -> None:
+    text = f"resolve: {{wlb.example.com: '{address}'}}\n" + _one_target()
+    (error,) = _errors(text)
+    assert error.path == 'resolve["wlb.example.com"]'
+    assert error.start is not None
+    assert error.start.line == 1
+
+
+@pytest.mark.parametrize("address", ["::1", "fd00::7", "10.0.0.5"])
+def test_resolve_takes_ipv6_and_ipv4(address: str) -> None:
+    assert _errors(f"resolve: {{wlb.example.com: '{address}'}}\n" + _one_target()) == []
+
+
+def test_a_scoped_ip_alt_name_is_refused() -> None:
+    messages = _request_errors(alt_names=["DNS:wlb.example.com", "IP:fe80::1%eth0"])
+    assert messages == ["'fe80::1%eth0' is a scoped IPv6 address (with %zone): give the "
+                        "address without the zone"]
+
+
+def _targets(*targets: dict[str, Any], **top: Any) -> str:
+    made = []
+    for index, parts in enumerate(targets):
+        target: dict[str, Any] = {"name": f"t{index}", "certificate": {"source": "self-signed"}}
+        target.update(parts)
+        made.append(target)
+    return yaml.safe_dump({"version": 1, **top, "targets": made})
+
+
+def test_two_targets_for_one_pool_are_refused_at_the_second() -> None:
+    text = _targets(
+        {"pool": {"coordinator": "xs1.example.com"}, "wlb": {"address": "wlb1.example.com"}},
+        {"pool": {"coordinator": "xs1.example.com"}, "wlb": {"address": "wlb2.example.com"}},
+    )
+    (error,) = _errors(text)
+    assert error.path == "targets[1].pool"
+    assert error.message.startswith("targets[0] (line ")
+    assert "already manages this pool" in error.message
+    assert error.start is not None
+
+
+def test_two_targets_for_one_appliance_are_refused() -> None:
+    text = _targets(
+        {"pool": {"coordinator": "xs1.example.com"}, "wlb": {"address": "wlb.example.com"}},
+        {"pool": {"coordinator": "xs2.example.com"}, "wlb": {"address": "wlb.example.com",
+                                                             "port": 8013}},
+    )
+    (error,) = _errors(text)
+    assert error.path == "targets[1].wlb"
+    assert "already manages this appliance" in error.message
+
+
+@pytest.mark.parametrize("second", [
+    {"pool": {"coordinator": "xs1.example.com", "state_dir": "/var/lib/wlbplan-2"}},
+    {"pool": {"coordinator": "xs1.example.com", "xe": "/opt/xe"}},
+    {"pool": {"coordinator": "xs1.example.com"}, "ssh": {"port": 2222}},
+    {"pool": {"coordinator": "xs9.example.com"}},
+], ids=["state_dir", "xe", "ssh-port", "coordinator"])
+def test_what_tells_two_pools_apart(second: dict[str, Any]) -> None:
+    first = {"pool": {"coordinator": "xs1.example.com"}, "wlb": {"address": "wlb1.example.com"}}
+    assert _errors(_targets(first, {"wlb": {"address": "wlb2.example.com"}, **second})) == []

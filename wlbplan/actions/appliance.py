@@ -14,7 +14,7 @@ from pathlib import Path
 from wlbplan import certs
 from wlbplan.actions.base import Action, Context, StepFailed, UndoRecord, checked
 from wlbplan.core.steps import Step
-from wlbplan.core.steps.appliance import pending_key
+from wlbplan.core.steps.appliance import csr_argv, pending_key
 from wlbplan.errors import VerifyError
 from wlbplan.inspect import script as facts
 from wlbplan.model.command import Command, script
@@ -67,11 +67,8 @@ def _undo_unfresh(ctx: Context, record: UndoRecord) -> None:
 
 def _make_csr_run(ctx: Context, step: Step) -> None:
     p = step.params
-    argv = ["openssl", "req", "-new", "-key", pending_key(ctx.target), "-subj", p["subject"]]
-    if p["alt_names"]:
-        argv += ["-addext", "subjectAltName=" + ",".join(p["alt_names"])]
-    argv += ["-out", p["path"]]
-    _fresh(ctx, step, tuple(argv), f"making the CSR {p['path']}")
+    argv = csr_argv(pending_key(ctx.target), p["subject"], p["alt_names"], p["path"])
+    _fresh(ctx, step, argv, f"making the CSR {p['path']}")
 
 
 def _fetch_csr_run(ctx: Context, step: Step) -> None:

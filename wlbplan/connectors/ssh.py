@@ -50,6 +50,7 @@ from paramiko.ssh_exception import (
 
 from wlbplan.errors import ConnectError, RemoteCommandError, WlbplanError
 from wlbplan.model.command import Command, CommandResult
+from wlbplan.model.names import join_host_port, ssh_user_problem
 
 HostKeyPolicy = Literal["strict", "accept-new"]
 HOST_KEY_POLICIES: tuple[HostKeyPolicy, ...] = ("strict", "accept-new")
@@ -78,8 +79,9 @@ class SshTarget:
         _check_host(self.host)
         if not 0 < self.port < 65536:
             raise ValueError(f"SSH port must be 1-65535, not {self.port}")
-        if not self.user or any(ch.isspace() or ch in "@:" for ch in self.user):
-            raise ValueError(f"invalid SSH user name {self.user!r}")
+        problem = ssh_user_problem(self.user)
+        if problem:
+            raise ValueError(f"invalid SSH user name {self.user!r}: it {problem}")
         if self.host_key_policy not in HOST_KEY_POLICIES:
             raise ValueError(
                 f"host_key_policy must be strict or accept-new, not {self.host_key_policy!r}"
@@ -90,7 +92,7 @@ class SshTarget:
     @property
     def address(self) -> str:
         """``host:port`` as people read it (IPv6 literals in brackets)."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return join_host_port(self.host, self.port)
 
     @property
     def known_hosts_name(self) -> str:

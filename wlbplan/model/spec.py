@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from wlbplan.model.names import join_host_port
 from wlbplan.model.text import visible
 
 # ---------------------------------------------------------------------------------------
@@ -79,6 +80,12 @@ DEFAULT_TRUST_DIR = PurePosixPath("/etc/stunnel")
 DEFAULT_STATE_DIR = PurePosixPath("/var/lib/wlbplan")
 DEFAULT_KEY_BITS: dict[str, int] = {"rsa": 2048, "ec": 256}
 SUBJECT_FIELDS = ("C", "ST", "L", "O", "OU", "emailAddress")
+# Upper bounds of subject values, in characters: RFC 5280's ub-* as OpenSSL enforces them
+# (a longer value makes `openssl req` fail half-way through an apply). emailAddress:
+# RFC 5280 allows 255, OpenSSL 128. The JSON Schema's maxLength keywords must agree.
+SUBJECT_MAX_LENGTH: dict[str, int] = {
+    "CN": 64, "C": 2, "ST": 128, "L": 128, "O": 64, "OU": 64, "emailAddress": 128,
+}
 
 
 def url_host(url: str) -> str:
@@ -175,10 +182,7 @@ class WlbSpec:
     @property
     def url(self) -> str:
         """The pool's ``wlb-url`` value (``host:port``; IPv6 in brackets)."""
-        host = self.address
-        if ":" in host:  # only an IPv6 literal can contain a colon here
-            host = f"[{host}]"
-        return f"{host}:{self.port}"
+        return join_host_port(self.address, self.port)
 
 
 @dataclass(frozen=True)

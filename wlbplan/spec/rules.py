@@ -4,10 +4,18 @@ root ...). Each rule reads only the parts that passed the schema."""
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 from typing import Any
 
-from wlbplan.model.spec import Policy, is_ip_literal
+from wlbplan.model.names import ip_address_problem
+from wlbplan.model.spec import (
+    DEFAULT_CERT_PATH,
+    DEFAULT_STATE_DIR,
+    SUBJECT_MAX_LENGTH,
+    Policy,
+    is_ip_literal,
+)
 from wlbplan.spec.report import Data, PathT, Report
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
@@ -16,7 +24,7 @@ _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 def host_problem(text: str) -> str | None:
     """Why ``text`` is neither an IP literal nor a DNS name, or None when it is one."""
     if is_ip_literal(text):
-        return None
+        return ip_address_problem(text)  # a scoped IPv6 address is refused, saying why
     if ":" in text or "/" in text:
         return "must be a bare host name or IP address (put the port in `port`, no scheme)"
     name = text[:-1] if text.endswith(".") else text
@@ -58,6 +66,7 @@ def check_semantics(data: Any, report: Report, dirty: set[PathT]) -> None:
     if not isinstance(targets, list):
         return
     _check_unique_names(targets, report)
+    _check_one_target_per_host(data, targets, report, clean)
     min_rsa = _min_rsa_bits(data)
     for index, target in enumerate(targets):
         if isinstance(target, dict):
@@ -76,10 +85,11 @@ def _check_resolve(resolve: Data, report: Report, clean: _Clean) -> None:
         problem = host_problem(host)
         if problem:
             report.error(("resolve", host), f"host name '{host}' {problem}", on_key=True)
-        if not is_ip_literal(address):
+        problem = ip_address_problem(address)
+        if problem:
             report.error(
                 ("resolve", host),
-                f"'{address}' is not an IP address",
+                f"'{address}' {problem}",
                 "resolve maps a host name to an IPv4 or IPv6 literal, like curl --resolve.",
             )
 
@@ -97,6 +107,60 @@ def _check_unique_names(targets: list[Any], report: Report) -> None:
             )
         else:
             first[name] = index
+
+
+def _check_one_target_per_host(data: Data, targets: list[Any], report: Report,
+                                clean: _Clean) -> None:
+    """Two targets for one pool take the same apply lock, and two for one appliance write
+    the same files: each pool and each appliance belongs to one target."""
+    first: dict[tuple[object, ...], int] = {}
+    for index, target in enumerate(targets):
+        if not isinstance(target, dict) or not clean(("targets", index)):
+            continue
+        for side, identity, what in _host_identities(data, target):
+            key = (side, *identity)
+            if key not in first:
+                first[key] = index
+                continue
+            line = report.line_of(("targets", first[key], side))
+            report.error(
+                ("targets", index, side),
+                f"targets[{first[key]}] (line {line}) already manages this {what}",
+                "One pool or one appliance per target: two targets would take the same "
+                "apply lock or write the same files. Merge them, or point one elsewhere.",
+                on_key=True)
+
+
+def _host_identities(data: Data, target: Data) -> list[tuple[str, tuple[object, ...], str]]:
+    pool, wlb = target.get("pool", {}), target.get("wlb", {})
+    state_dir = posixpath.normpath(pool.get("state_dir", str(DEFAULT_STATE_DIR)))
+    cert = posixpath.normpath(_dig(wlb, "paths", "cert") or str(DEFAULT_CERT_PATH))
+    xe = pool.get("xe", "xe")
+    coordinator = pool.get("ssh_host") or pool.get("coordinator", "")
+    appliance = wlb.get("ssh_host") or wlb.get("address", "")
+    return [
+        ("pool", (*_host(data, target, pool.get("connection", "ssh"), coordinator), xe,
+                  state_dir),
+         f"pool (coordinator {coordinator}, xe {xe}, state_dir {state_dir})"),
+        ("wlb", (*_host(data, target, wlb.get("connection", "ssh"), appliance), cert),
+         f"appliance ({appliance}, certificate {cert})"),
+    ]
+
+
+def _host(data: Data, target: Data, connection: str, name: str) -> tuple[object, ...]:
+    """Where commands for a host run: this machine, or an SSH address and port (after
+    ``resolve``; names compared as DNS does)."""
+    if connection == "local":
+        return ("local",)
+    resolve = _dig(data, "resolve")
+    resolve = {dns_key(k): v for k, v in resolve.items() if isinstance(v, str)} \
+        if isinstance(resolve, dict) else {}
+    address = resolve.get(dns_key(name), name)
+    port = _dig(target, "ssh", "port") or _dig(data, "defaults", "ssh", "port") or 22
+    port = port if isinstance(port, int) else str(port)  # a wrong type was reported already
+    if is_ip_literal(address):
+        address = ipaddress.ip_address(address).compressed
+    return ("ssh", dns_key(address), port)
 
 
 def _check_target(target: Data, path: PathT, report: Report, min_rsa: int, clean: _Clean) -> None:
@@ -201,6 +265,16 @@ def _check_request(
 
 def _check_common_name(request: Data, address: str, path: PathT, report: Report) -> None:
     common_name = request.get("common_name")
+    limit = SUBJECT_MAX_LENGTH["CN"]
+    if common_name is None and not is_ip_literal(address) and len(address) > limit:
+        # The CN defaults to wlb.address, and must equal it: no CSR can carry this name.
+        report.error(
+            path,
+            f"the CN would be wlb.address '{address}', {len(address)} characters; a "
+            f"certificate's CN holds at most {limit} (RFC 5280 ub-common-name)",
+            "Give the appliance a shorter name for the pool to reach it by.",
+            on_key=True)
+        return
     if is_ip_literal(address):
         _check_ip_request(common_name, request.get("alt_names", []), address, path, report)
     elif common_name is not None and dns_key(common_name) != dns_key(address):
@@ -240,14 +314,16 @@ def _check_ip_request(
 
 def _san_ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     kind, _, value = name.partition(":")
-    return ipaddress.ip_address(value) if kind == "IP" and is_ip_literal(value) else None
+    ok = kind == "IP" and ip_address_problem(value) is None
+    return ipaddress.ip_address(value) if ok else None
 
 
 def _check_alt_names(alt_names: list[str], path: PathT, report: Report) -> None:
     for index, name in enumerate(alt_names):
         kind, _, value = name.partition(":")
-        if kind == "IP" and not is_ip_literal(value):
-            report.error((*path, index), f"'{value}' is not an IP address")
+        problem = ip_address_problem(value) if kind == "IP" else None
+        if problem:
+            report.error((*path, index), f"'{value}' {problem}")
         elif kind == "DNS" and is_ip_literal(value):
             report.error((*path, index), f"'{value}' is an IP address: write IP:{value}")
         elif kind == "DNS" and host_problem(value.removeprefix("*.")):

@@ -31,12 +31,34 @@ def _show(*argv: str) -> str:
 
 
 def subject_line(request: CertificateRequest) -> str:
-    """``/C=CA/.../CN=name`` for ``openssl req -subj`` (slashes and backslashes escaped)."""
-    def esc(value: str) -> str:
-        return value.replace("\\", "\\\\").replace("/", "\\/")
+    """``/C=CA/.../CN=name`` for ``openssl req -subj``, each value escaped so that it stays
+    one attribute's value whatever it holds.
 
+    OpenSSL's -subj grammar (apps/lib/apps.c parse_name): ``/`` starts an RDN, ``+`` adds
+    an attribute to it, the first ``=`` ends the type, and a backslash takes the next
+    character as it is. Those characters (and ``,``, which other DN syntaxes split on)
+    are escaped in every value, so none can end its RDN, add one, or add an attribute
+    (``O: "Acme+CN=evil"``); the rest reads as written in the plan.
+    """
     parts = [*request.subject.items(), ("CN", request.common_name)]
-    return "".join(f"/{name}={esc(value)}" for name, value in parts)
+    return "".join(f"/{name}={subj_escape(value)}" for name, value in parts)
+
+
+SUBJ_SPECIAL = frozenset("\\/+=,")
+
+
+def subj_escape(value: str) -> str:
+    return "".join(f"\\{ch}" if ch in SUBJ_SPECIAL else ch for ch in value)
+
+
+def csr_argv(key: str, subject: str, alt_names: list[str] | tuple[str, ...],
+             out: str) -> tuple[str, ...]:
+    """The CSR command, shown in the plan and run by apply. ``-utf8``: the values are
+    UTF-8 (without it OpenSSL reads each byte as Latin-1)."""
+    argv = ["openssl", "req", "-new", "-key", key, "-utf8", "-subj", subject]
+    if alt_names:
+        argv += ["-addext", "subjectAltName=" + ",".join(alt_names)]
+    return (*argv, "-out", out)
 
 
 def key_args(request: CertificateRequest) -> tuple[str, ...]:
@@ -74,10 +96,7 @@ def generate_key(target: Target, request: CertificateRequest, *, replace: bool =
 
 def make_csr(target: Target, request: CertificateRequest, *, replace: bool = False) -> Step:
     csr = pending_csr(target)
-    argv = ["openssl", "req", "-new", "-key", pending_key(target), "-subj", subject_line(request)]
-    if request.alt_names:
-        argv += ["-addext", "subjectAltName=" + ",".join(request.alt_names)]
-    argv += ["-out", csr]
+    argv = csr_argv(pending_key(target), subject_line(request), request.alt_names, csr)
     return Step(
         action="appliance.make_csr",
         on="appliance",
