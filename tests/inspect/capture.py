@@ -111,6 +111,15 @@ def _key_missing(ctx: Context) -> None:
     ctx.layout.key.unlink()
 
 
+def _key_der(ctx: Context) -> None:
+    """The same key, DER-encoded: openssl reads it, the appliance's stunnel does not (it
+    keeps serving with the key it loaded until its next restart)."""
+    key = serialization.load_pem_private_key(ctx.layout.key.read_bytes(), password=None)
+    ctx.layout.key.write_bytes(key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+
+
 def _cert_garbage(ctx: Context) -> None:
     ctx.layout.cert.write_text("this is not a certificate\n")
 
@@ -180,6 +189,7 @@ SITUATIONS: dict[str, Situation] = {
     "fault-by-ip": Situation("lab fault by-ip: wlb-url=127.0.0.1:<port>", _fault("by-ip")),
     "stunnel-stopped": Situation("stunnel stopped", _stunnel_stopped),
     "key-missing": Situation("server.key deleted", _key_missing),
+    "key-der": Situation("server.key rewritten DER-encoded (stunnel not restarted)", _key_der),
     "cert-garbage": Situation("server.pem overwritten with text that is not PEM",
                               _cert_garbage),
     "two-ca-one-unreadable": Situation(

@@ -43,7 +43,7 @@ class Expect:
     cert: tuple[str, ...] | str = (f"CN={FQDN}",)
     """Subjects of the file's chain, leaf first; or a text its error must contain."""
     key: str = "match"
-    """match | mismatch | missing"""
+    """match | mismatch | missing | der (present, but stunnel cannot load it)"""
     served: str = "file"
     """file (the same chain as the file) | old (not the file's, e.g. garbage file) | TEXT
     its error must contain."""
@@ -63,6 +63,7 @@ EXPECTED: dict[str, Expect] = {
     "fault-key-mismatch": Expect(key="mismatch"),
     "fault-cn-mismatch": Expect(cert=(f"CN=other-{FQDN}",)),
     "key-missing": Expect(key="missing"),
+    "key-der": Expect(key="der"),
     "cert-garbage": Expect(cert="no PEM certificate found", served="old"),
     "backups": Expect(backups=("server.key_orig", "server.pem_orig")),
     "ca-signed": Expect(cert=LAB_CHAIN),
@@ -111,6 +112,14 @@ def test_captured_key_file(situation: str, target: Target) -> None:
         assert key == KeyFile(path=key.path, present=False)
         return
     assert key.present
+    if expect.key == "der":
+        # openssl alone reads a DER key; the appliance's stunnel loads PEM only (issue 16
+        # #14: the public key came back and nothing was reported).
+        assert key.public_key is None
+        assert key.error is not None
+        assert "DER-encoded" in key.error
+        assert "stunnel loads PEM keys only" in key.error
+        return
     assert key.error is None
     assert key.mode == "600"
     assert key.owner

@@ -46,7 +46,13 @@ def script(target: Target) -> str:
             # holds the private key (a layout stunnel accepts).
             fact("cert", "awk", _CERT_BLOCKS, cert),
             fact("key.stat", "stat", "-c", "%a %U %G", "--", key),
-            fact("key.public", "openssl", "pkey", "-in", key, "-pubout", "-passin", "pass:"),
+            # -inform PEM: stunnel loads the key as PEM only (SSL_CTX_use_PrivateKey_file),
+            # while openssl on its own would also read a DER key and hide the problem.
+            fact("key.public", "openssl", "pkey", "-inform", "PEM", "-in", key, "-pubout",
+                 "-passin", "pass:"),
+            # Only its exit status says anything: 0 when the key is DER-encoded.
+            fact("key.der", "openssl", "pkey", "-inform", "DER", "-in", key, "-noout",
+                 "-passin", "pass:"),
             fact("backups", Raw("_glob"), Raw(_glob_prefix(cert)), Raw(_glob_prefix(key))),
             fact("served", *served),
             fact("hostname", "hostname"),
@@ -66,7 +72,8 @@ def parse(raw: dict[str, RawFact], target: Target) -> ApplianceFacts:
     wlb = target.wlb
     return ApplianceFacts(
         cert=parse_cert(raw.get("cert"), str(wlb.paths.cert)),
-        key=parse_key(raw.get("key.stat"), raw.get("key.public"), str(wlb.paths.key)),
+        key=parse_key(raw.get("key.stat"), raw.get("key.public"), str(wlb.paths.key),
+                      der=raw.get("key.der")),
         served=parse_served(raw.get("served")),
         backups=parse_lines(raw.get("backups")),
         hostname=_first_line(raw.get("hostname")),
@@ -106,7 +113,8 @@ def parse_cert(raw: RawFact | None, path: str) -> CertFile:
     return CertFile(path=path, present=True, chain=chain)
 
 
-def parse_key(stat: RawFact | None, public: RawFact | None, path: str) -> KeyFile:
+def parse_key(stat: RawFact | None, public: RawFact | None, path: str,
+              der: RawFact | None = None) -> KeyFile:
     if stat is None or _missing(stat):
         return KeyFile(path=path, present=False)
     if not stat.ok:
@@ -114,6 +122,10 @@ def parse_key(stat: RawFact | None, public: RawFact | None, path: str) -> KeyFil
     fields: list[str | None] = [*stat.output.split(), None, None, None]
     mode, owner, group = fields[:3]
     public_key, error = _public_key(public)
+    if public_key is None and der is not None and der.ok:
+        error = ("DER-encoded, and the appliance's stunnel loads PEM keys only: it will not "
+                 f"start again with it (convert it: openssl pkey -inform DER -in {path} "
+                 "-out NEW.pem, then put NEW.pem in its place, mode 0600)")
     return KeyFile(path=path, present=True, mode=mode, owner=owner, group=group,
                    public_key=public_key, error=error)
 
