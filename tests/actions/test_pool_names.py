@@ -1,0 +1,55 @@
+"""Installing and removing a CA certificate by a name from a plan file or a journal: one
+that could leave its folder is refused before anything runs (issue 16 #3). Run with the
+real local connector and a stand-in xe that records what it is asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wlbplan.actions.base import Context, StepFailed
+from wlbplan.actions.pool import install, uninstall
+from wlbplan.connectors.local import LocalRunner
+from wlbplan.model.spec import CertificateSpec, PoolSpec, Spec, Target, WlbSpec
+from wlbplan.run.sessions import Sessions
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Context:
+    log = tmp_path / "xe.log"
+    xe = tmp_path / "xe"
+    xe.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\nexit 0\n')
+    xe.chmod(0o755)
+    target = Target(name="t", pool=PoolSpec("localhost", xe=str(xe), connection="local"),
+                    wlb=WlbSpec("wlb.example.com", connection="local"),
+                    certificate=CertificateSpec("self-signed"))
+    spec = Spec(version=1, path=tmp_path / "spec.yaml", digest="0", targets=(target,))
+    runner = LocalRunner()
+    return Context(spec=spec, target=target, sessions=Sessions(pool=runner, appliance=runner))
+
+
+def _asked(ctx: Context) -> str:
+    log = Path(ctx.target.pool.xe).parent / "xe.log"
+    return log.read_text() if log.exists() else ""
+
+
+@pytest.mark.parametrize("name", ["../../evil.pem", "a/b.pem", "..", ".pem", "x.txt",
+                                  "wlbplan-wlb-0/../../x.pem", "x y.pem", "x\n.pem"])
+def test_an_unsafe_name_is_refused_before_anything_runs(ctx: Context, name: str) -> None:
+    with pytest.raises(StepFailed, match="refusing the CA certificate name"):
+        install(ctx, name, PEM)
+    with pytest.raises(StepFailed, match="refusing the CA certificate name"):
+        uninstall(ctx, name, missing_ok=True)
+    assert _asked(ctx) == ""
+
+
+def test_a_safe_name_is_installed_and_removed(ctx: Context) -> None:
+    install(ctx, "wlbplan-root-0123456789abcdef.pem", PEM)
+    uninstall(ctx, "wlbplan-root-0123456789abcdef.pem", missing_ok=False)
+    asked = _asked(ctx).splitlines()
+    assert asked[0].startswith("pool-install-ca-certificate filename=/")
+    assert asked[0].endswith("/wlbplan-root-0123456789abcdef.pem")
+    assert asked[1] == "pool-uninstall-ca-certificate name=wlbplan-root-0123456789abcdef.pem"
