@@ -18,6 +18,7 @@ from wlbplan.core.steps.appliance import csr_argv, pending_key
 from wlbplan.errors import VerifyError
 from wlbplan.inspect import script as facts
 from wlbplan.model.command import Command, script
+from wlbplan.model.names import join_host_port
 
 RESTART_WAIT = 30.0
 STAGED = ".wlbplan-new"
@@ -232,7 +233,7 @@ def served_leaf(ctx: Context) -> str | None:
     """The fingerprint of what stunnel serves now, seen from the appliance itself."""
     wlb = ctx.target.wlb
     argv = ["timeout", "10", "openssl", "s_client", "-showcerts",
-            "-connect", f"127.0.0.1:{wlb.port}"]
+            "-connect", join_host_port("127.0.0.1", wlb.port)]
     raw = facts.parse(ctx.sessions.appliance.run(
         script(facts.build([facts.fact("served", *argv)]))).stdout)
     shake = raw.get("served")

@@ -16,6 +16,7 @@ from wlbplan.core.steps.appliance import pending_csr, pending_key
 from wlbplan.errors import VerifyError
 from wlbplan.inspect.script import RawFact, build, fact
 from wlbplan.model.command import Raw
+from wlbplan.model.names import join_host_port
 from wlbplan.model.observed import ApplianceFacts, CertFile, KeyFile, Served
 from wlbplan.model.spec import Target
 
@@ -37,7 +38,7 @@ def script(target: Target) -> str:
     wlb = target.wlb
     cert, key = str(wlb.paths.cert), str(wlb.paths.key)
     served = ["timeout", HANDSHAKE_TIMEOUT, "openssl", "s_client", "-showcerts",
-              "-connect", f"127.0.0.1:{wlb.port}"]
+              "-connect", join_host_port("127.0.0.1", wlb.port)]
     if not wlb.address_is_ip:
         served += ["-servername", wlb.address]
     return build(
