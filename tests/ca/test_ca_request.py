@@ -171,5 +171,6 @@ def test_a_subject_value_cannot_add_attributes(tmp_path: Path, ca: LabCA,
     assert [a.value for a in subject.get_attributes_for_oid(NameOID.LOCALITY_NAME)] \
         == ["Zürich"]
     assert all(len(rdn) == 1 for rdn in subject.rdns)
-    target = plan_json(spec, changes=False)
+    target = plan_json(spec, changes=True)  # waiting for the CA, with nothing to redo
+    assert target["status"] == "waiting"
     assert step_actions(target) == []

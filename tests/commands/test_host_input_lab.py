@@ -1,7 +1,7 @@
 """What a host says is input too (issue 16 #3, #14, #15): a CA certificate name that could
 leave its folder, an xe that prints nothing, a key the appliance's stunnel cannot load.
-Each refuses (or is reported for) that host, over both connectors; audit goes on with the
-other target. Run as an operator would: the CLI in a subprocess, on a real lab."""
+Each refuses (or is reported for) that host, over both connectors; the other target goes
+on. Run as an operator would: the CLI in a subprocess, on a real lab."""
 
 from __future__ import annotations
 
@@ -66,6 +66,8 @@ def test_a_listed_name_that_leaves_its_folder_refuses_that_pool(lab: control.Lab
     assert f"pool1: the coordinator lists a CA certificate named {HOSTILE!r}" in done.stderr
     assert "not a safe certificate name" in done.stderr
     assert "pool.uninstall_ca" not in done.stdout
+    assert "pool1.01" not in done.stdout
+    assert "pool2.01.pool.install_ca" in done.stdout  # the other target is planned
     _, found = audit(lab.spec_path)
     unreachable = found["pool1"]["WLB-TARGET-UNREACHABLE"]
     assert "not a safe certificate name" in unreachable["message"]
@@ -84,7 +86,8 @@ def test_an_xe_that_prints_nothing_refuses_that_pool(lab: control.Lab, tmp_path:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert f"pool1: the coordinator's '{silent}' printed nothing" in done.stderr
-    assert "pool.install_ca" not in done.stdout  # no plan for a pool that is not there
+    assert "pool1.01" not in done.stdout  # no plan for a pool that is not there
+    assert "pool2.01.pool.install_ca" in done.stdout  # the other target is planned
     _, found = audit(spec)
     assert set(found["pool1"]) == {"WLB-TARGET-UNREACHABLE"}
     assert "printed nothing" in found["pool1"]["WLB-TARGET-UNREACHABLE"]["message"]
