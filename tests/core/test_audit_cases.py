@@ -29,7 +29,8 @@ import yaml
 from differ_fixtures import Registry, observed
 
 from wlbplan.core import rules
-from wlbplan.core.audit import Finding, audit_target
+from wlbplan.core.audit import audit_target
+from wlbplan.core.findings import Finding
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.spec import Spec
 from wlbplan.spec import load_spec_text

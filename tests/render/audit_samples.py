@@ -6,7 +6,7 @@ of them hostile to every output format; pool_2 is clean; pool3 could not be insp
 
 from __future__ import annotations
 
-from wlbplan.core.audit import Audit, Finding, TargetAudit
+from wlbplan.core.findings import Audit, Finding, TargetAudit
 
 SPEC = "specs/prod.yaml"
 CREATED = "2025-01-31T09:30:00Z"

@@ -20,7 +20,7 @@ from audit_samples import (
     warnings_only,
 )
 
-from wlbplan.core.audit import Audit
+from wlbplan.core.findings import Audit
 from wlbplan.core.rules import CATALOGUE
 from wlbplan.render import audit_json, render_audit
 

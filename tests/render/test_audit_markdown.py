@@ -7,7 +7,7 @@ import re
 
 from audit_samples import clean, clean_target, make_audit, sample, unreachable
 
-from wlbplan.core.audit import Finding, TargetAudit
+from wlbplan.core.findings import Finding, TargetAudit
 from wlbplan.render import audit_markdown
 from wlbplan.render.markdown import LIMIT
 

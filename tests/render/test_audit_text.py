@@ -14,7 +14,7 @@ from audit_samples import (
     unreachable,
 )
 
-from wlbplan.core.audit import Finding, TargetAudit
+from wlbplan.core.findings import Finding, TargetAudit
 from wlbplan.render import AUDIT_FORMATS, audit_text, render_audit
 
 

@@ -8,7 +8,7 @@ from audit_samples import clean, make_audit, sample
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wlbplan.core.audit import Finding, TargetAudit
+from wlbplan.core.findings import Finding, TargetAudit
 from wlbplan.render import github, render_audit
 
 COMMAND = re.compile(r"^::(error|warning|notice) (?P<props>[^:]*)::(?P<data>.*)$")

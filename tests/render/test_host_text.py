@@ -17,8 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from wlbplan.core.audit import Finding, TargetAudit
 from wlbplan.core.diff import Change, cert_summary
+from wlbplan.core.findings import Finding, TargetAudit
 from wlbplan.core.plan import Plan, TargetPlan
 from wlbplan.core.steps import Step
 from wlbplan.errors import RemoteCommandError, SpecError, StalePlanError

@@ -19,7 +19,7 @@ from audit_samples import (
     warnings_only,
 )
 
-from wlbplan.core.audit import Audit, FailOn
+from wlbplan.core.findings import Audit, FailOn
 from wlbplan.core.rules import CATALOGUE
 from wlbplan.render import junit, render_audit
 

@@ -19,7 +19,7 @@ from audit_samples import (
     sample,
 )
 
-from wlbplan.core.audit import Audit, Finding, TargetAudit
+from wlbplan.core.findings import Audit, Finding, TargetAudit
 from wlbplan.core.rules import CATALOGUE
 from wlbplan.render import render_audit, sarif
 

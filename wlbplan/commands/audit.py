@@ -13,7 +13,7 @@ from wlbplan.model.text import visible
 from wlbplan.render import AUDIT_FORMATS
 
 if TYPE_CHECKING:
-    from wlbplan.core.audit import FailOn
+    from wlbplan.core.findings import FailOn
 
 EXIT_ERROR = 1
 EXIT_FINDINGS = 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from wlbplan.core.audit import Audit, FailOn
+    from wlbplan.core.findings import Audit, FailOn
     from wlbplan.core.plan import Plan
 
 PLAN_FORMATS = ("text", "json", "markdown")

@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from wlbplan.core.audit import Audit, FailOn, Finding, TargetAudit
+from wlbplan.core.findings import Audit, FailOn, Finding, TargetAudit
 from wlbplan.core.rules import CATALOGUE
 from wlbplan.model.text import printable_json
 from wlbplan.render.audit_text import ordered

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from wlbplan.core.audit import Audit, Finding
+from wlbplan.core.findings import Audit, Finding
 from wlbplan.core.rules import LEVELS
 from wlbplan.render.audit_text import counts_phrase, ordered, plural
 from wlbplan.render.markdown import LIMIT, byte_size, md_escape

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
-from wlbplan.core.audit import Audit, Finding, TargetAudit
+from wlbplan.core.findings import Audit, Finding, TargetAudit
 from wlbplan.core.rules import LEVELS, Level
 from wlbplan.render.console import make_console
 from wlbplan.render.safe import safe

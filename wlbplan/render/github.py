@@ -8,7 +8,7 @@ markdown rendering to ``$GITHUB_STEP_SUMMARY``.
 
 from __future__ import annotations
 
-from wlbplan.core.audit import Audit, Finding
+from wlbplan.core.findings import Audit, Finding
 from wlbplan.core.rules import Level
 from wlbplan.model.text import visible
 from wlbplan.render.audit_text import ordered

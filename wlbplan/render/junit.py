@@ -12,7 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from wlbplan.core.audit import Audit, FailOn, Finding, TargetAudit
+from wlbplan.core.findings import Audit, FailOn, Finding, TargetAudit
 from wlbplan.core.rules import CATALOGUE, at_least
 from wlbplan.render.audit_text import ordered
 from wlbplan.render.safe import safe

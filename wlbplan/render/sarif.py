@@ -15,7 +15,7 @@ from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
-from wlbplan.core.audit import Audit, Finding
+from wlbplan.core.findings import Audit, Finding
 from wlbplan.core.rules import CATALOGUE, Rule
 from wlbplan.model.text import printable_json
 from wlbplan.render.audit_text import ordered

@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from wlbplan.core.audit import Audit, TargetAudit, audit_target, blockers, make_audit, unreachable
+from wlbplan.core.audit import audit_target, blockers, make_audit, unreachable
 from wlbplan.core.diff import drift, observed_view
+from wlbplan.core.findings import Audit, TargetAudit
 from wlbplan.core.plan import Plan, TargetPlan, make_plan, plan_one, plan_or_refusal
 from wlbplan.core.plan import next_step as plan_next_step
 from wlbplan.errors import SpecError, StalePlanError, WlbplanError
