@@ -2,55 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 from wlbplan.errors import LabError
 from wlbplan.lab import appliance, labspec, sshd, stunnel, xe_state
 from wlbplan.lab.layout import STATE_FILE, wlb_fqdn
 from wlbplan.lab.procs import free_port, running_pid
-from wlbplan.lab.record import Lab, LabTarget
+from wlbplan.lab.record import Lab, LabTarget, load, to_json
+
+__all__ = ["Lab", "LabTarget", "down", "load", "pids", "up"]
 
 XAPI_MODES = ("current", "legacy")
-
-
-def _to_json(lab: Lab) -> str:
-    return json.dumps(
-        {
-            "format": 1,
-            "xapi": lab.xapi,
-            "hosts": lab.hosts,
-            "ssh_port": lab.ssh_port,
-            "resolve": lab.resolve,
-            "targets": [vars(t) for t in lab.targets],
-        },
-        indent=2,
-    )
-
-
-def load(lab_dir: Path) -> Lab:
-    path = lab_dir / STATE_FILE
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise LabError(f"no lab in {lab_dir} (run `wlbplan lab up --dir {lab_dir}`)") from None
-    except NotADirectoryError:
-        raise LabError(f"{lab_dir} is a file, not a lab folder: give --dir the folder "
-                       "`wlbplan lab up` made") from None
-    except ValueError as err:
-        raise LabError(f"{path} is not a lab state file: {err}") from None
-    except OSError as err:
-        raise LabError(f"cannot read {path}: {err.strerror or err}") from None
-    return Lab(
-        dir=lab_dir.resolve(),
-        xapi=data["xapi"],
-        hosts=data["hosts"],
-        ssh_port=data.get("ssh_port"),
-        resolve=dict(data.get("resolve", {})),
-        targets=tuple(LabTarget(**t) for t in data["targets"]),
-    )
 
 
 def pids(lab: Lab) -> dict[str, int]:
@@ -88,7 +51,7 @@ def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
         resolve={t.fqdn: "127.0.0.1" for t in names},
     )
     # Record the lab before starting anything, so that `lab down` can always stop it.
-    (lab_dir / STATE_FILE).write_text(_to_json(lab))
+    (lab_dir / STATE_FILE).write_text(to_json(lab))
     try:
         for target in lab.targets:
             _build_target(lab, target)

@@ -16,7 +16,7 @@ from wlbplan.errors import LabError
 from wlbplan.lab import appliance, stunnel, xe_state
 from wlbplan.lab.layout import TargetLayout
 from wlbplan.lab.pki import PrivateKey, appliance_self_signed, make_key, now
-from wlbplan.lab.record import Lab, LabTarget
+from wlbplan.lab.record import Lab, LabTarget, load
 
 
 def _current_key(layout: TargetLayout) -> PrivateKey:
@@ -82,8 +82,6 @@ FAULTS: dict[str, Callable[[Lab, LabTarget], str]] = {
 
 
 def inject(lab_dir: Path, name: str, target_name: str | None = None) -> str:
-    from wlbplan.lab.control import load
-
     if name not in FAULTS:
         raise LabError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
     lab = load(lab_dir)

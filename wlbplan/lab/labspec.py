@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import yaml
 
 from wlbplan.lab import xe_state
 from wlbplan.lab.layout import SPEC_FILE
+from wlbplan.lab.record import Lab, LabTarget
 from wlbplan.lab.sshd import login_user
-
-if TYPE_CHECKING:
-    from wlbplan.lab.record import Lab, LabTarget
-
 
 
 def _target(lab: Lab, target: LabTarget) -> dict[str, Any]:
@@ -67,8 +65,6 @@ def render(lab: Lab) -> str:
 
 
 def _schema_path() -> str:
-    from pathlib import Path
-
     return str(Path(__file__).resolve().parent.parent / "schemas" / "wlbplan.schema.json")
 
 

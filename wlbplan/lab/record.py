@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wlbplan.errors import LabError
 from wlbplan.lab import sshd
-from wlbplan.lab.layout import SPEC_FILE, TargetLayout
+from wlbplan.lab.layout import SPEC_FILE, STATE_FILE, TargetLayout
 
 
 @dataclass(frozen=True)
@@ -48,3 +50,40 @@ class Lab:
     @property
     def spec_path(self) -> Path:
         return self.dir / SPEC_FILE
+
+
+def to_json(lab: Lab) -> str:
+    return json.dumps(
+        {
+            "format": 1,
+            "xapi": lab.xapi,
+            "hosts": lab.hosts,
+            "ssh_port": lab.ssh_port,
+            "resolve": lab.resolve,
+            "targets": [vars(t) for t in lab.targets],
+        },
+        indent=2,
+    )
+
+
+def load(lab_dir: Path) -> Lab:
+    path = lab_dir / STATE_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabError(f"no lab in {lab_dir} (run `wlbplan lab up --dir {lab_dir}`)") from None
+    except NotADirectoryError:
+        raise LabError(f"{lab_dir} is a file, not a lab folder: give --dir the folder "
+                       "`wlbplan lab up` made") from None
+    except ValueError as err:
+        raise LabError(f"{path} is not a lab state file: {err}") from None
+    except OSError as err:
+        raise LabError(f"cannot read {path}: {err.strerror or err}") from None
+    return Lab(
+        dir=lab_dir.resolve(),
+        xapi=data["xapi"],
+        hosts=data["hosts"],
+        ssh_port=data.get("ssh_port"),
+        resolve=dict(data.get("resolve", {})),
+        targets=tuple(LabTarget(**t) for t in data["targets"]),
+    )

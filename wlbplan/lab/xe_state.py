@@ -257,7 +257,7 @@ sys.dont_write_bytecode = False
 sys.pycache_prefix = {cache!r}
 sys.path[:0] = {paths!r}
 from pathlib import Path
-from wlbplan.lab.xe import main
+from wlbplan.lab.xe.main import main
 sys.exit(main(sys.argv[1:], Path({state!r})))
 """
     layout.bin_dir.mkdir(parents=True, exist_ok=True)
