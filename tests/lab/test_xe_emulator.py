@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from wlbplan.lab import xe_state
+from wlbplan.lab import procs, xe_state
 from wlbplan.lab.layout import TargetLayout
 from wlbplan.lab.pki import Issued, PrivateKey, build, make_key, now, write_private
-from wlbplan.lab.procs import free_port, port_open, stop_pid_file, wait_for
+from wlbplan.lab.procs import Daemon, free_port, port_open, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -35,6 +35,11 @@ WLB_PASSWORD = "Sup3r-s3cret-pw"  # never to appear in any output
 RFC3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 DAY = dt.timedelta(days=1)
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")
+
+
+def stop_wlb(pid_file: Path) -> None:
+    """Stop a stunnel this test started as ``stunnel FOLDER/stunnel.conf``."""
+    procs.stop(Daemon(pid_file, STUNNEL, (str(pid_file.with_name("stunnel.conf")),)))
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -176,7 +181,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[[Issued], int]]:
 
     yield start
     for pid_file in pid_files:
-        stop_pid_file(pid_file)
+        stop_wlb(pid_file)
 
 
 
@@ -727,7 +732,7 @@ def test_retrieve_when_wlb_is_down(pool: Pool, serve: Callable[[Issued], int]) -
     port = serve(wlb_cert(WLB_FQDN, sans=[WLB_FQDN]))
     ok(pool.initialize(f"{WLB_FQDN}:{port}"))
     pid_file = next(pool.layout.root.parent.glob("wlb*/stunnel.pid"))
-    stop_pid_file(pid_file)
+    stop_wlb(pid_file)
     wait_for(lambda: not port_open(port), 10, "stunnel to stop")
     fails(pool.xe("pool-retrieve-wlb-configuration"), "WLB refused a connection to the server.")
 
@@ -739,7 +744,7 @@ def test_deconfigure_clears_even_when_unreachable(pool: Pool,
     port = serve(wlb_cert(WLB_FQDN, sans=[WLB_FQDN]))
     ok(pool.initialize(f"{WLB_FQDN}:{port}"))
     pool.set(wlb_verify_cert="true")
-    stop_pid_file(next(pool.layout.root.parent.glob("wlb*/stunnel.pid")))
+    stop_wlb(next(pool.layout.root.parent.glob("wlb*/stunnel.pid")))
     ok(pool.xe("pool-deconfigure-wlb"))
     assert (pool.get("wlb-url"), pool.get("wlb-username"), pool.get("wlb-enabled")) == (
         "\n", "\n", "false\n")

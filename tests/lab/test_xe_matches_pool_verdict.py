@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from wlbplan import certs
-from wlbplan.lab import xe_state
+from wlbplan.lab import procs, xe_state
 from wlbplan.lab.layout import TargetLayout
 from wlbplan.lab.pki import (
     Issued,
@@ -35,7 +35,7 @@ from wlbplan.lab.pki import (
     now,
     write_private,
 )
-from wlbplan.lab.procs import free_port, port_open, stop_pid_file, wait_for
+from wlbplan.lab.procs import Daemon, free_port, port_open, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -44,6 +44,11 @@ IP = "127.0.0.1"
 USER, PASSWORD = "wlbuser", "Sup3r-s3cret-pw"
 DAY = dt.timedelta(days=1)
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")
+
+
+def stop_wlb(pid_file: Path) -> None:
+    """Stop a stunnel this test started as ``stunnel FOLDER/stunnel.conf``."""
+    procs.stop(Daemon(pid_file, STUNNEL, (str(pid_file.with_name("stunnel.conf")),)))
 VERIFY_ERROR = (
     "The remote system's SSL certificate failed to verify against our certificate library.")
 CONNECTION_RESET = "The connection to the WLB server was reset.\n"
@@ -265,7 +270,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[[Sequence[Issued]], int]]:
 
     yield start
     for pid_file in pid_files:
-        stop_pid_file(pid_file)
+        stop_wlb(pid_file)
 
 
 def emulator_verdict(root: Path, case: Case, mode: str, port: int, *,

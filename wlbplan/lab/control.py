@@ -8,7 +8,7 @@ from pathlib import Path
 from wlbplan.errors import LabError
 from wlbplan.lab import appliance, labspec, sshd, stunnel, xe_state
 from wlbplan.lab.layout import STATE_FILE, wlb_fqdn
-from wlbplan.lab.procs import free_port, running_pid
+from wlbplan.lab.procs import free_port
 from wlbplan.lab.record import Lab, LabTarget, load, to_json
 
 __all__ = ["Lab", "LabTarget", "down", "load", "pids", "up"]
@@ -23,7 +23,7 @@ def pids(lab: Lab) -> dict[str, int]:
         pid = stunnel.pid(lab.layout(target.name))
         if pid is not None:
             found[f"{target.name}/stunnel"] = pid
-    sshd_pid = running_pid(lab.ssh.pid_file)
+    sshd_pid = sshd.pid(lab.ssh)
     if sshd_pid is not None:
         found["sshd"] = sshd_pid
     return found

@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from wlbplan.errors import LabError
+from wlbplan.lab import procs
 from wlbplan.lab.pki import write_private
-from wlbplan.lab.procs import port_open, running_pid, stop_pid_file, wait_for
+from wlbplan.lab.procs import Daemon, port_open, running_pid, wait_for
 
 PRIVSEP_DIR = Path("/run/sshd")
 
@@ -62,8 +63,12 @@ class SshLayout:
         return self.root / "sshd.log"
 
 
+def _installed() -> str | None:
+    return shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
+
+
 def sshd_binary() -> str:
-    found = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
+    found = _installed()
     if not found:
         raise LabError(
             "sshd is not installed; install it with `apt-get install openssh-server` "
@@ -139,12 +144,21 @@ def start(layout: SshLayout, port: int) -> int:
     )
     if result.returncode != 0:
         raise LabError(f"sshd failed to start (exit {result.returncode}): {result.stderr.strip()}")
-    wait_for(lambda: running_pid(layout.pid_file) and port_open(port), 10, "sshd")
-    pid = running_pid(layout.pid_file)
+    wait_for(lambda: running_pid(daemon(layout)) and port_open(port), 10, "sshd")
+    pid = running_pid(daemon(layout))
     if pid is None:
         raise LabError(f"sshd exited right after start; see {layout.log}")
     return pid
 
 
+def daemon(layout: SshLayout) -> Daemon:
+    """The lab's sshd: started as ``sshd -f CONFIG`` (its title keeps those words)."""
+    return Daemon(layout.pid_file, _installed(), ("-f", str(layout.config)))
+
+
+def pid(layout: SshLayout) -> int | None:
+    return running_pid(daemon(layout))
+
+
 def stop(layout: SshLayout) -> int | None:
-    return stop_pid_file(layout.pid_file)
+    return procs.stop(daemon(layout))

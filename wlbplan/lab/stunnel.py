@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-import shlex
 import shutil
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 from wlbplan.errors import LabError
+from wlbplan.lab import procs
 from wlbplan.lab.layout import TargetLayout
-from wlbplan.lab.procs import port_open, running_pid, stop_pid_file, wait_for
+from wlbplan.lab.procs import Daemon, port_open, running_pid, wait_for
+from wlbplan.lab.pyscript import program
+
+RESTART_FAILS = "stunnel: [!] Service [wlb]: failed to initialize (lab fault restart-fails)"
+
+
+def _installed() -> str | None:
+    return shutil.which("stunnel4") or shutil.which("stunnel")
 
 
 def stunnel_binary() -> str:
-    found = shutil.which("stunnel4") or shutil.which("stunnel")
+    found = _installed()
     if not found:
         raise LabError(
             "stunnel is not installed; install it with `apt-get install stunnel4` "
@@ -49,41 +59,47 @@ def write_conf(layout: TargetLayout, port: int, backend_port: int) -> None:
     )
 
 
+def daemon(layout: TargetLayout) -> Daemon:
+    """This appliance's stunnel: started by the lab as ``stunnel CONF``."""
+    return Daemon(layout.stunnel_pid, _installed(), (str(layout.stunnel_conf),))
+
+
 def write_restart_script(layout: TargetLayout) -> None:
-    """The appliance's restart command: stop exactly this stunnel by pid, start it again.
+    """The appliance's restart command: stop exactly this stunnel, start it again.
 
     The seed's ``killall stunnel; stunnel`` would hit every lab's stunnel (and the host's);
     a lab fault file makes the restart fail with stunnel left down.
     """
-    q = shlex.quote
-    script = f"""#!/bin/sh
-# wlbplan lab: restart this appliance's stunnel (by pid file, never killall).
-pid_file={q(str(layout.stunnel_pid))}
-if [ -s "$pid_file" ]; then
-  pid=$(cat "$pid_file")
-  kill "$pid" 2>/dev/null
-  i=0
-  # An exited daemon may linger as a zombie until init reaps it: that counts as gone.
-  while kill -0 "$pid" 2>/dev/null && [ $i -lt 250 ]; do
-    state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
-    [ "$state" = Z ] && break
-    sleep 0.02; i=$((i+1))
-  done
-  rm -f "$pid_file"
-fi
-if [ -e {q(str(layout.faults_dir / "restart-fails"))} ]; then
-  echo "stunnel: [!] Service [wlb]: failed to initialize (lab fault restart-fails)" >&2
-  exit 1
-fi
-{q(stunnel_binary())} {q(str(layout.stunnel_conf))} || exit $?
-# stunnel's daemon writes its pid file after the parent returns: wait for it.
-i=0
-while [ ! -s "$pid_file" ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done
-[ -s "$pid_file" ] || {{ echo "stunnel started but wrote no pid file" >&2; exit 1; }}
-"""
+    script = program(f"restart the stunnel of {layout.name!r} (checked by its pid file, "
+                     "never killall).", "wlbplan.lab.stunnel", "restart_main",
+                     f"Path({str(layout.root)!r})", layout.bin_dir / ".pycache")
     layout.restart.parent.mkdir(parents=True, exist_ok=True)
-    layout.restart.write_text(script)
+    layout.restart.write_bytes(script)
     layout.restart.chmod(0o755)
+
+
+def restart_main(root: Path) -> int:
+    """What ``bin/restart-stunnel`` runs; stunnel's own messages go to stderr."""
+    layout = TargetLayout(root)
+    procs.stop(daemon(layout))
+    if (layout.faults_dir / "restart-fails").exists():
+        sys.stderr.write(RESTART_FAILS + "\n")
+        return 1
+    binary = _installed()
+    if binary is None:
+        sys.stderr.write("stunnel is not installed\n")
+        return 1
+    started = subprocess.run([binary, str(layout.stunnel_conf)], check=False)
+    if started.returncode != 0:
+        return started.returncode
+    # stunnel's daemon writes its pid file after the parent returns: wait for it.
+    deadline = time.monotonic() + 15  # a loaded machine (CI, parallel tests) is slow
+    while running_pid(daemon(layout)) is None:
+        if time.monotonic() > deadline:
+            sys.stderr.write("stunnel started but wrote no pid file\n")
+            return 1
+        time.sleep(0.02)
+    return 0
 
 
 def start(layout: TargetLayout, port: int) -> int:
@@ -100,8 +116,8 @@ def start(layout: TargetLayout, port: int) -> int:
             f"stunnel for {layout.name} failed to start (exit {result.returncode}): "
             f"{(result.stderr + log).strip()[-600:]}"
         )
-    wait_for(lambda: running_pid(layout.stunnel_pid) and port_open(port), 10, "stunnel")
-    pid = running_pid(layout.stunnel_pid)
+    wait_for(lambda: running_pid(daemon(layout)) and port_open(port), 10, "stunnel")
+    pid = running_pid(daemon(layout))
     if pid is None:
         raise LabError(
             f"stunnel for {layout.name} exited right after start; see {layout.stunnel_log}"
@@ -114,9 +130,9 @@ def restart(layout: TargetLayout) -> subprocess.CompletedProcess[str]:
 
 
 def stop(layout: TargetLayout) -> int | None:
-    return stop_pid_file(layout.stunnel_pid)
+    return procs.stop(daemon(layout))
 
 
 def pid(layout: TargetLayout) -> int | None:
-    return running_pid(layout.stunnel_pid)
+    return running_pid(daemon(layout))
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+from wlbplan.lab.pyscript import program
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -232,36 +233,14 @@ def create_pool(
     save(layout.pool_state, state)
 
 
-def _site_dir(module: str) -> str:
-    """The sys.path entry that provides ``module`` (``python -S`` skips site-packages)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise RuntimeError(f"{module} is not importable; the lab's xe needs it")
-    return str(Path(spec.origin).resolve().parent.parent)
-
-
 def write_xe_wrapper(layout: TargetLayout) -> None:
     """``bin/xe``: this interpreter with ``-S`` (fast start), running the emulator on this pool."""
     state = str(layout.pool_state.resolve())
-    paths = list(dict.fromkeys([_site_dir("wlbplan"), _site_dir("cryptography")]))
-    # Compiling the emulator on every call costs ~25 ms; when PYTHONDONTWRITEBYTECODE is
-    # set, keep a bytecode cache anyway, but inside the lab, never in the source tree.
-    cache = str((layout.bin_dir / ".pycache").resolve())
-    script = f"""#!{sys.executable} -S
-# wlbplan lab: the emulated xe CLI of pool {layout.name!r} (state: {state}).
-import sys
-sys.dont_write_bytecode = False
-sys.pycache_prefix = {cache!r}
-sys.path[:0] = {paths!r}
-from pathlib import Path
-from wlbplan.lab.xe.main import main
-sys.exit(main(sys.argv[1:], Path({state!r})))
-"""
+    script = program(f"the emulated xe CLI of pool {layout.name!r} (state: {state}).",
+                     "wlbplan.lab.xe.main", "main", f"sys.argv[1:], Path({state!r})",
+                     layout.bin_dir / ".pycache", needs=("wlbplan", "cryptography"))
     layout.bin_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(layout.xe, script.encode(), mode=0o755)
+    write_atomic(layout.xe, script, mode=0o755)
 
 
 # --- what the lab's other commands need ------------------------------------------------
