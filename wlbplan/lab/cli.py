@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from wlbplan.lab.xe_state import XAPI_VERSIONS
+
 DEFAULT_DIR = Path(".wlbplan-lab")
 _dir_option = click.option(
     "--dir", "lab_dir", type=click.Path(path_type=Path), default=DEFAULT_DIR,
@@ -25,7 +27,7 @@ def lab() -> None:
 @click.option("--hosts", type=click.IntRange(1, 64), default=3, show_default=True,
               help="Hosts per pool (the first is the coordinator).")
 @click.option("--ssh", is_flag=True, help="Also start a real sshd on 127.0.0.1; the spec uses SSH.")
-@click.option("--xapi", type=click.Choice(["current", "legacy"]), default="current",
+@click.option("--xapi", type=click.Choice(list(XAPI_VERSIONS)), default="current",
               show_default=True,
               help="current: xapi >= 24.40 (a trusted root suffices); "
                    "legacy: older xapi (the WLB leaf itself must be trusted).")
@@ -46,16 +48,22 @@ def up(lab_dir: Path, targets: int, hosts: int, ssh: bool, xapi: str) -> int:
 
 @lab.command()
 @_dir_option
-@click.option("--purge", is_flag=True, help="Also remove the lab folder.")
+@click.option("--purge", is_flag=True,
+              help="Also remove what the lab made, and the folder if nothing else is in it.")
 def down(lab_dir: Path, purge: bool) -> int:
     """Stop every process the lab started (by pid)."""
     from wlbplan.lab import control
 
-    stopped = control.down(lab_dir, purge=purge)
+    stopped = control.down(lab_dir)
     for role, pid in sorted(stopped.items()):
         click.echo(f"stopped {role} (pid {pid})")
     if not stopped:
         click.echo("nothing was running")
+    if purge and lab_dir.exists():
+        left = control.purge(lab_dir)
+        if left:
+            click.echo(f"left {lab_dir} in place: the lab did not make "
+                       + ", ".join(repr(name) for name in left))
     return 0
 
 

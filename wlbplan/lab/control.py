@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from wlbplan.errors import LabError
-from wlbplan.lab import appliance, labspec, sshd, stunnel, xe_state
+from wlbplan.lab import appliance, folder, labspec, sshd, stunnel, xe_state
 from wlbplan.lab.layout import STATE_FILE, wlb_fqdn
 from wlbplan.lab.procs import free_port
-from wlbplan.lab.record import Lab, LabTarget, load, to_json
+from wlbplan.lab.record import XAPI_MODES, Lab, LabTarget, load, to_json
 
-__all__ = ["Lab", "LabTarget", "down", "load", "pids", "up"]
-
-XAPI_MODES = ("current", "legacy")
+__all__ = ["XAPI_MODES", "Lab", "LabTarget", "down", "load", "pids", "purge", "up"]
 
 
 def pids(lab: Lab) -> dict[str, int]:
@@ -35,10 +32,12 @@ def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
         raise LabError(f"--xapi must be one of {', '.join(XAPI_MODES)}, not {xapi!r}")
     if targets < 1 or hosts < 1:
         raise LabError("a lab needs at least one target and one host per pool")
+    lab_dir = lab_dir.absolute()
+    folder.claim(lab_dir)
     lab_dir = lab_dir.resolve()
     _refuse_running(lab_dir)
-    _clear_stale(lab_dir)
-    lab_dir.mkdir(parents=True, exist_ok=True)
+    # A stopped lab's folders are rebuilt from scratch, never half-reused.
+    folder.clear(lab_dir)
     names = [
         LabTarget(f"pool{i}", wlb_fqdn(i), free_port(), free_port()) for i in range(1, targets + 1)
     ]
@@ -95,24 +94,24 @@ def _refuse_running(lab_dir: Path) -> None:
         )
 
 
-def _clear_stale(lab_dir: Path) -> None:
-    """A stopped lab's folders are rebuilt from scratch, never half-reused."""
-    if not (lab_dir / STATE_FILE).exists():
-        return
-    old = load(lab_dir)
-    for target in old.targets:
-        shutil.rmtree(old.layout(target.name).root, ignore_errors=True)
-    shutil.rmtree(old.ssh.root, ignore_errors=True)
-
-
 def down(lab_dir: Path, *, purge: bool = False) -> dict[str, int]:
-    """Stop every lab process by pid; returns what was stopped."""
+    """Stop every lab process by its checked pid file; returns what was stopped. With
+    ``purge``, also remove what the lab made (see :func:`purge`)."""
     lab_dir = lab_dir.resolve()
-    if not (lab_dir / STATE_FILE).exists():
-        if purge and lab_dir.exists():
-            raise LabError(f"{lab_dir} holds no lab state ({STATE_FILE}); not removing it")
-        return {}
-    lab = load(lab_dir)
+    stopped = _stop(load(lab_dir)) if (lab_dir / STATE_FILE).exists() else {}
+    if purge and lab_dir.exists():
+        folder.purge(lab_dir)
+    return stopped
+
+
+def purge(lab_dir: Path) -> list[str]:
+    """Stop the lab, remove what it made in ``lab_dir`` and the folder itself when nothing
+    else is in it; returns the entries left in place (the lab did not make them)."""
+    down(lab_dir)
+    return folder.purge(lab_dir.resolve())
+
+
+def _stop(lab: Lab) -> dict[str, int]:
     stopped = {}
     for target in lab.targets:
         pid = stunnel.stop(lab.layout(target.name))
@@ -121,6 +120,4 @@ def down(lab_dir: Path, *, purge: bool = False) -> dict[str, int]:
     sshd_pid = sshd.stop(lab.ssh)
     if sshd_pid is not None:
         stopped["sshd"] = sshd_pid
-    if purge:
-        shutil.rmtree(lab_dir)
     return stopped

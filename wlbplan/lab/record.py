@@ -9,7 +9,11 @@ from typing import Any
 
 from wlbplan.errors import LabError
 from wlbplan.lab import sshd
-from wlbplan.lab.layout import SPEC_FILE, STATE_FILE, TargetLayout
+from wlbplan.lab.layout import SPEC_FILE, STATE_FILE, TargetLayout, wlb_fqdn
+from wlbplan.lab.xe_state import XAPI_VERSIONS
+
+XAPI_MODES = tuple(XAPI_VERSIONS)
+_STATE_MAX = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,14 @@ def to_json(lab: Lab) -> str:
 
 
 def load(lab_dir: Path) -> Lab:
+    """The lab recorded in ``lab_dir``; every value checked (the file is untrusted)."""
     path = lab_dir / STATE_FILE
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
+        with path.open("rb") as handle:
+            text = handle.read(_STATE_MAX + 1)
+        if len(text) > _STATE_MAX:
+            raise ValueError(f"larger than {_STATE_MAX} bytes")
+        data: Any = json.loads(text)
     except FileNotFoundError:
         raise LabError(f"no lab in {lab_dir} (run `wlbplan lab up --dir {lab_dir}`)") from None
     except NotADirectoryError:
@@ -79,11 +88,40 @@ def load(lab_dir: Path) -> Lab:
         raise LabError(f"{path} is not a lab state file: {err}") from None
     except OSError as err:
         raise LabError(f"cannot read {path}: {err.strerror or err}") from None
-    return Lab(
-        dir=lab_dir.resolve(),
-        xapi=data["xapi"],
-        hosts=data["hosts"],
-        ssh_port=data.get("ssh_port"),
-        resolve=dict(data.get("resolve", {})),
-        targets=tuple(LabTarget(**t) for t in data["targets"]),
-    )
+    try:
+        return _lab(lab_dir.resolve(), data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise LabError(f"{path} is not a lab state file: {err}") from None
+
+
+def _port(value: Any) -> int:
+    if type(value) is not int or not 0 < value < 65536:
+        raise ValueError(f"{value!r} is not a port")
+    return value
+
+
+def _lab(folder: Path, data: Any) -> Lab:
+    """Names, addresses and paths are never taken from the file: they are re-derived from
+    each target's position (pool1 at wlb1.lab.test …) and must be what the file says."""
+    if not isinstance(data, dict) or data.get("format") != 1:
+        raise ValueError("not format 1")
+    if data["xapi"] not in XAPI_MODES:
+        raise ValueError(f"unknown xapi mode {data['xapi']!r}")
+    hosts = data["hosts"]
+    if type(hosts) is not int or not 0 < hosts <= 64:
+        raise ValueError(f"{hosts!r} hosts")
+    targets = []
+    for index, item in enumerate(data["targets"], 1):
+        target = LabTarget(name=f"pool{index}", fqdn=wlb_fqdn(index), port=_port(item["port"]),
+                           backend_port=_port(item["backend_port"]))
+        if (item["name"], item["fqdn"]) != (target.name, target.fqdn) or len(item) != 4:
+            raise ValueError(f"target {index} is not {target.name} at {target.fqdn}")
+        targets.append(target)
+    if not targets:
+        raise ValueError("no targets")
+    ssh_port = data.get("ssh_port")
+    resolve = {t.fqdn: "127.0.0.1" for t in targets}
+    if data.get("resolve", resolve) != resolve:
+        raise ValueError("its resolve map is not the lab's")
+    return Lab(dir=folder, xapi=data["xapi"], hosts=hosts, targets=tuple(targets),
+               ssh_port=None if ssh_port is None else _port(ssh_port), resolve=resolve)
