@@ -78,6 +78,7 @@ class Pool:
     """A lab pool and its ``bin/xe``."""
 
     def __init__(self, root: Path, xapi: str, hosts: int) -> None:
+        self.xapi = xapi
         self.layout = TargetLayout(root)
         xe_state.create_pool(
             self.layout, hosts=hosts, xapi=xapi, wlb_url="", wlb_username="", wlb_password="",
@@ -122,8 +123,18 @@ class Pool:
         (self.cwd / name).write_bytes(data)
         return name
 
+    @property
+    def install_command(self) -> str:
+        """The 1.249 line (ch82) has only the deprecated name."""
+        return "pool-certificate-install" if self.xapi == "ch82" else "pool-install-ca-certificate"
+
+    @property
+    def uninstall_command(self) -> str:
+        return ("pool-certificate-uninstall" if self.xapi == "ch82"
+                else "pool-uninstall-ca-certificate")
+
     def install(self, name: str, issued: Issued) -> None:
-        ok(self.xe("pool-install-ca-certificate", f"filename={self.file(name, issued.cert_pem)}"))
+        ok(self.xe(self.install_command, f"filename={self.file(name, issued.cert_pem)}"))
 
     def set(self, **params: str) -> None:
         pairs = [f"{k.replace('_', '-')}={v}" for k, v in params.items()]
@@ -240,10 +251,13 @@ def test_pool_param_get_wlb_fields_and_booleans(pool: Pool) -> None:
     assert pool.get("name-label") == pool.layout.name + "\n"
 
 
-@pytest.mark.parametrize(("xapi", "version"), [("current", "25.33.1"), ("legacy", "24.19.2")])
+@pytest.mark.parametrize(("xapi", "version"), [("current", "25.33.1"), ("legacy", "24.19.2"),
+                                              ("ch82", "1.20")])
 def test_host_param_get_software_version(make_pool: Callable[..., Pool], xapi: str,
                                          version: str) -> None:
-    """`host-param-get uuid=<h> param-name=software-version param-key=xapi`."""
+    """`host-param-get uuid=<h> param-name=software-version param-key=xapi` gives
+    MAJOR.MINOR, and on the 1.249 line (Citrix Hypervisor 8.2) the hard-coded `1.20`. The
+    full version is the `xapi_build` key, present since v22.9.0."""
     pool = make_pool(xapi)
     host = pool.host_uuids[0]
     ok(pool.xe("host-param-get", f"uuid={host}", "param-name=software-version",
@@ -253,6 +267,13 @@ def test_host_param_get_software_version(make_pool: Callable[..., Pool], xapi: s
     assert whole.stdout.startswith("product_version: ")
     fails(pool.xe("host-param-get", f"uuid={host}", "param-name=software-version",
                   "param-key=nope"), "Error: Key nope not found in map")
+    build = pool.xe("host-param-get", f"uuid={host}", "param-name=software-version",
+                    "param-key=xapi_build")
+    if xapi == "ch82":
+        fails(build, "Error: Key xapi_build not found in map")
+        assert "Citrix Hypervisor" in whole.stdout
+    else:
+        ok(build, version + "\n")
 
 
 def test_pool_param_set_is_silent_and_sticks(pool: Pool) -> None:
@@ -484,6 +505,63 @@ def test_crl_commands(pool: Pool) -> None:
     assert pool.certs(0) == {}
 
 
+NEW_COMMANDS = ("pool-install-ca-certificate", "pool-uninstall-ca-certificate",
+                "pool-enable-tls-verification")
+
+
+@pytest.mark.parametrize("xapi", ["current", "legacy", "ch82"])
+def test_help_names_a_command_or_says_it_is_unknown(make_pool: Callable[..., Pool],
+                                                    xapi: str) -> None:
+    """pool-install-ca-certificate: since 1.290 — absent on the 1.249 line (Citrix Hypervisor
+    8.2), where only pool-certificate-install exists. `xe help NAME` (cli_frontend.ml
+    rio_help) prints the command's record, or `Unknown command 'NAME'`, exit 0 both ways."""
+    pool = make_pool(xapi, hosts=1)
+    ok(pool.xe("help", "pool-certificate-install"),
+       "command name            : pool-certificate-install\n"
+       "        reqd params     : filename\n"
+       "        optional params : \n"
+       "        description     : Installs a TLS CA certificate, pool-wide.\n\n\n")
+    asked = pool.xe("help", *NEW_COMMANDS, "no-such-command")
+    assert (asked.returncode, asked.stderr) == (0, "")
+    for name in NEW_COMMANDS:
+        offered = f"command name            : {name}\n" in asked.stdout
+        assert offered is (xapi != "ch82"), asked.stdout
+        assert (f"Unknown command '{name}'\n" in asked.stdout) is (xapi == "ch82")
+    assert "Unknown command 'no-such-command'\n" in asked.stdout
+    listed = pool.xe("help").stdout.splitlines()
+    assert "pool-certificate-install" in listed
+    assert ("pool-install-ca-certificate" in listed) is (xapi != "ch82")
+
+
+def test_ch82_has_only_the_old_certificate_commands(make_pool: Callable[..., Pool],
+                                                     root_ca: Issued) -> None:
+    """The 1.249 line has only `pool-certificate-install` / `pool-certificate-uninstall`;
+    installs are not content-checked (before 1.304: any content was accepted); no
+    Certificate DB records (older pool-certificate-list read the directory)."""
+    pool = make_pool("ch82")
+    for name in NEW_COMMANDS:
+        fails(pool.xe(name, "filename=x.pem", "name=x.pem"), f"Unknown command: {name}",
+              "For usage run: 'xe help'")
+    two = root_ca.cert_pem + cert("other").cert_pem
+    ok(pool.xe("pool-certificate-install", f"filename={pool.file('junk.pem', b'junk')}"))
+    ok(pool.xe("pool-certificate-install", f"filename={pool.file('two.pem', two)}"))
+    fails(pool.xe("pool-certificate-install", f"filename={pool.file('bad.crt', b'x')}"),
+          "The specified certificate name is invalid.", "name: bad.crt")
+    fails(pool.xe("pool-certificate-install", "filename=junk.pem"),
+          "A certificate already exists with the specified name.", "name: junk.pem")
+    for index in range(3):
+        assert pool.certs(index) == {"junk.pem": b"junk", "two.pem": two}
+        assert pool.bundle(index).read_bytes() == b"junk\n" + two + b"\n"
+    ok(pool.xe("pool-certificate-list"), "junk.pem\ntwo.pem\n")
+    ok(pool.xe("pool-certificate-list", "--minimal"), "junk.pem,two.pem\n")
+    assert pool.state["ca_certificates"] == []
+    ok(pool.xe("pool-certificate-uninstall", "name=junk.pem"))
+    fails(pool.xe("pool-certificate-uninstall", "name=junk.pem"),
+          "The specified certificate does not exist.", "name: junk.pem")
+    ok(pool.xe("pool-certificate-list"), "two.pem\n")
+    assert all(pool.certs(i) == {"two.pem": two} for i in range(3))
+
+
 def test_concurrent_installs_all_land(pool: Pool) -> None:
     """State writes are atomic and serialised: parallel xe calls lose nothing."""
     names = [f"ca{i}.pem" for i in range(8)]
@@ -593,7 +671,7 @@ def verify_fails(result: subprocess.CompletedProcess[str], reason: str) -> None:
     assert reason in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("xapi", ["current", "legacy"])
+@pytest.mark.parametrize("xapi", ["current", "legacy", "ch82"])
 def test_self_signed_leaf_in_bundle_verifies(make_pool: Callable[..., Pool],
                                              serve: Callable[[Issued], int], xapi: str) -> None:
     """Path A: install the appliance's self-signed server.pem, set wlb-verify-cert=true;
@@ -605,11 +683,11 @@ def test_self_signed_leaf_in_bundle_verifies(make_pool: Callable[..., Pool],
     verify_fails(pool.initialize(f"{WLB_FQDN}:{port}"), "self-signed certificate")
     pool.install("server.pem", appliance)
     ok(pool.initialize(f"{WLB_FQDN}:{port}"))
-    ok(pool.xe("pool-uninstall-ca-certificate", "name=server.pem"))
+    ok(pool.xe(pool.uninstall_command, "name=server.pem"))
     verify_fails(pool.initialize(f"{WLB_FQDN}:{port}"), "self-signed certificate")
 
 
-@pytest.mark.parametrize("xapi", ["current", "legacy"])
+@pytest.mark.parametrize("xapi", ["current", "legacy", "ch82"])
 def test_root_only_trust(make_pool: Callable[..., Pool], serve: Callable[[Issued], int],
                          root_ca: Issued, xapi: str) -> None:
     """(xapi >= 24.40) `verifyChain=yes` — a root CA in the bundle is enough. Older xapi used

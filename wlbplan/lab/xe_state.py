@@ -6,7 +6,7 @@ Stdlib only at import time: ``bin/xe`` imports this on every call.
 
     {
       "format": 1,
-      "xapi": "current" | "legacy",          # the lab mode; the version itself is per host
+      "xapi": "current" | "legacy" | "ch82", # the lab mode; the version itself is per host
       "pool": {"uuid", "name-label", "name-description", "master", "default-SR",
                "wlb-url", "wlb-username", "wlb-enabled", "wlb-verify-cert",
                "tls-verification-enabled"},           # keys are xe's field names
@@ -41,10 +41,27 @@ if TYPE_CHECKING:
     from wlbplan.lab.layout import HostLayout, TargetLayout
 
 FORMAT = 1
-XAPI_VERSIONS = {"current": "25.33.1", "legacy": "24.19.2"}
+# What `software-version` says as `xapi` in each lab mode. The 1.249 line (Citrix
+# Hypervisor 8.2) says a hard-coded `1.20` (util/xapi_version.ml) and has no `xapi_build`
+# key (make_software_version, since v22.9.0): `1.20` compares below every threshold
+# below, as 1.249 itself does, so the emulator judges every version by what it reports.
+XAPI_VERSIONS = {"current": "25.33.1", "legacy": "24.19.2", "ch82": "1.20"}
 # xapi v24.40.0 (CA-403767) switched the WLB stunnel client from verifyPeer to verifyChain.
 VERIFY_CHAIN_SINCE = (24, 40)
-PRODUCT_VERSION = "8.4.0"
+# xapi 1.290.0: pool-install-ca-certificate / pool-uninstall-ca-certificate (and
+# pool-enable-tls-verification), with a Certificate DB record per CA that
+# pool-certificate-list reads; before, only pool-certificate-install / -uninstall over
+# the folder (1.249-lcm cli_frontend.ml, certificates.ml).
+CA_COMMANDS_SINCE = (1, 290)
+# xapi v1.304.0: an installed CA certificate is checked (one PEM certificate, in its dates).
+CONTENT_CHECK_SINCE = (1, 304)
+_PRODUCTS = {
+    "8": {"product_version": "8.4.0", "product_version_text": "8",
+          "product_brand": "XenServer", "platform_version": "3.4.0", "xen": "4.17.5"},
+    "8.2": {"product_version": "8.2.1", "product_version_text": "8.2",
+            "product_brand": "Citrix Hypervisor", "platform_version": "3.2.1",
+            "xen": "4.13.5"},
+}
 NOT_IN_DATABASE = "<not in database>"
 
 State = dict[str, Any]
@@ -98,6 +115,11 @@ def xapi_version(state: State) -> tuple[int, int]:
     return int(major), int(minor)
 
 
+def has(state: State, since: tuple[int, int]) -> bool:
+    """Does the coordinator's xapi have what arrived in version ``since``?"""
+    return xapi_version(state) >= since
+
+
 def coordinator(layout: TargetLayout) -> HostLayout:
     """The coordinator's fake dom0 root: its ``etc/stunnel`` is the pool's trust store."""
     return host_layout(layout, load(layout.pool_state)["hosts"][0])
@@ -118,6 +140,20 @@ def regular_files(directory: Path) -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+
+
+def folder_names(directory: Path) -> list[str]:
+    """What xapi lists of a trust folder: its regular files (never the emulator's own
+    ``.NAME.PID.tmp`` files of a write in progress)."""
+    return [n for n in regular_files(directory) if not n.startswith(".")]
+
+
+def ca_names(layout: TargetLayout, state: State) -> list[str]:
+    """The CA certificates ``pool-certificate-list`` names: the Certificate DB's records,
+    or (before xapi 1.290) the coordinator's folder."""
+    if has(state, CA_COMMANDS_SINCE):
+        return sorted(state["ca_certificates"])
+    return folder_names(host_layout(layout, state["hosts"][0]).certs_dir)
 
 
 def bundle_order(names: list[str]) -> list[str]:
@@ -153,23 +189,29 @@ def _target_index(layout: TargetLayout) -> int:
     return int(digits) if digits else 1
 
 
-def _software_version(xapi_version: str, hostname: str) -> dict[str, str]:
-    return {
-        "product_version": PRODUCT_VERSION,
-        "product_version_text": "8",
-        "product_brand": "XenServer",
+def _software_version(xapi: str, hostname: str) -> dict[str, str]:
+    """A host's software-version map in lab mode ``xapi``."""
+    version = XAPI_VERSIONS[xapi]
+    product = _PRODUCTS["8.2" if xapi == "ch82" else "8"]
+    found = {
+        "product_version": product["product_version"],
+        "product_version_text": product["product_version_text"],
+        "product_brand": product["product_brand"],
         "platform_name": "XCP",
-        "platform_version": "3.4.0",
+        "platform_version": product["platform_version"],
         "build_number": "lab",
         "hostname": hostname,
-        "xapi": xapi_version,
-        "xapi_build": xapi_version,
-        "xen": "4.17.5",
+        "xapi": version,
+        "xapi_build": version,
+        "xen": product["xen"],
         "network_backend": "openvswitch",
     }
+    if xapi == "ch82":
+        del found["xapi_build"]
+    return found
 
 
-def _host(layout: TargetLayout, index: int, number: int, xapi_version: str) -> State:
+def _host(layout: TargetLayout, index: int, number: int, xapi: str) -> State:
     import uuid
 
     from wlbplan.lab.layout import host_name
@@ -182,7 +224,7 @@ def _host(layout: TargetLayout, index: int, number: int, xapi_version: str) -> S
         "name-description": "Default install",
         "enabled": True,
         "hostname": hostname,
-        "software-version": _software_version(xapi_version, label),
+        "software-version": _software_version(xapi, label),
         "dir": label,
     }
 
@@ -205,7 +247,7 @@ def create_pool(
     if hosts < 1:
         raise ValueError("a pool needs at least one host")
     index = _target_index(layout)
-    members = [_host(layout, index, n, XAPI_VERSIONS[xapi]) for n in range(1, hosts + 1)]
+    members = [_host(layout, index, n, xapi) for n in range(1, hosts + 1)]
     for member in members:
         make_trust_dirs(layout.host(member["dir"]))
     state: State = {
@@ -252,7 +294,7 @@ def summary(layout: TargetLayout) -> str:
     pool = state["pool"]
     coordinator = state["hosts"][0]
     flag = "true" if pool["wlb-verify-cert"] else "false"
-    certs = ", ".join(state["ca_certificates"]) or "none"
+    certs = ", ".join(ca_names(layout, state)) or "none"
     return (
         f"pool {pool['name-label']} ({len(state['hosts'])} hosts, "
         f"xapi {coordinator['software-version']['xapi']}): "

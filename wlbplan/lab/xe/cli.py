@@ -6,7 +6,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from wlbplan.lab import xe_state
-from wlbplan.lab.xe.errors import cli_failure, usage_error
+from wlbplan.lab.xe.errors import cli_failure
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -57,7 +57,7 @@ def parse(argv: Sequence[str]) -> Call:
         elif command is None:
             command = arg
         else:
-            raise usage_error("Syntax error", arg)
+            params[arg] = ""  # cli_frontend.ml parse_params_2: a bare word is `word=`
     return Call(command, params)
 
 

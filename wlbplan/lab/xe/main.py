@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from wlbplan.lab import xe_state
 from wlbplan.lab.xe.cli import Context, Printer, parse
 from wlbplan.lab.xe.errors import XeError, usage_error
 from wlbplan.lab.xe.records import (
@@ -31,40 +32,103 @@ if TYPE_CHECKING:
     from wlbplan.lab.xe.cli import Handler
 
 
+class Command:
+    """One entry of the command table (cli_frontend.ml cmdtable_data)."""
+
+    def __init__(self, handler: Handler, required: tuple[str, ...] = (),
+                 optional: tuple[str, ...] = (), *, help: str,
+                 since: tuple[int, int] | None = None) -> None:
+        self.handler = handler
+        self.required = required
+        self.optional = optional
+        self.help = help
+        self.since = since  # the xapi version that added it; None: every lab version has it
+
+
+# cli_frontend.ml rio_help leaves these out of the names `xe help NAME…` is asked about.
+_NOT_COMMANDS = frozenset({"server", "username", "password", "port", "minimal", "all"})
+
+
 def help_command(ctx: Context) -> None:
-    ctx.printer.lines(["Usage: xe <command> [-s server] [-u user] [-pw password] "
-                       "[-p port] [--minimal] [param=value ...]", "Commands:",
-                       *sorted(COMMANDS)])
+    """cli_frontend.ml rio_help: each command named after `help` as a record, or `Unknown
+    command 'NAME'` (still exit 0); with none, the usage and the command list."""
+    asked = [name for name in ctx.params if name not in _NOT_COMMANDS]
+    if not asked:
+        ctx.printer.lines(["Usage: xe <command> [-s server] [-pw passwd] [-p port] [-u user] "
+                           "[-pwf password-file]", "  [command specific arguments]", "",
+                           "Full command list", "-----------------",
+                           *sorted(n for n in COMMANDS if _offered(ctx, n))])
+        return
+    for name in asked:
+        if not _offered(ctx, name):
+            ctx.printer.lines([f"Unknown command '{name}'"])
+            continue
+        command = COMMANDS[name]
+        ctx.printer.table([[("command name        ", name),
+                            ("reqd params     ", ", ".join(command.required)),
+                            ("optional params ", ", ".join(command.optional)),
+                            ("description     ", command.help)]])
 
 
-def _class_commands(cls: ObjectClass) -> dict[str, tuple[tuple[str, ...], Handler]]:
+def _offered(ctx: Context, name: str) -> bool:
+    """Does this pool's xapi have command ``name``? (The lab's versions differ in a few.)"""
+    command = COMMANDS.get(name)
+    if command is None:
+        return False
+    return command.since is None or xe_state.has(ctx.state(), command.since)
+
+
+def _class_commands(cls: ObjectClass) -> dict[str, Command]:
     """cli_operations.ml make_param_funs: the generic commands of every class."""
+    what = f"the {cls.name}"
     return {
-        f"{cls.name}-list": ((), list_command(cls)),
-        f"{cls.name}-param-list": (("uuid",), param_list_command(cls)),
-        f"{cls.name}-param-get": (("uuid", "param-name"), param_get_command(cls)),
-        f"{cls.name}-param-set": (("uuid",), param_set_command(cls)),
+        f"{cls.name}-list": Command(list_command(cls), (), ("params",),
+                                    help=f"Lists {what} objects."),
+        f"{cls.name}-param-list": Command(param_list_command(cls), ("uuid",),
+                                          help=f"Lists every field of {what}."),
+        f"{cls.name}-param-get": Command(param_get_command(cls), ("uuid", "param-name"),
+                                         ("param-key",), help=f"Gets a field of {what}."),
+        f"{cls.name}-param-set": Command(param_set_command(cls), ("uuid",),
+                                         help=f"Sets fields of {what}."),
     }
 
 
-COMMANDS: dict[str, tuple[tuple[str, ...], Handler]] = {
-    "help": ((), help_command),
-    "pool-install-ca-certificate": (("filename",), lambda c: install(c, CA)),
-    "pool-certificate-install": (("filename",), lambda c: install(c, CA)),  # deprecated alias
-    "pool-uninstall-ca-certificate": (
-        ("name",), lambda c: uninstall(c, CA, force=c.flag("force"))),
-    "pool-certificate-uninstall": (("name",), lambda c: uninstall(c, CA, force=False)),
-    "pool-certificate-list": ((), lambda c: list_installed(c, CA)),
-    "pool-certificate-sync": ((), sync),
-    "pool-crl-install": (("filename",), lambda c: install(c, CRL)),
-    "pool-crl-uninstall": (("name",), lambda c: uninstall(c, CRL, force=False)),
-    "pool-crl-list": ((), lambda c: list_installed(c, CRL)),
-    "pool-initialize-wlb": (
-        ("wlb_url", "wlb_username", "wlb_password", "xenserver_username",
-         "xenserver_password"), initialize_wlb),
-    "pool-deconfigure-wlb": ((), deconfigure_wlb),
-    "pool-retrieve-wlb-configuration": ((), retrieve_wlb_configuration),
-    "pool-enable-tls-verification": ((), enable_tls_verification),
+_CA_COMMANDS = xe_state.CA_COMMANDS_SINCE
+COMMANDS: dict[str, Command] = {
+    "help": Command(help_command, help="Shows help on the commands named, or lists them."),
+    "pool-install-ca-certificate": Command(
+        lambda c: install(c, CA), ("filename",), since=_CA_COMMANDS,
+        help="Installs a TLS CA certificate, pool-wide."),
+    "pool-certificate-install": Command(  # deprecated alias
+        lambda c: install(c, CA), ("filename",),
+        help="Installs a TLS CA certificate, pool-wide."),
+    "pool-uninstall-ca-certificate": Command(
+        lambda c: uninstall(c, CA, force=c.flag("force")), ("name",), ("force",),
+        since=_CA_COMMANDS, help="Uninstalls a pool-wide TLS CA certificate."),
+    "pool-certificate-uninstall": Command(
+        lambda c: uninstall(c, CA, force=False), ("name",),
+        help="Uninstalls a pool-wide TLS CA certificate."),
+    "pool-certificate-list": Command(
+        lambda c: list_installed(c, CA), help="Lists the pool-wide TLS CA certificates."),
+    "pool-certificate-sync": Command(
+        sync, help="Syncs the coordinator's CA certificates and CRLs to every host."),
+    "pool-crl-install": Command(lambda c: install(c, CRL), ("filename",),
+                                help="Installs a TLS CRL, pool-wide."),
+    "pool-crl-uninstall": Command(lambda c: uninstall(c, CRL, force=False), ("name",),
+                                  help="Uninstalls a pool-wide TLS CRL."),
+    "pool-crl-list": Command(lambda c: list_installed(c, CRL),
+                             help="Lists the pool-wide TLS CRLs."),
+    "pool-initialize-wlb": Command(
+        initialize_wlb, ("wlb_url", "wlb_username", "wlb_password", "xenserver_username",
+                         "xenserver_password"),
+        help="Initializes workload balancing for the pool with the WLB server."),
+    "pool-deconfigure-wlb": Command(
+        deconfigure_wlb, help="Permanently removes the pool's workload balancing settings."),
+    "pool-retrieve-wlb-configuration": Command(
+        retrieve_wlb_configuration, help="Retrieves the pool's optimization criteria from WLB."),
+    "pool-enable-tls-verification": Command(
+        enable_tls_verification, since=_CA_COMMANDS,  # inferred: the same release
+        help="Enables TLS verification for the pool (and for WLB)."),
     **_class_commands(POOL),
     **_class_commands(HOST),
 }
@@ -73,14 +137,15 @@ COMMANDS: dict[str, tuple[tuple[str, ...], Handler]] = {
 def run(argv: Sequence[str], state_path: Path) -> None:
     call = parse(argv)
     name = call.command or "help"
-    if name not in COMMANDS:
+    printer = Printer(call.minimal)
+    ctx = Context(call.params, state_path, printer)
+    if not _offered(ctx, name):
         raise usage_error("Unknown command", name)
-    required, handler = COMMANDS[name]
-    for key in required:  # xapi_cli.ml check_required_keys, in the table's order
+    command = COMMANDS[name]
+    for key in command.required:  # xapi_cli.ml check_required_keys, in the table's order
         if key not in call.params:
             raise usage_error("Required parameter not found", key)
-    printer = Printer(call.minimal)
-    handler(Context(call.params, state_path, printer))
+    command.handler(ctx)
     printer.flush()
 
 

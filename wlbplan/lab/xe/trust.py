@@ -106,9 +106,9 @@ def install(ctx: Context, kind: Kind) -> None:
     filename = ctx.params["filename"]
     data = read_client_file(filename, kind)
     name = os.path.basename(filename)  # cli_operations.ml: Filename.basename
-    if kind.ca:
-        validate_ca_certificate(data)
     with xe_state.locked(ctx.state_path) as state:
+        if kind.ca and xe_state.has(state, xe_state.CONTENT_CHECK_SINCE):
+            validate_ca_certificate(data)
         validate_name(kind, name)
         hosts = [ctx.host(h) for h in state["hosts"]]
         if (kind.dir(hosts[0]) / name).exists():
@@ -117,9 +117,14 @@ def install(ctx: Context, kind: Kind) -> None:
             xe_state.write_atomic(kind.dir(host) / name, data, mode=0o644)
             if kind.ca:
                 xe_state.rebuild_bundle(host)
-        if kind.ca and name not in state["ca_certificates"]:
+        if _recorded(kind, state) and name not in state["ca_certificates"]:
             state["ca_certificates"].append(name)
             xe_state.save(ctx.state_path, state)
+
+
+def _recorded(kind: Kind, state: State) -> bool:
+    """Does this xapi keep a Certificate DB record per CA certificate (since 1.290)?"""
+    return kind.ca and xe_state.has(state, xe_state.CA_COMMANDS_SINCE)
 
 
 def _supports_force(state: State) -> bool:
@@ -140,7 +145,7 @@ def uninstall(ctx: Context, kind: Kind, *, force: bool) -> None:
                     xe_state.rebuild_bundle(host)
         elif not force:
             raise server_error(f"{kind.prefix}_DOES_NOT_EXIST", name)
-        if kind.ca:
+        if _recorded(kind, state):
             _forget_ca_record(ctx, state, name, force=force)
 
 
@@ -154,15 +159,14 @@ def _forget_ca_record(ctx: Context, state: State, name: str, *, force: bool) -> 
 
 
 def list_installed(ctx: Context, kind: Kind) -> None:
-    """CA certificates come from the Certificate DB (both lab versions have it; xapi before
-    1.290 read the folder), CRLs from the coordinator's folder. Real xe promises no order;
-    this one sorts."""
+    """CA certificates come from the Certificate DB (xapi before 1.290 read the folder,
+    certificates.ml local_list), CRLs from the coordinator's folder. Real xe promises no
+    order; this one sorts."""
     state = ctx.state()
     if kind.ca:
-        names = sorted(state["ca_certificates"])
+        names = xe_state.ca_names(ctx.layout, state)
     else:
-        folder = kind.dir(ctx.host(state["hosts"][0]))
-        names = [n for n in xe_state.regular_files(folder) if not n.startswith(".")]
+        names = xe_state.folder_names(kind.dir(ctx.host(state["hosts"][0])))
     ctx.printer.lines(names)
 
 
