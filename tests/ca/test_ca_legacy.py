@@ -58,12 +58,17 @@ def _assert_every_host_trusts(lab: control.Lab, certs: list[x509.Certificate],
             assert cert in bundle, f"{host}'s bundle lacks {cert.subject.rfc4514_string()}"
 
 
-def test_legacy_xapi_trusts_the_leaf_and_rotates_it(tmp_path: Path, ca: LabCA) -> None:
+@pytest.mark.parametrize("xapi", ["legacy", "ch82"])
+def test_legacy_xapi_trusts_the_leaf_and_rotates_it(tmp_path: Path, ca: LabCA,
+                                                    xapi: str) -> None:
+    """``ch82``: Citrix Hypervisor 8.2 (xapi 1.249), which also has only the older CA
+    certificate commands (pool-certificate-install / -uninstall)."""
     corp_ca = LabCA.make(tmp_path / "corp", name="Corp")
     corp_file = tmp_path / "corp.pem"
     corp_file.write_bytes(corp_ca.root.read_bytes())
-    with running_lab(tmp_path / "lab", hosts=2, xapi="legacy") as lab:
-        xe(lab, "pool-install-ca-certificate", f"filename={corp_file}")
+    with running_lab(tmp_path / "lab", hosts=2, xapi=xapi) as lab:
+        install = "pool-certificate-install" if xapi == "ch82" else "pool-install-ca-certificate"
+        xe(lab, install, f"filename={corp_file}")
         corp = corp_file.read_bytes()
         spec = write_spec(lab, tmp_path / "ca-signed.yaml", ca_certificate(ca, tmp_path))
         _apply(spec)  # request stage: key, CSR, signed

@@ -69,7 +69,10 @@ class Context:
     def install_ca(self, pem: bytes, name: str) -> None:
         path = self.work / name
         path.write_bytes(pem)
-        self.xe("pool-install-ca-certificate", f"filename={path}")
+        # The deprecated name: the only one the 1.249 line (ch82) has, and every xapi keeps.
+        command = ("pool-certificate-install" if self.lab.xapi == "ch82"
+                   else "pool-install-ca-certificate")
+        self.xe(command, f"filename={path}")
 
     def verify_on(self) -> None:
         self.xe("pool-param-set", f"uuid={self.pool_uuid}", "wlb-verify-cert=true")
@@ -176,6 +179,10 @@ SITUATIONS: dict[str, Situation] = {
         "wlb-verify-cert=true", _trusted_verify),
     "legacy-xapi": Situation("a fresh lab whose pool runs xapi 24.19 (verifyPeer)", _fresh,
                              xapi="legacy"),
+    "ch82-verify": Situation(
+        f"a pool on Citrix Hypervisor 8.2 (xapi 1.249: reports 1.20, no xapi_build, only "
+        f"pool-certificate-install), appliance cert installed as {APPLIANCE_CA}, "
+        "wlb-verify-cert=true", _trusted_verify, xapi="ch82"),
     "fault-restart-fails": Situation(
         "lab fault restart-fails, then a restart attempt: stunnel left down", _restart_fails),
     "fault-desync-host": Situation(

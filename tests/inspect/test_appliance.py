@@ -54,6 +54,7 @@ EXPECTED: dict[str, Expect] = {
     "fresh": Expect(),
     "trusted-verify": Expect(),
     "legacy-xapi": Expect(),
+    "ch82-verify": Expect(),
     "fault-desync-host": Expect(),
     "fault-by-ip": Expect(),
     "two-ca-one-unreadable": Expect(),

@@ -25,18 +25,19 @@ from wlbplan.model.spec import Target
 DATA = Path(__file__).resolve().parent / "data"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 PARAMS = ("uuid", "param.wlb-url", "param.wlb-username", "param.wlb-enabled",
-          "param.wlb-verify-cert", "param.master", "xapi", "hosts", "certs")
+          "param.wlb-verify-cert", "param.master", "xapi", "hosts", "help.ca", "certs")
 
 # Per situation: wlb-url host, verify flag, xapi version, and the trusted names with where
 # their content comes from: "leaf"/"root" = that certificate of the appliance's file,
 # None = listed but unreadable.
 TRUST: dict[str, dict[str, str | None]] = {
     "trusted-verify": {"wlb-appliance.pem": "leaf"},
+    "ch82-verify": {"wlb-appliance.pem": "leaf"},
     "fault-desync-host": {"wlb-appliance.pem": "leaf"},
     "two-ca-one-unreadable": {"other-ca.pem": None, "wlb-appliance.pem": "leaf"},
     "ca-signed": {"lab-root.pem": "root"},
 }
-VERIFYING = {"trusted-verify", "ca-signed"}
+VERIFYING = {"trusted-verify", "ca-signed", "ch82-verify"}
 SITUATIONS = sorted(p.name.removesuffix(".pool.txt") for p in DATA.glob("*.pool.txt"))
 
 
@@ -71,9 +72,13 @@ def test_captured_pool_settings(situation: str, target: Target) -> None:
     if situation == "legacy-xapi":
         assert got.xapi_version == "24.19.2"
         assert got.chain_verification is False
+    elif situation == "ch82-verify":  # xapi 1.249 says 1.20
+        assert got.xapi_version == "1.20"
+        assert got.chain_verification is False
     else:
         assert got.xapi_version == "25.33.1"
         assert got.chain_verification is True
+    assert got.ca_commands == ("pre-1.290" if situation == "ch82-verify" else "current")
 
 
 @pytest.mark.parametrize("situation", SITUATIONS)
@@ -93,7 +98,8 @@ def test_captured_trusted_certificates(situation: str, target: Target) -> None:
 
 
 def test_every_pool_capture_is_described() -> None:
-    assert set(TRUST) | VERIFYING | {"legacy-xapi", "fault-by-ip", "fresh"} <= set(SITUATIONS)
+    assert set(TRUST) | VERIFYING | {"legacy-xapi", "fault-by-ip", "fresh", "ch82-verify"} <= set(
+        SITUATIONS)
 
 
 # ------------------------------------------------------------------- hand-written edges
@@ -120,6 +126,29 @@ def test_a_failing_xe_is_reported_in_its_own_words(target: Target) -> None:
     assert str(err.value) == (
         "pool1: xe failed reading param.wlb-url: The uuid you supplied was invalid.\n"
         "type: pool\nuuid: x (exit 1)")
+
+
+@pytest.mark.parametrize(("said", "commands"), [
+    # cli_frontend.ml rio_help: the command's record, or this line (exit 0 both ways).
+    ("command name            : pool-install-ca-certificate\n        reqd params     : "
+     "filename\n", "current"),
+    ("Unknown command 'pool-install-ca-certificate'", "pre-1.290"),
+])
+def test_the_ca_commands_come_from_xe_help(said: str, commands: str, target: Target) -> None:
+    raw = raw_of("fresh")
+    raw["help.ca"] = RawFact(said, 0)
+    assert pool.parse(raw, target).ca_commands == commands
+
+
+@pytest.mark.parametrize("said", [
+    "", "Usage: xe <command>", "command name : pool-install-ca-certificate-x",
+    "Unknown command 'pool-certificate-install'",
+])
+def test_an_unrecognised_help_is_an_error_for_that_host(said: str, target: Target) -> None:
+    raw = raw_of("fresh")
+    raw["help.ca"] = RawFact(said, 0)
+    with pytest.raises(RemoteCommandError, match="which CA certificate commands"):
+        pool.parse(raw, target)
 
 
 def test_an_unset_wlb_url_is_empty(target: Target) -> None:
@@ -270,6 +299,7 @@ case $1 in
     [ "$u" = {MASTER} ] || {{ echo "The uuid you supplied was invalid." >&2; exit 1; }}
     echo 25.33.1;;
   host-list) echo {MASTER},bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee;;
+  help) echo "command name            : $2";;
   pool-certificate-list)
     echo 'a.pem,$(touch pwned10),b c.pem,;touch${{IFS}}pwned11,`touch pwned12`,ok.pem';;
   *) echo "Unknown command: $1" >&2; exit 1;;

@@ -74,7 +74,7 @@ def fact_lines(text: str) -> list[str]:
 def test_the_scripts_gather_the_documented_facts() -> None:
     assert {"cert", "key.stat", "key.public", "backups", "served", "hostname"} <= APPLIANCE_FACTS
     expected_pool = {"uuid", "param.wlb-url", "param.wlb-username", "param.wlb-enabled",
-                     "param.wlb-verify-cert", "param.master", "xapi", "hosts", "certs"}
+                     "param.wlb-verify-cert", "param.master", "xapi", "hosts", "help.ca", "certs"}
     assert expected_pool == POOL_FACTS
 
 

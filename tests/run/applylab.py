@@ -168,13 +168,19 @@ def ca_names(lab: control.Lab, target: str = TARGET) -> set[str]:
     return set(xe(lab, "pool-certificate-list", target=target).stdout.split())
 
 
+def install_command(lab: control.Lab) -> str:
+    """How an operator installs a CA certificate on this lab's pools: Citrix Hypervisor 8.2
+    (the ch82 lab, xapi 1.249) has only the older name."""
+    return "pool-certificate-install" if lab.xapi == "ch82" else "pool-install-ca-certificate"
+
+
 def install_foreign_ca(lab: control.Lab, folder: Path, name: str = "corp-root.pem",
                        target: str = TARGET) -> bytes:
     """Someone else's CA certificate, installed with xe as an operator would."""
     issued = pki.build(f"Corp Root CA {name}", ca=True)
     path = folder / name
     path.write_bytes(issued.cert_pem)
-    xe(lab, "pool-install-ca-certificate", f"filename={path}", target=target)
+    xe(lab, install_command(lab), f"filename={path}", target=target)
     return issued.cert_pem
 
 

@@ -23,9 +23,11 @@ def children() -> Iterator[Children]:
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[control.Lab]:
-    """A fresh lab (one target, two hosts) for this test only: cheap (~0.3 s)."""
-    with running_lab(tmp_path / "lab", hosts=2) as made:
+def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[control.Lab]:
+    """A fresh lab (one target, two hosts) for this test only: cheap (~0.3 s). Its xapi
+    mode is ``current`` unless a test parametrizes ``lab`` indirectly (e.g. ``ch82``)."""
+    xapi = getattr(request, "param", "current")
+    with running_lab(tmp_path / "lab", hosts=2, xapi=xapi) as made:
         yield made
 
 

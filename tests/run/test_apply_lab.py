@@ -67,7 +67,19 @@ def _apply_end_to_end(lab: control.Lab, *, twice: bool = True) -> None:
     assert not lock_file(lab).exists()
 
 
+# The pool paths also run on Citrix Hypervisor 8.2 (xapi 1.249): only the older CA
+# certificate commands, leaf-in-bundle verification.
+POOL_LINES = pytest.mark.parametrize("lab", ["current", "ch82"], indirect=True)
+
+
+@POOL_LINES
 def test_apply_end_to_end_local(lab: control.Lab) -> None:
+    planned = wlbplan("plan", str(lab.spec_path))
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    offered = {"current": ("pool-install-ca-certificate", "pool-uninstall-ca-certificate"),
+               "ch82": ("pool-certificate-install", "pool-certificate-uninstall")}[lab.xapi]
+    shown = " ".join(planned.stdout.split())
+    assert all(f" {command} " in shown for command in offered), planned.stdout
     _apply_end_to_end(lab)
 
 
@@ -187,6 +199,7 @@ def test_a_failing_target_leaves_the_others_alone(tmp_path: Path, children: Chil
         assert_applied(lab, "pool2")
 
 
+@POOL_LINES
 def test_foreign_ca_survives_apply_and_rollback(lab: control.Lab, tmp_path: Path,
                                                 children: Children) -> None:
     """wlbplan only removes trust it installed: someone else's CA stays, byte for byte, on

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from wlbplan import certs
 from wlbplan.actions.base import Action, Context, StepFailed, UndoRecord, checked, remote_tmpdir
 from wlbplan.core.steps import Step
-from wlbplan.core.steps.pool import bundle_path, preflight_argv
+from wlbplan.core.steps.pool import CA_COMMANDS, CaCommands, bundle_path, preflight_argv
 from wlbplan.errors import VerifyError
 from wlbplan.inspect import script as facts
 from wlbplan.model.command import Command, script
@@ -35,19 +36,29 @@ def _safe(name: str, what: str) -> str:
     return name
 
 
-def install(ctx: Context, name: str, pem: str) -> None:
+def ca_commands(params: dict[str, Any]) -> CaCommands:
+    """The CA commands a step or undo record was planned with (plans and journals made
+    before the choice existed used the current ones); anything else is refused."""
+    found = CA_COMMANDS.get(str(params.get("ca_commands", "current")))
+    if found is None:
+        raise StepFailed(f"unknown CA certificate commands {params.get('ca_commands')!r}; "
+                         "known: " + ", ".join(CA_COMMANDS))
+    return found
+
+
+def install(ctx: Context, xe: CaCommands, name: str, pem: str) -> None:
     _safe(name, "installing a CA certificate")
     runner = ctx.sessions.pool
     with remote_tmpdir(runner) as folder:
         path = f"{folder}/{name}"
         runner.put(pem.encode(), path, mode=0o644)
-        checked(runner, _xe(ctx, "pool-install-ca-certificate", f"filename={path}"),
+        checked(runner, _xe(ctx, xe.install, f"filename={path}"),
                 f"installing CA certificate {name}")
 
 
-def uninstall(ctx: Context, name: str, *, missing_ok: bool) -> None:
+def uninstall(ctx: Context, xe: CaCommands, name: str, *, missing_ok: bool) -> None:
     _safe(name, "removing a CA certificate")
-    result = ctx.sessions.pool.run(_xe(ctx, "pool-uninstall-ca-certificate", f"name={name}"))
+    result = ctx.sessions.pool.run(_xe(ctx, xe.uninstall, f"name={name}"))
     if result.ok or (missing_ok and any(g in result.stderr for g in _GONE)):
         return
     said = (result.stderr or result.stdout).strip()
@@ -56,7 +67,7 @@ def uninstall(ctx: Context, name: str, *, missing_ok: bool) -> None:
 
 
 def _install_run(ctx: Context, step: Step) -> None:
-    install(ctx, step.params["name"], step.params["pem"])
+    install(ctx, ca_commands(step.params), step.params["name"], step.params["pem"])
 
 
 def _names(ctx: Context) -> list[str]:
@@ -70,27 +81,29 @@ def _install_undo_record(ctx: Context, step: Step) -> UndoRecord | None:
     # not remove it.
     if step.params["name"] in _names(ctx):
         return None
-    return {"kind": "pool.uninstall_ca", "name": step.params["name"]}
+    return {"kind": "pool.uninstall_ca", "name": step.params["name"],
+            "ca_commands": step.params.get("ca_commands", "current")}
 
 
 def _uninstall_run(ctx: Context, step: Step) -> None:
-    uninstall(ctx, step.params["name"], missing_ok=False)
+    uninstall(ctx, ca_commands(step.params), step.params["name"], missing_ok=False)
 
 
 def _uninstall_undo_record(ctx: Context, step: Step) -> UndoRecord | None:
     pem = step.params.get("pem")
     if not pem:
         return None
-    return {"kind": "pool.install_ca", "name": step.params["name"], "pem": pem}
+    return {"kind": "pool.install_ca", "name": step.params["name"], "pem": pem,
+            "ca_commands": step.params.get("ca_commands", "current")}
 
 
 def _undo_uninstall(ctx: Context, record: UndoRecord) -> None:
-    uninstall(ctx, record["name"], missing_ok=True)
+    uninstall(ctx, ca_commands(record), record["name"], missing_ok=True)
 
 
 def _undo_install(ctx: Context, record: UndoRecord) -> None:
     if record["name"] not in _names(ctx):
-        install(ctx, record["name"], record["pem"])
+        install(ctx, ca_commands(record), record["name"], record["pem"])
 
 
 # ---- sync --------------------------------------------------------------------------------

@@ -219,8 +219,8 @@ def _steps(spec: Spec, target: Target, observed: Observed, desired: Desired,
         name = change.after["name"]
         anchor = next(a for a in desired.trust if a.install_name == name)
         if change.action == "update":  # unreadable on the coordinator: remove, then install
-            steps.append(pool_steps.uninstall_ca(target, name, None, None))
-        steps.append(pool_steps.install_ca(target, anchor))
+            steps.append(pool_steps.uninstall_ca(target, observed.pool, name, None, None))
+        steps.append(pool_steps.install_ca(target, observed.pool, anchor))
     if installs:
         steps.append(pool_steps.certificate_sync(target))
     if chain_changes:
@@ -236,7 +236,7 @@ def _steps(spec: Spec, target: Target, observed: Observed, desired: Desired,
     for change in removals:
         name = change.before["name"]
         item = next(t for t in observed.pool.trusted if t.name == name)
-        steps.append(pool_steps.uninstall_ca(target, name, item.pem,
+        steps.append(pool_steps.uninstall_ca(target, observed.pool, name, item.pem,
                                              change.before.get("fingerprint")))
     if removals:
         steps.append(pool_steps.certificate_sync(target))

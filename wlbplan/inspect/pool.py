@@ -13,10 +13,11 @@ from wlbplan.errors import RemoteCommandError, VerifyError
 from wlbplan.inspect.script import RawFact, build, fact
 from wlbplan.model.command import Raw, sh
 from wlbplan.model.names import file_name_problem, shell_skip_unsafe_file_name
-from wlbplan.model.observed import PoolFacts, TrustedCert
+from wlbplan.model.observed import CaCommands, PoolFacts, TrustedCert
 from wlbplan.model.spec import Target
 
 PARAMS = ("wlb-url", "wlb-username", "wlb-enabled", "wlb-verify-cert", "master")
+CA_PROBE = "pool-install-ca-certificate"
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", re.ASCII)
 
 
@@ -31,6 +32,8 @@ def script(target: Target) -> str:
         fact("xapi", xe, "host-param-get", Raw('uuid="$master"'), "param-name=software-version",
              "param-key=xapi"),
         fact("hosts", xe, "host-list", "--minimal"),
+        # Which CA certificate commands this xapi has (1.290 added the current ones).
+        fact("help.ca", xe, "help", CA_PROBE),
         fact("certs", xe, "pool-certificate-list", "--minimal"),
         # Globbing off: the names are split on commas only, never expanded.
         "set -f",
@@ -115,7 +118,21 @@ def parse(raw: dict[str, RawFact], target: Target) -> PoolFacts:
         wlb_enabled=_bool(value("param.wlb-enabled"), "wlb-enabled", target),
         wlb_verify_cert=_bool(value("param.wlb-verify-cert"), "wlb-verify-cert", target),
         trusted=tuple(_trusted(name, raw.get(f"ca:{name}")) for name in names),
+        ca_commands=_ca_commands(value("help.ca"), target),
     )
+
+
+def _ca_commands(text: str, target: Target) -> CaCommands:
+    """From ``xe help pool-install-ca-certificate`` (cli_frontend.ml rio_help): the
+    command's record when xapi has it, ``Unknown command '…'`` (exit 0) when it does not."""
+    lines = [line.strip() for line in text.splitlines()]
+    if f"Unknown command '{CA_PROBE}'" in lines:
+        return "pre-1.290"
+    if any(re.fullmatch(rf"command name\s*:\s*{re.escape(CA_PROBE)}", line) for line in lines):
+        return "current"
+    raise _unusable(target, f"`xe help {CA_PROBE}`", text,
+                    "that command's help or `Unknown command` (which CA certificate commands "
+                    "the pool has)")
 
 
 def _trusted(name: str, raw: RawFact | None) -> TrustedCert:

@@ -30,7 +30,9 @@ def lab() -> None:
 @click.option("--xapi", type=click.Choice(list(XAPI_VERSIONS)), default="current",
               show_default=True,
               help="current: xapi >= 24.40 (a trusted root suffices); "
-                   "legacy: older xapi (the WLB leaf itself must be trusted).")
+                   "legacy: older xapi (the WLB leaf itself must be trusted); "
+                   "ch82: Citrix Hypervisor 8.2, xapi 1.249 (only the older "
+                   "pool-certificate-install/-uninstall commands, leaf trusted).")
 def up(lab_dir: Path, targets: int, hosts: int, ssh: bool, xapi: str) -> int:
     """Build and start a lab; print the path of its ready spec last."""
     from wlbplan.lab import control

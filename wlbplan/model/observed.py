@@ -66,6 +66,9 @@ class TrustedCert:
     pem: str | None = None
 
 
+CaCommands = Literal["current", "pre-1.290"]
+
+
 @dataclass(frozen=True)
 class PoolFacts:
     uuid: str
@@ -77,6 +80,9 @@ class PoolFacts:
     wlb_enabled: bool
     wlb_verify_cert: bool
     trusted: tuple[TrustedCert, ...] = ()
+    ca_commands: CaCommands = "current"
+    """The xe commands this pool offers for CA certificates: ``pre-1.290`` is the 1.249
+    line (Citrix Hypervisor 8.2), which has only pool-certificate-install / -uninstall."""
 
     @property
     def wlb_host(self) -> str:

@@ -124,6 +124,9 @@ def _pool(item: Observed) -> list[Text]:
         _line(f"    wlb-verify-cert  {str(pool.wlb_verify_cert).lower()}"),
         _line(f"    xapi             {safe(str(pool.xapi_version))}; verifies {mode}"),
     ]
+    if pool.ca_commands == "pre-1.290":
+        lines.append(_line("    CA commands      pool-certificate-install / -uninstall "
+                           "(xapi < 1.290)"))
     if not pool.trusted:
         lines.append(_line("    CA certificates  none"))
     for trusted in pool.trusted:

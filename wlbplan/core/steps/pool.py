@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from wlbplan.core.desired import Anchor
 from wlbplan.core.steps import TMP, Step
 from wlbplan.model.command import Command, Part, Raw, shown
@@ -9,6 +11,23 @@ from wlbplan.model.names import join_host_port
 from wlbplan.model.observed import PoolFacts
 from wlbplan.model.spec import Target, is_ip_literal
 from wlbplan.model.text import shell_word
+
+
+@dataclass(frozen=True)
+class CaCommands:
+    """The xe commands that install and remove a pool's CA certificates."""
+
+    install: str
+    uninstall: str
+
+
+# By PoolFacts.ca_commands: xapi 1.290 added pool-install-ca-certificate and
+# pool-uninstall-ca-certificate; the 1.249 line (Citrix Hypervisor 8.2) has only the
+# older names, which later versions keep as deprecated aliases.
+CA_COMMANDS = {
+    "current": CaCommands("pool-install-ca-certificate", "pool-uninstall-ca-certificate"),
+    "pre-1.290": CaCommands("pool-certificate-install", "pool-certificate-uninstall"),
+}
 
 
 def _xe(target: Target, *args: Part) -> str:
@@ -28,8 +47,9 @@ def bundle_path(target: Target) -> str:
     return f"{str(target.pool.trust_dir).rstrip('/')}/xapi-stunnel-ca-bundle.pem"
 
 
-def install_ca(target: Target, anchor: Anchor) -> Step:
+def install_ca(target: Target, pool: PoolFacts, anchor: Anchor) -> Step:
     name = anchor.install_name
+    xe = CA_COMMANDS[pool.ca_commands]
     return Step(
         action="pool.install_ca",
         on="pool",
@@ -37,11 +57,12 @@ def install_ca(target: Target, anchor: Anchor) -> Step:
         commands=(
             f"{TMP[1:]}=$(mktemp -d)",
             _upload(shell_word(name), name),
-            _xe(target, "pool-install-ca-certificate", _in_tmp("filename", name)),
+            _xe(target, xe.install, _in_tmp("filename", name)),
             f'rm -rf "{TMP}"',
         ),
-        undo=(_xe(target, "pool-uninstall-ca-certificate", f"name={name}"),),
-        params={"name": name, "fingerprint": anchor.fingerprint, "pem": anchor.pem},
+        undo=(_xe(target, xe.uninstall, f"name={name}"),),
+        params={"name": name, "fingerprint": anchor.fingerprint, "pem": anchor.pem,
+                "ca_commands": pool.ca_commands},
     )
 
 
@@ -137,17 +158,20 @@ def confirm(target: Target) -> Step:
     )
 
 
-def uninstall_ca(target: Target, name: str, pem: str | None, fingerprint: str | None) -> Step:
+def uninstall_ca(target: Target, pool: PoolFacts, name: str, pem: str | None,
+                 fingerprint: str | None) -> Step:
+    xe = CA_COMMANDS[pool.ca_commands]
     undo = (
         f"{TMP[1:]}=$(mktemp -d)",
         _upload(f"the saved {shell_word(name)}", name),
-        _xe(target, "pool-install-ca-certificate", _in_tmp("filename", name)),
+        _xe(target, xe.install, _in_tmp("filename", name)),
     ) if pem else ()
     return Step(
         action="pool.uninstall_ca",
         on="pool",
         summary=f"remove {name}, which wlbplan installed and nothing needs now",
-        commands=(_xe(target, "pool-uninstall-ca-certificate", f"name={name}"),),
+        commands=(_xe(target, xe.uninstall, f"name={name}"),),
         undo=undo,
-        params={"name": name, "fingerprint": fingerprint, "pem": pem},
+        params={"name": name, "fingerprint": fingerprint, "pem": pem,
+                "ca_commands": pool.ca_commands},
     )
