@@ -15,8 +15,9 @@ from wlbplan import certs
 from wlbplan.actions.base import Action, Context, StepFailed, UndoRecord, checked
 from wlbplan.core.steps import Step
 from wlbplan.core.steps.appliance import csr_argv, pending_key
-from wlbplan.errors import VerifyError
+from wlbplan.errors import VerifyError, WlbplanError
 from wlbplan.inspect import script as facts
+from wlbplan.limits import PEM, read_file
 from wlbplan.model.command import Command, script
 from wlbplan.model.names import join_host_port
 
@@ -88,8 +89,8 @@ def _sign_run(ctx: Context, step: Step) -> None:
         said = (result.stderr or result.stdout).strip()[-500:] or "no output"
         raise StepFailed(f"the signer failed (exit {result.returncode}): {said}")
     try:
-        certs.parse_pem_bundle(Path(p["cert"]).read_bytes())
-    except (OSError, VerifyError) as err:
+        certs.parse_pem_bundle(read_file(p["cert"], PEM))
+    except (OSError, WlbplanError) as err:
         raise StepFailed(f"the signer left no usable certificate at {p['cert']}: {err}") \
             from None
 

@@ -22,6 +22,7 @@ from wlbplan.core.steps import Step
 from wlbplan.core.steps import appliance as appliance_steps
 from wlbplan.core.steps import pool as pool_steps
 from wlbplan.errors import VerifyError
+from wlbplan.limits import PEM, TooLarge, read_file
 from wlbplan.model.observed import Observed
 from wlbplan.model.spec import Spec, Target
 
@@ -199,8 +200,8 @@ def _csr_saved(path: Path, pending: str | None) -> bool:
     if pending is None:
         return False
     try:
-        return path.read_text() == pending
-    except (OSError, UnicodeDecodeError):
+        return read_file(path, PEM) == pending.encode()
+    except (OSError, TooLarge):
         return False
 
 

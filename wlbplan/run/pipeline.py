@@ -143,7 +143,8 @@ def default_state_dir(spec: Spec) -> Path:
 def is_plan_file(path: Path) -> bool:
     """A saved plan is JSON with a format_version; anything else is taken as a spec."""
     try:
-        head = path.read_bytes()[:4096].lstrip()
+        with path.open("rb") as handle:
+            head = handle.read(4096).lstrip()  # only the head: the file may be endless
     except OSError:
         return False
     return head.startswith(b"{") and b'"format_version"' in head
