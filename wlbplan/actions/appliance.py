@@ -7,14 +7,25 @@ and owner (``cp -p`` then rename) by the undo actions.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
 
 from wlbplan import certs
-from wlbplan.actions.base import Action, Context, StepFailed, UndoRecord, checked
+from wlbplan.actions.base import (
+    Action,
+    Confine,
+    Context,
+    StepFailed,
+    UndoRecord,
+    checked,
+    first,
+    one_of,
+    typed,
+)
 from wlbplan.core.steps import Step
-from wlbplan.core.steps.appliance import csr_argv, pending_key
+from wlbplan.core.steps.appliance import BACKUP, csr_argv, pending_csr, pending_key
 from wlbplan.errors import VerifyError, WlbplanError
 from wlbplan.inspect import script as facts
 from wlbplan.limits import PEM, read_file
@@ -301,4 +312,63 @@ UNDO = {
     "appliance.restore": _undo_restore,
     "appliance.restart": _undo_restart,
     "appliance.put_back": _undo_put_back,
+}
+
+
+# ---- what an undo may touch ----------------------------------------------------------------
+# Only what an apply of this target can have made: its configured certificate and key,
+# their backups (*_orig, *_orig.STAMP), its pending key and CSR, the staged chain, and
+# the spec's signed certificate. A journal naming anything else was not written by it.
+
+def _backups_of(live: str, path: object) -> bool:
+    pattern = re.escape(live + BACKUP) + r"(\.[0-9]{8}T[0-9]{6}Z)?"
+    return isinstance(path, str) and re.fullmatch(pattern, path) is not None
+
+
+def _backup(record: UndoRecord, key: str, live: str) -> str | None:
+    if _backups_of(live, record.get(key)):
+        return None
+    return f"{key} {record.get(key)!r} is not a backup of {live} this target's apply makes"
+
+
+def _confine_unfresh(ctx: Context, record: UndoRecord) -> str | None:
+    return first(one_of(record, "path", (pending_key(ctx.target), pending_csr(ctx.target))),
+                 typed(record, "replace", bool))
+
+
+def _confine_local_remove(ctx: Context, record: UndoRecord) -> str | None:
+    signed = ctx.target.certificate.signed
+    return one_of(record, "path", (str(signed),) if signed is not None else ())
+
+
+def _confine_remove_backups(ctx: Context, record: UndoRecord) -> str | None:
+    cert, key = _live(ctx)
+    pairs = record.get("pairs")
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2
+                                              for p in pairs):
+        return "pairs is not a list of [live file, backup] pairs"
+    for live, backup in pairs:
+        problem = first(one_of({"live": live}, "live", (cert, key)),
+                        _backup({"backup": backup}, "backup", str(live)))
+        if problem is not None:
+            return problem
+    return None
+
+
+def _confine_restore(ctx: Context, record: UndoRecord) -> str | None:
+    cert, key = _live(ctx)
+    served = record.get("served")
+    return first(one_of(record, "cert", (cert,)), one_of(record, "key", (key,)),
+                 _backup(record, "backup_cert", cert), _backup(record, "backup_key", key),
+                 one_of(record, "pending", (pending_key(ctx.target),)),
+                 one_of(record, "staged", (cert + STAGED,)),
+                 None if served is None else typed(record, "served", str))
+
+
+CONFINE: dict[str, Confine] = {
+    "appliance.unfresh": _confine_unfresh,
+    "local.remove": _confine_local_remove,
+    "appliance.remove_backups": _confine_remove_backups,
+    "appliance.restore": _confine_restore,
+    "appliance.restart": lambda ctx, record: None,
 }
