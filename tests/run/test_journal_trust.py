@@ -187,3 +187,12 @@ def test_an_existing_loose_state_folder_is_refused_before_anything_is_written(
     with pytest.raises(JournalError, match="writable by group or others"):
         Journal(loose, TARGET).begin({"target": TARGET, "lock_id": LOCK_ID})
     assert list(loose.iterdir()) == []
+
+
+def test_every_undo_kind_has_its_confinement() -> None:
+    """An undo kind added without saying what it may touch would be refused at rollback;
+    this keeps the two tables together."""
+    from wlbplan.actions import appliance, pool
+
+    for module in (appliance, pool):
+        assert set(module.UNDO) == set(module.CONFINE), module.__name__

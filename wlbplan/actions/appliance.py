@@ -112,8 +112,9 @@ def _sign_undo_record(ctx: Context, step: Step) -> UndoRecord | None:
         return {"kind": "local.remove", "path": str(cert)}
     # A rotation signs over the certificate in use: keep it (public) to put it back.
     try:
-        return {"kind": "local.restore", "path": str(cert), "content": cert.read_text()}
-    except (OSError, UnicodeDecodeError) as err:
+        return {"kind": "local.restore", "path": str(cert),
+                "content": read_file(cert, PEM).decode()}
+    except (OSError, UnicodeDecodeError, WlbplanError) as err:
         raise StepFailed(f"cannot keep a copy of {cert} before the signer replaces it: "
                          f"{err}") from None
 
@@ -341,6 +342,18 @@ def _confine_local_remove(ctx: Context, record: UndoRecord) -> str | None:
     return one_of(record, "path", (str(signed),) if signed is not None else ())
 
 
+def _confine_local_restore(ctx: Context, record: UndoRecord) -> str | None:
+    return first(_confine_local_remove(ctx, record), typed(record, "content", str))
+
+
+def _confine_put_back(ctx: Context, record: UndoRecord) -> str | None:
+    mode = record.get("mode")
+    if not (isinstance(mode, str) and (mode == "" or re.fullmatch(r"[0-7]{3,4}", mode))):
+        return f"mode {mode!r} is not a file mode"
+    return first(one_of(record, "path", (pending_csr(ctx.target),)),
+                 typed(record, "content", str))
+
+
 def _confine_remove_backups(ctx: Context, record: UndoRecord) -> str | None:
     cert, key = _live(ctx)
     pairs = record.get("pairs")
@@ -368,7 +381,9 @@ def _confine_restore(ctx: Context, record: UndoRecord) -> str | None:
 CONFINE: dict[str, Confine] = {
     "appliance.unfresh": _confine_unfresh,
     "local.remove": _confine_local_remove,
+    "local.restore": _confine_local_restore,
     "appliance.remove_backups": _confine_remove_backups,
     "appliance.restore": _confine_restore,
     "appliance.restart": lambda ctx, record: None,
+    "appliance.put_back": _confine_put_back,
 }
