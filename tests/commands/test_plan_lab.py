@@ -65,7 +65,7 @@ def test_json_plan_validates_against_the_schema(lab: control.Lab) -> None:
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     jsonschema.validate(document, json.loads(SCHEMA.read_text()))
-    assert document["format_version"] == "1.1"
+    assert document["format_version"] == "1.2"
     assert [t["name"] for t in document["targets"]] == ["pool2"]
     assert "PRIVATE" not in result.stdout
 

@@ -182,3 +182,25 @@ def test_an_ssh_user_the_connector_refuses_is_a_spec_error(tmp_path: Path, user:
         assert "Traceback" not in said
         assert re.search(rf"{re.escape(str(spec))}:\d+:\d+: error: defaults\.ssh\.user: "
                          "must be a login name", said)
+
+
+@pytest.mark.parametrize("command", ["validate", "show", "apply", "plan", "audit"])
+def test_an_endless_input_ends_at_once_with_the_cap_named(command: str) -> None:
+    """/dev/zero as a spec or a plan: refused in well under a second of reading, exit 1."""
+    done = subprocess.run([sys.executable, "-m", "wlbplan", command, "/dev/zero"],
+                          capture_output=True, text=True, timeout=30, check=False,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "MiB" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_spec_over_the_cap_is_refused_unparsed(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from wlbplan.limits import SPEC
+
+    big = tmp_path / "big.yaml"
+    big.write_text("version: 1\n" + "# padding\n" * (SPEC.size // 10 + 1))
+    code, out, _ = _run(capsys, "validate", str(big), "--format", "json")
+    assert code == 1
+    assert str(SPEC) in json.loads(out)["diagnostics"][0]["summary"]

@@ -15,6 +15,7 @@ from wlbplan.connectors.factory import runner_for
 from wlbplan.connectors.local import LocalRunner
 from wlbplan.errors import RemoteCommandError
 from wlbplan.lab.procs import alive
+from wlbplan.limits import OUTPUT, TooLarge
 from wlbplan.model.command import MASK, Command, script
 
 BINARY = bytes(range(256)) * 64
@@ -184,3 +185,25 @@ def test_a_failed_put_leaves_no_temporary_file_behind(runner: LocalRunner, tmp_p
     with pytest.raises(RemoteCommandError, match=r"cannot write .*a-directory"):
         runner.put(b"x", str(tmp_path / "a-directory"))
     assert sorted(os.listdir(tmp_path)) == ["a-directory"]
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_endless_output_stops_at_the_cap_and_names_it(runner: LocalRunner, stream: str) -> None:
+    redirect = "" if stream == "stdout" else " >&2"
+    started = time.monotonic()
+    with pytest.raises(TooLarge) as caught:
+        runner.run(script(f"yes wlbplan{redirect}"), timeout=60)
+    assert time.monotonic() - started < 20
+    assert f"{OUTPUT}" in str(caught.value)
+    assert "yes wlbplan" in str(caught.value)
+
+
+def test_output_just_under_the_cap_is_returned_whole(runner: LocalRunner) -> None:
+    result = runner.run(Command(("head", "-c", str(OUTPUT.size), "/dev/zero")))
+    assert result.ok
+    assert len(result.stdout) == OUTPUT.size
+
+
+def test_get_of_an_endless_file_stops_at_the_cap(runner: LocalRunner) -> None:
+    with pytest.raises(TooLarge, match="/dev/zero"):
+        runner.get("/dev/zero")

@@ -28,6 +28,7 @@ from wlbplan.connectors.ssh import SshRunner, SshTarget
 from wlbplan.errors import ConnectError, RemoteCommandError
 from wlbplan.lab.pki import write_private
 from wlbplan.lab.procs import free_port
+from wlbplan.limits import OUTPUT, TooLarge
 from wlbplan.model.command import MASK, Command, script
 
 if TYPE_CHECKING:  # the fixture's type, for readers; conftest is not importable
@@ -532,3 +533,21 @@ def test_a_passphrase_protected_identity_is_named_and_explained(tmp_path: Path) 
     )
     assert f"identity file {tmp_path / 'locked'}" in message
     assert "passphrase-protected" in message
+
+
+@pytest.mark.ssh
+def test_endless_output_stops_at_the_cap_and_the_runner_survives(
+        ssh_runner: SshRunner) -> None:
+    started = time.monotonic()
+    with pytest.raises(TooLarge) as caught:
+        ssh_runner.run(script("yes wlbplan"), timeout=60)
+    assert time.monotonic() - started < 30
+    assert str(OUTPUT) in str(caught.value)
+    assert "yes wlbplan" in str(caught.value)
+    assert ssh_runner.run(Command(("echo", "still here"))).stdout == "still here\n"
+
+
+@pytest.mark.ssh
+def test_get_of_an_endless_file_stops_at_the_cap(ssh_runner: SshRunner) -> None:
+    with pytest.raises(TooLarge, match="/dev/zero"):
+        ssh_runner.get("/dev/zero")

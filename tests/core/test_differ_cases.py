@@ -288,6 +288,7 @@ def apply_in_simulation(seen: Observed, plan: TargetPlan) -> Observed:
     """The state after the plan's steps, as the lab's xe and appliance would leave it."""
     trust = {t.name: t.pem for t in seen.pool.trusted}
     chain, verify = seen.appliance.cert.chain, seen.pool.wlb_verify_cert
+    url = seen.pool.wlb_url
     backups = list(seen.appliance.backups)
     key, pending = seen.appliance.key, seen.appliance.pending_key
     for step in plan.steps:
@@ -301,6 +302,8 @@ def apply_in_simulation(seen: Observed, plan: TargetPlan) -> Observed:
             del trust[params["name"]]
         elif step.action == "pool.set_verify":
             verify = params["value"]
+        elif step.action == "pool.reconnect":
+            url = params["url"]
         elif step.action == "appliance.backup":
             for made in params["backups"]:
                 assert made not in backups, f"the backup overwrites {made}"
@@ -317,7 +320,7 @@ def apply_in_simulation(seen: Observed, plan: TargetPlan) -> Observed:
         served=dataclasses.replace(seen.appliance.served, chain=chain),
     )
     pool = dataclasses.replace(
-        seen.pool, wlb_verify_cert=verify,
+        seen.pool, wlb_verify_cert=verify, wlb_url=url,
         trusted=tuple(TrustedCert(name, pem) for name, pem in trust.items()),
     )
     return dataclasses.replace(seen, appliance=appliance, pool=pool)

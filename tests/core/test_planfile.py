@@ -26,6 +26,11 @@ from wlbplan.errors import PlanFileError, WlbplanError
 from wlbplan.lab import pki
 
 
+def _facts(target: str) -> dict[str, Any]:
+    """The recorded facts' outer shape (what they say is checked against the spec elsewhere)."""
+    return {"target": target, "appliance": {"backups": []}, "pool": {"hosts": ["h1"]}}
+
+
 @pytest.fixture(scope="module")
 def plan() -> Plan:
     """Every value shape a plan holds: summaries, chains, booleans, None, PEMs in params."""
@@ -54,8 +59,10 @@ def plan() -> Plan:
     return Plan(
         spec_path="spec.yaml", spec_digest="ab" * 32, created="2025-01-31T09:30:00Z",
         targets=(
-            TargetPlan("pool1", "sha256:" + "cd" * 32, "install", changes, steps, ("n1", "n2")),
-            TargetPlan("pool-2", "sha256:" + "ef" * 32, "trust", (), ()),
+            TargetPlan("pool1", "sha256:" + "cd" * 32, "install", changes, steps, ("n1", "n2"),
+                       facts=_facts("pool1"), time="2025-01-31T09:30:00Z"),
+            TargetPlan("pool-2", "sha256:" + "ef" * 32, "trust", (), (),
+                       facts=_facts("pool-2"), replace=True, time="2025-01-31T09:30:00Z"),
         ),
     )
 
@@ -76,13 +83,15 @@ def write_json(tmp_path: Path, data: Any) -> Path:
 def test_document_shape(doc: dict[str, Any]) -> None:
     assert list(doc) == ["format_version", "tool_version", "created", "spec", "summary",
                          "targets"]
-    assert doc["format_version"] == "1.1"
+    assert doc["format_version"] == "1.2"
     assert doc["spec"] == {"path": "spec.yaml", "digest": "ab" * 32}
     assert doc["summary"] == {"add": 1, "change": 2, "remove": 1}
     target = doc["targets"][0]
     assert list(target) == ["name", "status", "reason", "stage", "observed_digest", "observed",
-                            "changes", "steps", "notes", "blockers"]
+                            "changes", "steps", "notes", "blockers", "facts", "options"]
     assert (target["status"], target["reason"]) == ("planned", "")
+    assert target["options"] == {"replace": False, "time": "2025-01-31T09:30:00Z"}
+    assert doc["targets"][1]["options"]["replace"] is True
     assert target["changes"][2] == {"path": "pool.wlb-verify-cert", "action": "update",
                                     "before": False, "after": True, "reason": "verify"}
     assert list(target["steps"][0]) == ["id", "action", "on", "summary", "commands", "undo",
@@ -155,7 +164,7 @@ def test_write_is_0644_atomic_and_leaves_no_temp_file(plan: Plan, tmp_path: Path
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     assert os.listdir(tmp_path) == ["out.plan"]
     text = path.read_text()
-    assert text.startswith('{\n  "format_version": "1.1",')
+    assert text.startswith('{\n  "format_version": "1.2",')
     assert text.endswith("}\n")
 
 
@@ -183,6 +192,12 @@ def test_other_major_versions_are_refused(doc: dict[str, Any], tmp_path: Path,
     with pytest.raises(PlanFileError, match=r"reads 1\.x plans") as err:
         read_plan(write_json(tmp_path, doc))
     assert words in str(err.value)
+
+
+def test_a_1_0_plan_cannot_be_checked_and_is_refused(doc: dict[str, Any]) -> None:
+    doc["format_version"] = "1.0"
+    with pytest.raises(PlanFileError, match="did not record what its steps were made from"):
+        plan_from_json(doc)
 
 
 @pytest.mark.parametrize("version", ["one", "1", "1.0.0", ""])
@@ -260,7 +275,7 @@ def test_not_a_plan(tmp_path: Path, data: Any) -> None:
                                                             r"'reason' is a required property"),
     (lambda d: d["targets"][1].update(stage="later"), r"\$\.targets\[1\]\.stage"),
     (lambda d: d["spec"].update(digest=7), r"\$\.spec\.digest: 7 is not of type 'string'"),
-    (lambda d: d.update(format_version=1.0), r"\$\.format_version: 1\.0 is not of type"),
+    (lambda d: d.update(format_version=1.2), r"\$\.format_version: 1\.2 is not of type"),
 ])
 def test_schema_violation_names_the_json_path(doc: dict[str, Any], edit: Any, where: str) -> None:
     edit(doc)

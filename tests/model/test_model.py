@@ -1,12 +1,22 @@
-"""The spec value types: frozen, and the few derived values other stages rely on."""
+"""The value types: frozen, and the few derived values other stages rely on."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
+from wlbplan.model.observed import (
+    ApplianceFacts,
+    CertFile,
+    KeyFile,
+    Observed,
+    PoolFacts,
+    Served,
+    observed_from_json,
+)
 from wlbplan.model.spec import (
     CertificateSpec,
     Diagnostic,
@@ -80,3 +90,32 @@ def test_spec_finds_targets_by_name() -> None:
 def test_spec_parts_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         _target("a").name = "b"  # type: ignore[misc]
+
+
+def _observed(served_error: str | None, cert_error: str | None = None) -> Observed:
+    return Observed(
+        target="t1",
+        appliance=ApplianceFacts(cert=CertFile("/etc/ssl/server.pem", True, error=cert_error),
+                                 key=KeyFile("/etc/ssl/server.key", False),
+                                 served=Served(error=served_error)),
+        pool=PoolFacts(uuid="u", coordinator="c", hosts=("h",), xapi_version="25.6.0",
+                       wlb_url="wlb:8012", wlb_username="w", wlb_enabled=True,
+                       wlb_verify_cert=False))
+
+
+def test_the_digest_counts_an_error_by_its_presence_never_its_words() -> None:
+    refused = "no certificate served: {}:error:8000006F:system library:BIO_connect:refused"
+    first = _observed(refused.format("80CB1915C67F0000"))
+    again = _observed(refused.format("806B12FB227F0000"))
+    assert first.digest() == again.digest()
+    assert first.digest() != _observed(None).digest()
+    assert _observed(None, "Permission denied").digest() != _observed(None).digest()
+
+
+def test_observed_facts_read_back_from_json_with_every_type_checked() -> None:
+    seen = _observed("refused")
+    document = json.loads(json.dumps(seen.to_json()))
+    assert observed_from_json(document) == seen
+    document["pool"]["hosts"] = "h"
+    with pytest.raises(ValueError, match=r"facts\.pool\.hosts must be a list"):
+        observed_from_json(document)

@@ -19,7 +19,7 @@ from wlbplan.render import PLAN_FORMATS, planjson, render_plan
 def test_json_validates_against_the_schema(install_plan: Plan) -> None:
     doc = json.loads(planjson.render(install_plan))
     jsonschema.Draft202012Validator(schema()).validate(doc)
-    assert doc["format_version"] == "1.1"
+    assert doc["format_version"] == "1.2"
     assert doc["summary"] == {"add": 1, "change": 2, "remove": 1}
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from wlbplan.limits import JOURNAL as JOURNAL_CAP
 from wlbplan.run import apply as apply_mod
 from wlbplan.run.journal import JOURNAL, Journal, JournalError
 
@@ -80,13 +81,65 @@ def test_replay_of_a_journal_cut_mid_line(tmp_path: Path) -> None:
     assert _indices(journal.replay().pending_undo()) == [2, 1]
 
 
-def test_replay_survives_a_cut_header(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("content", "why"), [
+    (b"", "it is empty"),
+    (b'{"event": "begin", "lock_', "its first line was cut short"),
+])
+def test_a_journal_without_its_header_says_nothing_ran_and_keeps_the_lock(
+        tmp_path: Path, content: bytes, why: str) -> None:
+    """Never "rolled back" with the lock kept: the header is written before any step, so
+    none ran, and the lock's id was never recorded."""
     folder = tmp_path / "state" / "pool1"
     folder.mkdir(parents=True)
-    (folder / JOURNAL).write_text('{"event": "begin", "lock_')
-    replay = Journal(tmp_path / "state", "pool1").replay()
-    assert replay.header == {}
-    assert replay.pending_undo() == []
+    (folder / JOURNAL).write_bytes(content)
+    with pytest.raises(JournalError) as caught:
+        Journal(tmp_path / "state", "pool1").replay()
+    message = str(caught.value)
+    assert why in message
+    assert "stopped before its first step" in message
+    assert "force-unlock" in message
+
+
+@pytest.mark.parametrize(("lines", "why"), [
+    ([b"\xff\xfe garbage \x00\x01"], "not UTF-8 text"),
+    ([b'{"event": "begin", "target": "pool1", "lock_id": "L-1"}',
+      b'{"event": "step", "index": 1, "action": "a", "undo": {"kind": "k"}}',
+      b'{"event": "done", "ind'], ""),  # the cut last line: a crash, not damage
+    ([b'{"event": "begin", "target": "pool1", "lock_id": "L-1"}', b'{"event": "step", "in',
+      b'{"event": "done", "index": 1}'], "line 2 is not JSON"),
+    ([b'[1, 2]'], "line 1: not a JSON object"),
+    ([b'{"event": "step", "index": 1, "action": "a", "undo": null}'], "header (event begin)"),
+    ([b'{"event": "begin", "target": "pool1"}', b'{"event": "step", "index": "1", '
+      b'"action": "a", "undo": null}'], "step.index is not a int"),
+    ([b'{"event": "begin", "target": "pool1"}', b'{"event": "step", "index": true, '
+      b'"action": "a", "undo": null}'], "step.index is not a int"),
+    ([b'{"event": "begin", "target": "pool1"}', b'{"event": "step", "index": 1, '
+      b'"action": "a", "undo": "rm -rf /"}'], "step.undo is not a dict"),
+    ([b'{"event": "begin", "target": "pool1"}', b'{"event": "explode"}'], "unknown event"),
+    ([b'{"event": "begin", "target": "pool2"}'], "written for target 'pool2'"),
+])
+def test_a_damaged_journal_is_a_clear_journal_error(tmp_path: Path, lines: list[bytes],
+                                                    why: str) -> None:
+    folder = tmp_path / "state" / "pool1"
+    folder.mkdir(parents=True)
+    (folder / JOURNAL).write_bytes(b"\n".join(lines) + (b"" if not why else b"\n"))
+    journal = Journal(tmp_path / "state", "pool1")
+    if not why:
+        assert journal.replay().done == set()
+        return
+    with pytest.raises(JournalError) as caught:
+        journal.replay()
+    assert why in str(caught.value)
+    assert "damaged" in str(caught.value)
+    assert "nothing was undone" in str(caught.value)
+
+
+def test_a_journal_over_the_cap_is_damaged_not_read(tmp_path: Path) -> None:
+    journal = _journal(tmp_path)
+    with open(journal.path, "ab") as handle:
+        handle.truncate(JOURNAL_CAP.size + 1)
+    with pytest.raises(JournalError, match=str(JOURNAL_CAP)):
+        journal.replay()
 
 
 def test_undone_ok_entries_are_not_undone_twice_failed_ones_are_retried(tmp_path: Path) -> None:

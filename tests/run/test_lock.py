@@ -358,3 +358,32 @@ def test_owner_alive_only_judges_this_machines_processes() -> None:
     assert lock.owner_alive(gone) is False
     elsewhere = dataclasses.replace(mine, owner="me@not-" + here)
     assert lock.owner_alive(elsewhere) is None
+
+
+def test_the_lock_is_created_private(lab: control.Lab) -> None:
+    planned = plan_now(lab.spec_path)
+    with open_sessions(planned.spec, planned.target) as sessions:
+        mine = lock.acquire(sessions.pool, planned.target)
+        try:
+            assert lock_file(lab).stat().st_mode & 0o777 == 0o600
+            assert lock_file(lab).parent.stat().st_mode & 0o777 == 0o700
+        finally:
+            lock.release(sessions.pool, planned.target, mine.id)
+
+
+@pytest.mark.parametrize("how", ["group-writable", "other-writable", "foreign-owner"])
+def test_a_lock_folder_others_could_write_is_refused(lab: control.Lab, how: str) -> None:
+    folder = lock_file(lab).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if how == "foreign-owner":
+        os.chown(folder, 4242, 4242)
+    else:
+        folder.chmod(0o770 if how == "group-writable" else 0o707)
+    was = snapshot(lab)
+    result = wlbplan("apply", str(lab.spec_path), "--auto-approve")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "refusing to take the apply lock" in result.stderr, result.stderr
+    assert ("owned by uid 4242" if how == "foreign-owner" else
+            "writable by group or others") in result.stderr
+    assert not lock_file(lab).exists()
+    assert not snapshot_diff(was, snapshot(lab))

@@ -3,8 +3,10 @@ against has moved (terraform's "Saved plan is stale")."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from applylab import (
@@ -16,11 +18,12 @@ from applylab import (
     snapshot,
     snapshot_diff,
     state_dir,
+    verify_flag,
     wlbplan,
     xe,
 )
 
-from wlbplan.lab import control, faults
+from wlbplan.lab import control, faults, stunnel
 
 pytestmark = pytest.mark.lab
 
@@ -92,3 +95,57 @@ def test_fresh_saved_plan_applies_without_a_prompt(lab: control.Lab, tmp_path: P
     assert again.returncode == 1
     assert "Saved plan is stale" in again.stderr
     assert "wlb-verify-cert" in again.stderr
+
+
+def test_a_plan_made_while_stunnel_is_down_is_not_stale(lab: control.Lab,
+                                                        tmp_path: Path) -> None:
+    """The failed handshake's words change on every look (OpenSSL prints a thread id);
+    the plan is judged by the facts, so it is applied, not refused as stale."""
+    assert stunnel.stop(lab.layout("pool1")) is not None
+    saved = _save_plan(lab, tmp_path)
+    was = snapshot(lab)  # nothing is served: no fingerprint to take
+    result = wlbplan("apply", str(saved))
+    assert "Saved plan is stale" not in result.stderr, result.stderr
+    assert "pool1.01.pool.install_ca: done" in result.stderr, result.stderr
+    # Nothing serves WLB, so the preflight fails and everything is undone.
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "rolled back" in result.stderr
+    assert not snapshot_diff(was, snapshot(lab))
+
+
+def _edit_step(saved: Path, action: str, edit: Callable[[list[dict[str, Any]], int], None]) -> None:
+    document = json.loads(saved.read_text())
+    steps = document["targets"][0]["steps"]
+    edit(steps, next(i for i, s in enumerate(steps) if s["action"] == action))
+    saved.write_text(json.dumps(document, indent=2))
+
+
+@pytest.mark.parametrize(("action", "edit", "named"), [
+    pytest.param("pool.set_verify",
+                 lambda steps, i: steps[i]["params"].update(uuid="0000-other-pool"),
+                 ["step 4", "params.uuid", "0000-other-pool"], id="edit-param"),
+    pytest.param("pool.preflight", lambda steps, i: steps.pop(i),
+                 ["step 3 is pool.set_verify", "pool1.03.pool.preflight"], id="delete-preflight"),
+    pytest.param("pool.preflight",
+                 lambda steps, i: steps.insert(i + 1, steps.pop(i)),
+                 ["step 3 is pool.set_verify"], id="reorder"),
+    pytest.param("pool.set_verify", lambda steps, i: steps.append(dict(steps[i])),
+                 ["step 6", "not one wlbplan renders"], id="add-step"),
+])
+def test_an_edited_saved_plan_is_neither_shown_nor_applied(
+        lab: control.Lab, tmp_path: Path, action: str,
+        edit: Callable[[list[dict[str, Any]], int], None], named: list[str]) -> None:
+    saved = _save_plan(lab, tmp_path)
+    _edit_step(saved, action, edit)
+    was = before(lab)
+    for command in ("show", "apply"):
+        flags = ("--auto-approve",) if command == "apply" else ()
+        result = wlbplan(command, str(saved), *flags)
+        assert result.returncode == 1, command + result.stdout + result.stderr
+        for word in named:
+            assert word in result.stderr, result.stderr
+        assert "make the plan again" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
+    assert not snapshot_diff(was.files, snapshot(lab))
+    assert verify_flag(lab) == "false"

@@ -19,9 +19,18 @@ def registry() -> dict[str, Action]:
 
 
 def undo(ctx: Context, record: UndoRecord) -> None:
-    """Run one journaled undo record (it names its own kind)."""
-    handlers = {**pool.UNDO, **appliance.UNDO}
-    handler = handlers.get(record.get("kind", ""))
-    if handler is None:
+    """Run one journaled undo record (it names its own kind), only when it touches nothing
+    but what this target's apply may have touched."""
+    kind = record.get("kind", "")
+    handler = {**pool.UNDO, **appliance.UNDO}.get(kind)
+    confine = {**pool.CONFINE, **appliance.CONFINE}.get(kind)
+    if handler is None or confine is None:
         raise StepFailed(f"the journal holds an undo this wlbplan does not know: {record!r}")
+    problem = confine(ctx, record)
+    if problem is not None:
+        raise StepFailed(
+            f"refused to run the journal's {kind} undo: its {problem}. An apply of "
+            f"{ctx.target.name} only touches the configured certificate and key, their "
+            "backups, the pending key and CSR, and CA certificates of wlbplan's own names; "
+            "this journal was not written by such an apply (check who could write it)")
     handler(ctx, record)

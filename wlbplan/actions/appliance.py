@@ -7,16 +7,28 @@ and owner (``cp -p`` then rename) by the undo actions.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
 
 from wlbplan import certs
-from wlbplan.actions.base import Action, Context, StepFailed, UndoRecord, checked
+from wlbplan.actions.base import (
+    Action,
+    Confine,
+    Context,
+    StepFailed,
+    UndoRecord,
+    checked,
+    first,
+    one_of,
+    typed,
+)
 from wlbplan.core.steps import Step
-from wlbplan.core.steps.appliance import csr_argv, pending_key
-from wlbplan.errors import VerifyError
+from wlbplan.core.steps.appliance import BACKUP, csr_argv, pending_csr, pending_key
+from wlbplan.errors import VerifyError, WlbplanError
 from wlbplan.inspect import script as facts
+from wlbplan.limits import PEM, read_file
 from wlbplan.model.command import Command, script
 from wlbplan.model.names import join_host_port
 
@@ -88,8 +100,8 @@ def _sign_run(ctx: Context, step: Step) -> None:
         said = (result.stderr or result.stdout).strip()[-500:] or "no output"
         raise StepFailed(f"the signer failed (exit {result.returncode}): {said}")
     try:
-        certs.parse_pem_bundle(Path(p["cert"]).read_bytes())
-    except (OSError, VerifyError) as err:
+        certs.parse_pem_bundle(read_file(p["cert"], PEM))
+    except (OSError, WlbplanError) as err:
         raise StepFailed(f"the signer left no usable certificate at {p['cert']}: {err}") \
             from None
 
@@ -100,8 +112,9 @@ def _sign_undo_record(ctx: Context, step: Step) -> UndoRecord | None:
         return {"kind": "local.remove", "path": str(cert)}
     # A rotation signs over the certificate in use: keep it (public) to put it back.
     try:
-        return {"kind": "local.restore", "path": str(cert), "content": cert.read_text()}
-    except (OSError, UnicodeDecodeError) as err:
+        return {"kind": "local.restore", "path": str(cert),
+                "content": read_file(cert, PEM).decode()}
+    except (OSError, UnicodeDecodeError, WlbplanError) as err:
         raise StepFailed(f"cannot keep a copy of {cert} before the signer replaces it: "
                          f"{err}") from None
 
@@ -300,4 +313,77 @@ UNDO = {
     "appliance.restore": _undo_restore,
     "appliance.restart": _undo_restart,
     "appliance.put_back": _undo_put_back,
+}
+
+
+# ---- what an undo may touch ----------------------------------------------------------------
+# Only what an apply of this target can have made: its configured certificate and key,
+# their backups (*_orig, *_orig.STAMP), its pending key and CSR, the staged chain, and
+# the spec's signed certificate. A journal naming anything else was not written by it.
+
+def _backups_of(live: str, path: object) -> bool:
+    pattern = re.escape(live + BACKUP) + r"(\.[0-9]{8}T[0-9]{6}Z)?"
+    return isinstance(path, str) and re.fullmatch(pattern, path) is not None
+
+
+def _backup(record: UndoRecord, key: str, live: str) -> str | None:
+    if _backups_of(live, record.get(key)):
+        return None
+    return f"{key} {record.get(key)!r} is not a backup of {live} this target's apply makes"
+
+
+def _confine_unfresh(ctx: Context, record: UndoRecord) -> str | None:
+    return first(one_of(record, "path", (pending_key(ctx.target), pending_csr(ctx.target))),
+                 typed(record, "replace", bool))
+
+
+def _confine_local_remove(ctx: Context, record: UndoRecord) -> str | None:
+    signed = ctx.target.certificate.signed
+    return one_of(record, "path", (str(signed),) if signed is not None else ())
+
+
+def _confine_local_restore(ctx: Context, record: UndoRecord) -> str | None:
+    return first(_confine_local_remove(ctx, record), typed(record, "content", str))
+
+
+def _confine_put_back(ctx: Context, record: UndoRecord) -> str | None:
+    mode = record.get("mode")
+    if not (isinstance(mode, str) and (mode == "" or re.fullmatch(r"[0-7]{3,4}", mode))):
+        return f"mode {mode!r} is not a file mode"
+    return first(one_of(record, "path", (pending_csr(ctx.target),)),
+                 typed(record, "content", str))
+
+
+def _confine_remove_backups(ctx: Context, record: UndoRecord) -> str | None:
+    cert, key = _live(ctx)
+    pairs = record.get("pairs")
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2
+                                              for p in pairs):
+        return "pairs is not a list of [live file, backup] pairs"
+    for live, backup in pairs:
+        problem = first(one_of({"live": live}, "live", (cert, key)),
+                        _backup({"backup": backup}, "backup", str(live)))
+        if problem is not None:
+            return problem
+    return None
+
+
+def _confine_restore(ctx: Context, record: UndoRecord) -> str | None:
+    cert, key = _live(ctx)
+    served = record.get("served")
+    return first(one_of(record, "cert", (cert,)), one_of(record, "key", (key,)),
+                 _backup(record, "backup_cert", cert), _backup(record, "backup_key", key),
+                 one_of(record, "pending", (pending_key(ctx.target),)),
+                 one_of(record, "staged", (cert + STAGED,)),
+                 None if served is None else typed(record, "served", str))
+
+
+CONFINE: dict[str, Confine] = {
+    "appliance.unfresh": _confine_unfresh,
+    "local.remove": _confine_local_remove,
+    "local.restore": _confine_local_restore,
+    "appliance.remove_backups": _confine_remove_backups,
+    "appliance.restore": _confine_restore,
+    "appliance.restart": lambda ctx, record: None,
+    "appliance.put_back": _confine_put_back,
 }

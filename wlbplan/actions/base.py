@@ -9,7 +9,8 @@ stopped half-way.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,30 @@ class Context:
 
 class StepFailed(RemoteCommandError):
     """A step's command failed; the message says which and what it printed."""
+
+
+# An undo record's check: None when every field is one this target's apply may have
+# written, else what is wrong with the first field that is not.
+Confine = Callable[[Context, UndoRecord], str | None]
+
+
+def one_of(record: UndoRecord, key: str, allowed: Iterable[str | None]) -> str | None:
+    """``record[key]`` must be exactly one of ``allowed`` (paths, names, values)."""
+    value = record.get(key)
+    if isinstance(value, str) and value in set(allowed):
+        return None
+    return f"{key} {json.dumps(value)[:200]} is not one this target's apply may touch"
+
+
+def typed(record: UndoRecord, key: str, kind: type) -> str | None:
+    value = record.get(key)
+    if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+        return None
+    return f"{key} {json.dumps(value)[:200]} is not a {kind.__name__}"
+
+
+def first(*problems: str | None) -> str | None:
+    return next((p for p in problems if p is not None), None)
 
 
 def checked(runner: Runner, command: Command, what: str,

@@ -7,7 +7,17 @@ import re
 from typing import Any
 
 from wlbplan import certs
-from wlbplan.actions.base import Action, Context, StepFailed, UndoRecord, checked, remote_tmpdir
+from wlbplan.actions.base import (
+    Action,
+    Confine,
+    Context,
+    StepFailed,
+    UndoRecord,
+    checked,
+    first,
+    remote_tmpdir,
+    typed,
+)
 from wlbplan.core.steps import Step
 from wlbplan.core.steps.pool import CA_COMMANDS, CaCommands, bundle_path, preflight_argv
 from wlbplan.errors import VerifyError
@@ -328,4 +338,47 @@ UNDO = {
     "pool.certificate_sync": _undo_sync,
     "pool.set_verify": _undo_set_verify,
     "pool.reconnect": _undo_reconnect,
+}
+
+
+# ---- what an undo may touch ----------------------------------------------------------------
+# wlbplan installs and removes only CA certificates of its own names (desired.Anchor),
+# sets only wlb-verify-cert, and reconnects only with the spec's own login variables.
+
+_MANAGED = re.compile(r"wlbplan-(?:wlb|leaf|intermediate|root)-[0-9a-f]{16}\.pem", re.ASCII)
+
+
+def _managed_name(ctx: Context, record: UndoRecord) -> str | None:
+    name = record.get("name")
+    if isinstance(name, str) and _MANAGED.fullmatch(name):
+        return None
+    return (f"name {name!r} is not a CA certificate name wlbplan installs "
+            "(wlbplan-ROLE-FINGERPRINT.pem)")
+
+
+def _confine_install(ctx: Context, record: UndoRecord) -> str | None:
+    return first(_managed_name(ctx, record), typed(record, "pem", str))
+
+
+def _confine_set_verify(ctx: Context, record: UndoRecord) -> str | None:
+    return first(typed(record, "uuid", str), typed(record, "value", bool))
+
+
+def _confine_reconnect(ctx: Context, record: UndoRecord) -> str | None:
+    creds = ctx.target.wlb.credentials
+    env = None if creds is None else {
+        "wlb_username": creds.username_env, "wlb_password": creds.password_env,
+        "xenserver_username": creds.xenserver_username_env,
+        "xenserver_password": creds.xenserver_password_env}
+    if env is None or record.get("env") != env:
+        return "env is not the spec's wlb.credentials of this target"
+    return typed(record, "url", str)
+
+
+CONFINE: dict[str, Confine] = {
+    "pool.uninstall_ca": _managed_name,
+    "pool.install_ca": _confine_install,
+    "pool.certificate_sync": lambda ctx, record: None,
+    "pool.set_verify": _confine_set_verify,
+    "pool.reconnect": _confine_reconnect,
 }

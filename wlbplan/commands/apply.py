@@ -51,7 +51,6 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
     already done are undone, last first. Exit 0 applied (or nothing to do), 1 failed and
     rolled back, 130 interrupted.
     """
-    from wlbplan.core.planfile import read_plan
     from wlbplan.errors import WlbplanError
     from wlbplan.run import pipeline
     from wlbplan.spec import load_spec
@@ -69,8 +68,7 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
                 "--target cannot narrow it. Make a plan of those targets instead: "
                 f"`wlbplan plan SPEC {' '.join('--target ' + shlex.quote(t) for t in targets)} "
                 "--out PLAN`")
-        plan = read_plan(source)
-        spec = pipeline.spec_of_plan(plan)
+        plan, spec = pipeline.read_saved_plan(source)
         chosen = pipeline.select(spec, [t.target for t in plan.targets])
         folder = state_dir or pipeline.default_state_dir(spec)
         pipeline.refuse_leftover_journals(folder, chosen)

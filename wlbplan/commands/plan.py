@@ -77,10 +77,11 @@ def _explain_failures(spec: Path, made: Plan, saved: bool) -> None:
 @click.argument("plan_file", metavar="PLAN", type=click.Path(path_type=Path))
 @format_option("text", "json", "markdown")
 def show(plan_file: Path, output_format: str) -> int:
-    """Show a saved plan (no host contacted)."""
-    from wlbplan.core.planfile import read_plan
+    """Show a saved plan, checked against its spec (no host contacted)."""
     from wlbplan.render import render_plan
     from wlbplan.render.console import want_color
+    from wlbplan.run.pipeline import read_saved_plan
 
-    click.echo(render_plan(read_plan(plan_file), output_format, color=want_color()), nl=False)
+    saved, _ = read_saved_plan(plan_file)
+    click.echo(render_plan(saved, output_format, color=want_color()), nl=False)
     return 0

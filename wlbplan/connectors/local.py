@@ -14,9 +14,13 @@ import os
 import secrets
 import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
+from typing import IO
 
 from wlbplan.errors import RemoteCommandError
+from wlbplan.limits import OUTPUT, TooLarge, read_capped, read_file
 from wlbplan.model.command import Command, CommandResult
 
 # How long to wait for output to drain after a timed-out command's group was killed;
@@ -60,15 +64,27 @@ class LocalRunner:
     def _communicate(
         self, proc: subprocess.Popen[bytes], command: Command, timeout: float | None
     ) -> tuple[bytes, bytes]:
-        try:
-            return proc.communicate(command.stdin, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            # from None: the subprocess exception carries the unmasked argv.
+        """``communicate`` with each stream capped: a command that prints without end is
+        killed at the cap, never held in memory whole."""
+        source = f"the output of `{command.display()}` on {self.host}"
+        streams = [_Drain(proc, pipe, source) for pipe in (proc.stdout, proc.stderr) if pipe]
+        if proc.stdin is not None:
+            threading.Thread(target=_feed, args=(proc.stdin, command.stdin or b""),
+                             daemon=True).start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for drain in streams:
+            drain.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if any(d.is_alive() for d in streams):
+            _kill_group(proc, streams)
             raise RemoteCommandError(
                 f"`{command.display()}` on {self.host} did not finish within {timeout}s "
                 "and was killed; raise the timeout if the command is just slow"
-            ) from None
+            )
+        proc.wait()
+        for drain in streams:
+            if drain.error is not None:
+                raise drain.error
+        return streams[0].data, streams[1].data
 
     def put(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
         target = Path(remote_path)
@@ -90,7 +106,7 @@ class LocalRunner:
 
     def get(self, remote_path: str) -> bytes:
         try:
-            return Path(remote_path).read_bytes()
+            return read_file(remote_path, OUTPUT)
         except OSError as exc:
             raise RemoteCommandError(
                 f"cannot read {remote_path} on {self.host}: {exc.strerror or exc}"
@@ -116,14 +132,51 @@ def _spawn_failure(command: Command, exc: OSError) -> CommandResult:
     return CommandResult(command.display(), code, "", f"{command.argv[0]}: {exc.strerror}\n")
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
+class _Drain(threading.Thread):
+    """Reads one of a command's pipes to EOF, at most the output cap; past the cap the
+    command's process group is killed."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], pipe: IO[bytes], source: str) -> None:
+        super().__init__(daemon=True)
+        self.proc, self.pipe, self.source = proc, pipe, source
+        self.data = b""
+        self.error: TooLarge | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.data = read_capped(self.pipe.read, OUTPUT, self.source)
+        except TooLarge as err:
+            self.error = err
+            _signal_group(self.proc)
+        except (OSError, ValueError):  # closed under us by a kill: what was read is lost
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self.pipe.close()
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(OSError):  # the command exited without reading it all
+        pipe.write(data)
+    with contextlib.suppress(OSError):
+        pipe.close()
+
+
+def _signal_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    try:
-        proc.communicate(timeout=_DRAIN_AFTER_KILL)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+
+
+def _kill_group(proc: subprocess.Popen[bytes], streams: list[_Drain]) -> None:
+    _signal_group(proc)
+    # A grandchild that escaped the group (setsid) may hold the pipes: wait a little for
+    # them, never for ever.
+    until = time.monotonic() + _DRAIN_AFTER_KILL
+    for drain in streams:
+        drain.join(max(0.0, until - time.monotonic()))
+    proc.kill()
+    proc.wait()
 
 
 def _create(path: Path, mode: int) -> int:

@@ -49,6 +49,7 @@ from paramiko.ssh_exception import (
 )
 
 from wlbplan.errors import ConnectError, RemoteCommandError, WlbplanError
+from wlbplan.limits import OUTPUT, TooLarge, read_capped, too_large
 from wlbplan.model.command import Command, CommandResult
 from wlbplan.model.names import join_host_port, ssh_user_problem
 
@@ -159,7 +160,13 @@ class SshRunner:
         except CommandTimedOut:
             # from None here and below: invoke's exceptions carry the unmasked command.
             raise self._timed_out(command, timeout) from None
-        except (SSHException, OSError, EOFError, ThreadException) as exc:
+        except ThreadException as exc:
+            if any(isinstance(w.value, TooLarge) for w in exc.exceptions):
+                # The reader stopped at the cap and invoke closed the channel.
+                raise too_large(OUTPUT, f"the output of `{command.display()}` on "
+                                        f"{self.host}") from None
+            raise self._failed(conn, command, exc) from None
+        except (SSHException, OSError, EOFError) as exc:
             raise self._failed(conn, command, exc) from None
         if result.exited == -1:
             # No exit status: invoke's timer closed the channel but, racing with it,
@@ -215,7 +222,7 @@ class SshRunner:
         try:
             with sftp.open(remote_path, "rb") as handle:
                 handle.prefetch()
-                return handle.read()
+                return read_capped(handle.read, OUTPUT, f"{remote_path} on {self.host}")
         except (OSError, SSHException) as exc:
             raise self._file_error("read", remote_path, exc) from None
 
@@ -527,7 +534,11 @@ class _Remote(Remote):  # type: ignore[misc]  # fabric is untyped
 
     def read_proc_output(self, reader: Callable[[int], bytes]) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder(self.encoding)("replace")
+        held = 0
         while data := reader(self.read_chunk_size):
+            held += len(data)
+            if held > OUTPUT.size:  # run() names the command; invoke closes the channel
+                raise too_large(OUTPUT, "a command's output")
             if text := decoder.decode(data):
                 yield text
         if tail := decoder.decode(b"", final=True):

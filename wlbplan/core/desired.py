@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from wlbplan import certs
 from wlbplan.errors import VerifyError
+from wlbplan.limits import PEM, read_file
 from wlbplan.model.observed import Observed
 from wlbplan.model.spec import CertificateRequest, Target, is_ip_literal, url_host
 
@@ -210,7 +211,7 @@ def _key_source(target: Target, observed: Observed, leaf: x509.Certificate,
 
 def _read_all(path: Path, what: str) -> list[x509.Certificate]:
     try:
-        data = path.read_bytes()
+        data = read_file(path, PEM)
     except OSError as err:
         raise VerifyError(f"cannot read the {what} certificate {path}: {err.strerror}") from None
     try:

@@ -14,7 +14,8 @@ from cryptography import x509
 
 from wlbplan import certs
 from wlbplan.core.desired import Desired, managed
-from wlbplan.errors import VerifyError
+from wlbplan.errors import VerifyError, WlbplanError
+from wlbplan.limits import PEM, read_file
 from wlbplan.model.observed import Observed
 from wlbplan.model.spec import Policy, Target, is_ip_literal
 
@@ -95,8 +96,8 @@ def _file_of(target: Target, subject: str | None) -> Path | None:
     files = [p for p in (spec.signed, *spec.intermediates, spec.root) if p is not None]
     for path in files:
         try:
-            found = certs.parse_pem_bundle(path.read_bytes())
-        except (OSError, VerifyError):
+            found = certs.parse_pem_bundle(read_file(path, PEM))
+        except (OSError, WlbplanError):
             continue
         if any(c.subject.rfc4514_string() == subject for c in found):
             return path

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -22,10 +23,12 @@ from wlbplan.core.steps import Step
 from wlbplan.core.steps import appliance as appliance_steps
 from wlbplan.core.steps import pool as pool_steps
 from wlbplan.errors import VerifyError
+from wlbplan.limits import PEM, TooLarge, read_file
 from wlbplan.model.observed import Observed
 from wlbplan.model.spec import Spec, Target
 
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 Failure = Literal["refused", "unreachable"]
 Status = Literal["planned", "no_changes", "waiting", "refused", "unreachable"]
@@ -62,6 +65,13 @@ class TargetPlan:
     def failed(cls, name: str, failure: Failure, reason: str) -> TargetPlan:
         return cls(target=name, observed_digest="", stage="none", changes=(), steps=(),
                    failure=failure, reason=reason)
+    facts: dict[str, Any] = field(default_factory=dict, hash=False)
+    """Everything that was seen (``Observed.to_json()``, public data only): with the spec,
+    ``replace`` and ``time`` it renders this plan again, to check a saved one."""
+    replace: bool = False
+    """``--replace``: a new pending key and CSR even if matching ones exist."""
+    time: str = ""
+    """The clock the steps were made with (timestamped backup names), RFC 3339 UTC."""
 
     @property
     def removes_trust(self) -> bool:
@@ -101,7 +111,12 @@ class Plan:
 
 
 def now_utc() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime(_TIME)
+
+
+def parse_time(text: str) -> dt.datetime:
+    """``now_utc()``'s form read back; ValueError for anything else."""
+    return dt.datetime.strptime(text, _TIME).replace(tzinfo=dt.UTC)
 
 
 def make_plan(spec: Spec, targets: list[TargetPlan], created: str | None = None) -> Plan:
@@ -109,16 +124,17 @@ def make_plan(spec: Spec, targets: list[TargetPlan], created: str | None = None)
                 created=created or now_utc(), targets=tuple(targets))
 
 
-def plan_one(spec: Spec, target: Target, observed: Observed, *,
-             replace: bool = False) -> TargetPlan:
+def plan_one(spec: Spec, target: Target, observed: Observed, *, replace: bool = False,
+             stamp: dt.datetime | None = None) -> TargetPlan:
     """Desired state, the gate (VerifyError when the pool would refuse WLB), diff, steps."""
     desired = desired_state(target, observed, replace=replace)
     verdict = gate.check(target, observed, desired, spec.policy)
     if verdict.refusal is not None:
         raise VerifyError(verdict.refusal)
-    made = plan_target(spec, target, observed, desired, diff(desired, observed))
+    made = plan_target(spec, target, observed, desired, diff(desired, observed), stamp)
     waiting = "" if made.steps else _waiting(spec, target, observed, desired)
-    return dataclasses.replace(made, notes=made.notes + verdict.warnings, reason=waiting)
+    return dataclasses.replace(made, notes=made.notes + verdict.warnings, reason=waiting,
+                               replace=replace)
 
 
 def _waiting(spec: Spec, target: Target, observed: Observed, desired: Desired) -> str:
@@ -133,10 +149,10 @@ def _waiting(spec: Spec, target: Target, observed: Observed, desired: Desired) -
 
 
 def plan_or_refusal(spec: Spec, target: Target, observed: Observed, *,
-                    replace: bool = False) -> TargetPlan:
+                    replace: bool = False, stamp: dt.datetime | None = None) -> TargetPlan:
     """``plan_one``, with the gate's refusal as the target's verdict instead of an error."""
     try:
-        return plan_one(spec, target, observed, replace=replace)
+        return plan_one(spec, target, observed, replace=replace, stamp=stamp)
     except VerifyError as err:
         return TargetPlan.failed(target.name, "refused", str(err))
 
@@ -158,11 +174,24 @@ def next_step(spec: Spec, target: Target) -> str | None:
 
 def plan_target(spec: Spec, target: Target, observed: Observed, desired: Desired,
                 changes: tuple[Change, ...], stamp: dt.datetime | None = None) -> TargetPlan:
+    # To the second, as recorded: the same record renders the same backup names.
+    clock = (stamp or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
     steps = _request_steps(spec, target, observed, changes) if desired.stage == "request" else \
-        _steps(spec, target, observed, desired, changes, stamp or dt.datetime.now(dt.UTC))
+        _steps(spec, target, observed, desired, changes, clock)
     return TargetPlan(target=target.name, observed_digest=observed.digest(), stage=desired.stage,
                       changes=changes, steps=tuple(steps), notes=desired.notes,
-                      observed=observed_view(observed))
+                      observed=observed_view(observed),
+                      facts=json.loads(json.dumps(observed.to_json())),  # lists, as read back
+                      replace=desired.pending is not None and desired.pending.replace,
+                      time=clock.strftime(_TIME))
+
+
+def render_again(spec: Spec, target: Target, saved: TargetPlan,
+                 observed: Observed) -> TargetPlan:
+    """What this wlbplan makes of ``saved``'s own record (``observed`` = its facts): a
+    saved plan is run only when its steps are exactly these."""
+    return plan_one(spec, target, observed, replace=saved.replace,
+                    stamp=parse_time(saved.time))
 
 
 def csr_path(spec: Spec, target: Target) -> Path:
@@ -199,8 +228,8 @@ def _csr_saved(path: Path, pending: str | None) -> bool:
     if pending is None:
         return False
     try:
-        return path.read_text() == pending
-    except (OSError, UnicodeDecodeError):
+        return read_file(path, PEM) == pending.encode()
+    except (OSError, TooLarge):
         return False
 
 

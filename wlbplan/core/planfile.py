@@ -22,9 +22,12 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped, unused-ignore]  # no stubs in dev deps
 
 from wlbplan.core.diff import Change
-from wlbplan.core.plan import FORMAT_VERSION, Plan, TargetPlan
+from wlbplan.core.plan import FORMAT_VERSION, Plan, TargetPlan, parse_time, render_again
 from wlbplan.core.steps import Step
 from wlbplan.errors import PlanFileError
+from wlbplan.limits import PLAN, read_file
+from wlbplan.model.observed import observed_from_json
+from wlbplan.model.spec import Spec
 
 Doc = dict[str, Any]
 _MAX_ERRORS = 5  # schema errors listed in one message; the rest are counted
@@ -70,6 +73,8 @@ def target_plan_to_json(target: TargetPlan) -> Doc:
         "steps": [_step_to_json(target.target, i, s) for i, s in enumerate(target.steps, 1)],
         "notes": list(target.notes),
         "blockers": list(target.blockers),
+        "facts": copy.deepcopy(target.facts),
+        "options": {"replace": target.replace, "time": target.time},
     }
 
 
@@ -129,7 +134,18 @@ def target_plan_from_json(data: Doc) -> TargetPlan:
         failure=data["status"] if data.get("status") in ("refused", "unreachable") else None,
         reason=data.get("reason", ""),
         blockers=tuple(data.get("blockers", ())),
+        facts=dict(data["facts"]),
+        replace=data["options"]["replace"],
+        time=data["options"]["time"],
     )
+
+
+def read_target_plan(data: Any, source: str) -> TargetPlan:
+    """One target's plan as a journal records it: checked against the schema first."""
+    rules = schema()
+    _report(jsonschema.Draft202012Validator({"$ref": "#/$defs/target", "$defs": rules["$defs"]})
+            .iter_errors(data), source)
+    return target_plan_from_json(copy.deepcopy(data))
 
 
 def _step_from_json(data: Doc) -> Step:
@@ -162,6 +178,13 @@ def _check_version(data: Any, source: str) -> tuple[int, int]:
         raise PlanFileError(
             f"{source} has format_version {raw} (made by wlbplan {data.get('tool_version', '?')}); "
             f"this wlbplan reads {ours[0]}.x plans: upgrade wlbplan or make the plan again")
+    if minor < ours[1]:
+        # 1.0 did not record the facts its steps were made from, so they cannot be
+        # checked; an unchecked step is never run.
+        raise PlanFileError(
+            f"{source} has format_version {raw}, from an older wlbplan that did not record "
+            f"what its steps were made from; make the plan again with `wlbplan plan SPEC "
+            "--out PLAN`")
     return major, minor
 
 
@@ -170,8 +193,11 @@ def _check_schema(data: Doc, source: str, *, newer_minor: bool) -> None:
     if newer_minor:
         # A newer minor version may add properties anywhere; this version ignores them.
         rules = _open(rules)
-    validator = jsonschema.Draft202012Validator(rules)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    _report(jsonschema.Draft202012Validator(rules).iter_errors(data), source)
+
+
+def _report(found: Any, source: str) -> None:
+    errors = sorted(found, key=lambda e: list(map(str, e.absolute_path)))
     if not errors:
         return
     lines = [f"  {e.json_path}: {_short(e.message)}" for e in errors[:_MAX_ERRORS]]
@@ -234,7 +260,7 @@ _SPEC_LINE = re.compile(rb"^(?:version|targets)\s*:", re.MULTILINE)
 def read_plan(path: str | os.PathLike[str]) -> Plan:
     source = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = read_file(path, PLAN)
     except FileNotFoundError:
         raise PlanFileError(f"plan file {source} not found") from None
     except IsADirectoryError:
@@ -253,3 +279,95 @@ def read_plan(path: str | os.PathLike[str]) -> Plan:
         raise PlanFileError(f"{source} is not a plan file: invalid JSON at line {err.lineno}, "
                             f"column {err.colno}: {err.msg}") from None
     return plan_from_json(data, source)
+
+
+# ---------------------------------------------------------------------------- checking
+
+def check_saved(plan: Plan, spec: Spec, source: str) -> None:
+    """Refuse a saved plan unless every target's changes and steps are exactly what this
+    wlbplan renders from that target's own record (its facts, options and the spec the
+    plan names, whose digest the caller has checked)."""
+    for saved in plan.targets:
+        check_target(spec, saved, f"{source}: target {saved.target}")
+
+
+def check_target(spec: Spec, saved: TargetPlan, where: str) -> None:
+    """``check_saved`` for one target's plan (also the plan a journal records)."""
+    again = "make the plan again with `wlbplan plan SPEC --out PLAN` and review it"
+    target = next((t for t in spec.targets if t.name == saved.target), None)
+    if target is None:
+        raise PlanFileError(f"{where}: the spec {spec.path} has no such target; {again}")
+    try:
+        observed = observed_from_json(saved.facts)
+        parse_time(saved.time)
+    except ValueError as err:
+        raise PlanFileError(f"{where}: its record is damaged ({err}); {again}") from None
+    if observed.target != saved.target or observed.digest() != saved.observed_digest:
+        raise PlanFileError(f"{where}: its recorded facts do not match its observed_digest: "
+                            f"the file was edited or damaged; {again}")
+    rendered = render_again(spec, target, saved, observed)
+    difference = first_difference(target_plan_to_json(saved), target_plan_to_json(rendered))
+    if difference is not None:
+        raise PlanFileError(
+            f"{where}: {difference}. A saved plan runs only as wlbplan renders it from its "
+            f"own recorded changes and facts; this one was edited or damaged: {again}")
+
+
+def first_difference(saved: Doc, rendered: Doc) -> str | None:
+    """Where a saved target plan first differs from the rendered one, in words."""
+    if saved["stage"] != rendered["stage"]:
+        return f"its stage is {_shown(saved['stage'])} where wlbplan renders " \
+               f"{_shown(rendered['stage'])}"
+    for key, noun in (("changes", "change"), ("steps", "step")):
+        mine, theirs = saved[key], rendered[key]
+        for index in range(max(len(mine), len(theirs))):
+            label = f"{noun} {index + 1}"
+            if index >= len(mine):
+                return f"it has no {label}, where wlbplan renders {_label(theirs[index])}"
+            if index >= len(theirs):
+                return f"its {label} ({_label(mine[index])}) is not one wlbplan renders"
+            if key == "steps" and mine[index]["action"] != theirs[index]["action"]:
+                return (f"its {label} is {mine[index]['action']} where wlbplan renders "
+                        f"{_label(theirs[index])} (a step was deleted, added or moved)")
+            found = _differs(mine[index], theirs[index], "")
+            if found is not None:
+                return f"{label} ({_label(theirs[index])}): {found}"
+    found = _differs(saved["observed"], rendered["observed"], "observed")
+    return f"its {found}" if found is not None else None
+
+
+def _label(item: Doc) -> str:
+    return str(item["id"]) if "id" in item else f"{item['action']} {item['path']}"
+
+
+def _differs(mine: Any, theirs: Any, path: str) -> str | None:
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        for key in [*theirs, *(k for k in mine if k not in theirs)]:
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in mine:
+                return f"{sub} is missing where wlbplan renders {_shown(theirs[key])}"
+            if key not in theirs:
+                return f"{sub} ({_shown(mine[key])}) is not one wlbplan renders"
+            found = _differs(mine[key], theirs[key], sub)
+            if found is not None:
+                return found
+        return None
+    if isinstance(mine, list) and isinstance(theirs, list):
+        for index in range(max(len(mine), len(theirs))):
+            sub = f"{path}[{index}]"
+            if index >= len(mine):
+                return f"{sub} is missing where wlbplan renders {_shown(theirs[index])}"
+            if index >= len(theirs):
+                return f"{sub} ({_shown(mine[index])}) is not one wlbplan renders"
+            found = _differs(mine[index], theirs[index], sub)
+            if found is not None:
+                return found
+        return None
+    if type(mine) is type(theirs) and mine == theirs:
+        return None
+    return f"{path or 'the value'} is {_shown(mine)} where wlbplan renders {_shown(theirs)}"
+
+
+def _shown(value: Any, limit: int = 100) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -6,9 +6,11 @@ was seen and later stages can re-derive anything from it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
+import typing
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -119,6 +121,58 @@ class Observed:
         return asdict(self)
 
     def digest(self) -> str:
-        """A stable fingerprint of what was seen, to tell a stale plan."""
-        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        """A stable fingerprint of what was seen, to tell a stale plan.
+
+        The facts only: an error counts by there being one, never by its words, which
+        can differ from one look to the next (OpenSSL's carry a thread id) while nothing
+        has moved.
+        """
+        canonical = json.dumps(_facts_only(self.to_json()), sort_keys=True,
+                               separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _facts_only(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: (v is not None) if k == "error" else _facts_only(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_facts_only(v) for v in node]
+    return node
+
+
+def observed_from_json(data: Any) -> Observed:
+    """``Observed.to_json()`` read back (from a plan file): every field checked for its
+    type, ValueError naming the first that is wrong."""
+    built: Observed = _build(Observed, data, "facts")
+    return built
+
+
+def _build(kind: type[Any], data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be an object")
+    hints = typing.get_type_hints(kind)
+    names = [f.name for f in dataclasses.fields(kind)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]} is not a fact wlbplan records")
+    values = {}
+    for f in dataclasses.fields(kind):
+        if f.name not in data:
+            raise ValueError(f"{where}.{f.name} is missing")
+        values[f.name] = _value(hints[f.name], data[f.name], f"{where}.{f.name}")
+    return kind(**values)
+
+
+def _value(hint: Any, data: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, data, where)  # type: ignore[arg-type]
+    if origin is tuple:
+        if not isinstance(data, list):
+            raise ValueError(f"{where} must be a list")
+        return tuple(_value(args[0], item, f"{where}[{i}]") for i, item in enumerate(data))
+    if args and type(None) in args:  # X | None
+        return None if data is None else _value(args[0], data, where)
+    if hint in (str, bool) and type(data) is hint:
+        return data
+    raise ValueError(f"{where} must be {getattr(hint, '__name__', hint)}")

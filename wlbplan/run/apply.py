@@ -20,8 +20,8 @@ from typing import Any
 from wlbplan import actions
 from wlbplan.actions.base import Context
 from wlbplan.core.plan import TargetPlan
-from wlbplan.core.planfile import step_id, target_plan_from_json, target_plan_to_json
-from wlbplan.errors import LockError, StalePlanError, WlbplanError
+from wlbplan.core.planfile import check_target, read_target_plan, step_id, target_plan_to_json
+from wlbplan.errors import LockError, PlanFileError, StalePlanError, WlbplanError
 from wlbplan.model.events import Event, Reporter, TargetOutcome
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.spec import Spec, Target
@@ -287,7 +287,14 @@ def _resumable(spec: Spec, target: Target, journal: Journal, replay: Replay) -> 
         raise JournalError(
             f"{target.name}: {journal.path} does not record its plan (written by an older "
             f"wlbplan); run {rollback}")
-    return target_plan_from_json(header["plan"])
+    # The plan it records runs only as wlbplan renders it, like a saved plan.
+    where = f"{target.name}: the plan recorded in {journal.path}"
+    try:
+        plan = read_target_plan(header["plan"], where)
+        check_target(spec, plan, where)
+    except PlanFileError as err:
+        raise JournalError(f"{err}; it is not resumed: run {rollback}") from None
+    return plan
 
 
 def _adopt_lock(sessions: Sessions, target: Target, lock_id: object) -> LockInfo:

@@ -13,11 +13,14 @@ import datetime as dt
 import json
 import os
 import socket
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wlbplan.errors import WlbplanError
+from wlbplan.limits import JOURNAL as JOURNAL_CAP
+from wlbplan.limits import TooLarge, read_file
 from wlbplan.run.pids import alive
 
 JOURNAL = "journal.jsonl"
@@ -79,16 +82,25 @@ class Replay:
 
 class Journal:
     def __init__(self, state_dir: Path, target: str) -> None:
+        self.state_dir = state_dir
+        self.target = target
         self.folder = state_dir / target
         self.path = self.folder / JOURNAL
 
     def exists(self) -> bool:
-        return self.path.exists()
+        return os.path.lexists(self.path)
 
     def _write(self, record: dict[str, Any]) -> None:
         record = {"time": _now(), **record}
-        line = json.dumps(record, sort_keys=True) + "\n"
-        with open(self.path, "a", encoding="utf-8") as handle:
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        try:
+            # 0600 from its first instant; never through a planted symlink.
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                         0o600)
+        except OSError as err:
+            raise JournalError(f"cannot write the journal {self.path}: "
+                               f"{err.strerror or err}") from None
+        with os.fdopen(fd, "wb") as handle:
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
@@ -96,7 +108,8 @@ class Journal:
     def begin(self, header: dict[str, Any]) -> None:
         if self.exists():
             raise JournalError(self.leftover_message(header.get("target", "?")))
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for folder in (self.state_dir, self.folder):
+            _private_folder(folder)
         self._write({"event": "begin", **header})
 
     def leftover_message(self, target: str) -> str:
@@ -135,25 +148,134 @@ class Journal:
         """Close the journal and move it to history; returns where it went."""
         self._write({"event": "end", "outcome": outcome})
         history = self.folder / "history"
-        history.mkdir(exist_ok=True)
+        _private_folder(history)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         archived = history / f"{stamp}-{outcome}.jsonl"
         os.replace(self.path, archived)
         return archived
 
     def replay(self) -> Replay:
+        """What the journal says, from a file wlbplan can trust (``trusted``); a journal
+        that is damaged in any way is JournalError, never a guess."""
+        for path in (self.state_dir, self.folder, self.path):
+            trusted(path)
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            raw = read_file(self.path, JOURNAL_CAP, follow=False)
         except OSError as err:
-            raise JournalError(f"cannot read the journal {self.path}: {err.strerror}") from None
+            raise JournalError(f"cannot read the journal {self.path}: "
+                               f"{err.strerror or err}") from None
+        except TooLarge as err:
+            raise self._damaged(str(err)) from None
+        try:
+            lines = raw.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            raise self._damaged("it is not UTF-8 text") from None
+        # Every record ends with a line end: a last line without one was cut short by a
+        # crash while it was written, and what it would have said never happened.
+        complete = lines[:-1]
+        if not complete:
+            # The header is written before any step starts: none did. The lock (taken
+            # just before the header) may still be held, under an id no one recorded.
+            raise self._damaged("it is empty" if not raw else "its first line was cut short",
+                                known="that apply stopped before its first step, so there is "
+                                      "nothing to undo")
         replay = Replay(header={})
-        for line in lines:
+        for number, line in enumerate(complete, 1):
             try:
                 record = json.loads(line)
             except ValueError:
-                continue  # a line cut short by a crash: its step never started
+                raise self._damaged(f"line {number} is not JSON") from None
+            problem = _malformed(record, first=number == 1, target=self.target)
+            if problem is not None:
+                raise self._damaged(f"line {number}: {problem}")
             _apply(replay, record)
         return replay
+
+    def _damaged(self, why: str, known: str = "") -> JournalError:
+        """Nothing is undone from a journal that cannot be read whole: what it would say is
+        unknown. The lock stays as it is, so no other apply starts on a pool in an unknown
+        state; the operator settles it, and says so by moving the journal aside."""
+        name = self.target
+        told = known or ("wlbplan cannot tell what that apply did, so nothing was undone; "
+                         "put back by hand what needs it")
+        return JournalError(
+            f"{name}: the journal {self.path} is damaged ({why}): {told}. The pool's apply "
+            f"lock (if that apply took one) was left in place. Check the target (`wlbplan "
+            f"audit SPEC --target {name}` shows it and the lock's id), then move the journal "
+            "out of the state folder and remove the lock with `wlbplan force-unlock SPEC "
+            f"--target {name} LOCK_ID`.")
+
+
+_EVENTS: dict[str, dict[str, tuple[type, ...]]] = {
+    # event: {field: the types it may have}; "?" fields may be absent.
+    "begin": {"target": (str,), "lock_id?": (str,), "plan?": (dict,)},
+    "resume": {"lock_id": (str,)},
+    "step": {"index": (int,), "action": (str,), "undo": (dict, type(None))},
+    "done": {"index": (int,)},
+    "undone": {"index": (int,), "ok": (bool,), "purpose?": (str,)},
+    "end": {"outcome": (str,)},
+}
+
+
+def _malformed(record: Any, *, first: bool, target: str) -> str | None:
+    """Why a journal line is not a record wlbplan writes (None when it is one)."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    event = record.get("event")
+    if event not in _EVENTS:
+        return f"unknown event {event!r}"
+    if first != (event == "begin"):
+        return "the apply's header (event begin) must be the first line, and only there"
+    for name, kinds in _EVENTS[event].items():
+        key, optional = name.rstrip("?"), name.endswith("?")
+        if key not in record:
+            if optional:
+                continue
+            return f"{event} has no {key!r}"
+        value = record[key]
+        # bool is an int in Python: an index of `true` is not an index.
+        if not isinstance(value, kinds) or (kinds == (int,) and isinstance(value, bool)):
+            return f"{event}.{key} is not a {kinds[0].__name__}"
+    if event == "begin" and record["target"] != target:
+        return f"written for target {record['target']!r}, not {target!r}"
+    return None
+
+
+def trusted(path: Path) -> None:
+    """A state folder or file is trusted only when this user (or root) owns it and no one
+    else can write it, like OpenSSH's StrictModes: a journal is executed, so anyone who
+    could write one could make wlbplan undo whatever they wrote."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise JournalError(f"cannot check {path}: {err.strerror or err}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise JournalError(f"refusing {path}: it is a symbolic link; wlbplan's state "
+                           "folders and journals must be plain folders and files")
+    if st.st_uid not in (os.geteuid(), 0):
+        raise JournalError(
+            f"refusing {path}: it is owned by uid {st.st_uid}, not by the user running "
+            f"wlbplan (uid {os.geteuid()}) or root; whoever owns it could make wlbplan undo "
+            "anything. Check it, then `chown` it (or use your own --state-dir)")
+    if st.st_mode & 0o022:
+        raise JournalError(
+            f"refusing {path}: it is writable by group or others (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}); anyone who can write it could make wlbplan "
+            f"undo anything. Check it, then `chmod go-w {path}`")
+
+
+def _private_folder(folder: Path) -> None:
+    """``folder`` (and any missing parent) made 0700, or an existing one checked."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise JournalError(f"cannot create {folder}: {err.strerror or err}") from None
+    trusted(folder)
 
 
 def _apply(replay: Replay, record: dict[str, Any]) -> None:

@@ -24,8 +24,21 @@ UNREADABLE = "unreadable"  # the id force-unlock takes for a lock file cut short
 _POLL = 0.5
 
 # $1 = folder, $2 = lock file; the lock's JSON arrives on stdin. `set -C` makes the
-# redirection fail when the file exists: the create is the atomic test-and-set.
-_ACQUIRE = 'mkdir -p -m 0700 -- "$1" && set -C && cat > "$2"'
+# redirection fail when the file exists: the create is the atomic test-and-set. The
+# folder must be this user's (or root's) and writable by no one else, as the journals'
+# are (StrictModes): anyone who can write there can fake or remove a lock. Exit 3 says so.
+_ACQUIRE = (
+    'umask 077; mkdir -p -m 0700 -- "$1" || exit 1; '
+    'if [ -L "$1" ] || [ ! -d "$1" ]; then echo "$1 is not a plain folder" >&2; exit 3; fi; '
+    'if [ ! -O "$1" ] && [ "$(stat -c %u -- "$1")" != 0 ]; then '
+    '  echo "$1 is owned by uid $(stat -c %u -- "$1"), not by $(id -un) or root" >&2; exit 3; '
+    'fi; '
+    'case $(stat -c %a -- "$1") in *[2367]?|*[2367]) '
+    '  echo "$1 is writable by group or others (mode $(stat -c %a -- "$1"))" >&2; exit 3;; '
+    'esac; '
+    'set -C && cat > "$2"'
+)
+_UNSAFE = 3
 # $1 = lock file, $2 = id: remove it only when it is still ours.
 _RELEASE = 'grep -q -F -- "\\"$2\\"" "$1" 2>/dev/null && rm -f -- "$1"'
 
@@ -64,8 +77,14 @@ def acquire(runner: Runner, target: Target, timeout: float = 0.0,
                      stdin=json.dumps(asdict(mine)).encode())
     deadline = time.monotonic() + timeout
     while True:
-        if runner.run(command).ok:
+        made = runner.run(command)
+        if made.ok:
             return mine
+        if made.exit_code == _UNSAFE:
+            raise LockError(
+                f"{target.name}: refusing to take the apply lock on {runner.host}: "
+                f"{made.stderr.strip()}. Fix the folder's owner and mode (chown, "
+                "chmod go-w) or set pool.state_dir to a private folder")
         holder = read_lock(runner, target)
         if holder is None and time.monotonic() < deadline:
             time.sleep(_POLL / 10)  # released just now, or not creatable: try again soon

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import difflib
 import threading
 from collections.abc import Callable, Sequence
@@ -12,8 +13,17 @@ from pathlib import Path
 from wlbplan.core.audit import audit_target, blockers, make_audit, unreachable
 from wlbplan.core.diff import drift, observed_view
 from wlbplan.core.findings import Audit, TargetAudit
-from wlbplan.core.plan import Plan, TargetPlan, make_plan, plan_one, plan_or_refusal
+from wlbplan.core.plan import (
+    Plan,
+    TargetPlan,
+    make_plan,
+    now_utc,
+    parse_time,
+    plan_one,
+    plan_or_refusal,
+)
 from wlbplan.core.plan import next_step as plan_next_step
+from wlbplan.core.planfile import check_saved, read_plan
 from wlbplan.errors import SpecError, StalePlanError, WlbplanError
 from wlbplan.inspect.run import inspect_target
 from wlbplan.model.events import Reporter, TargetOutcome
@@ -95,8 +105,10 @@ def audit_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) -> A
 
 def plan_all(spec: Spec, targets: Sequence[Target], observed: Sequence[Observed], *,
              replace: bool = False) -> Plan:
-    return make_plan(spec, [plan_one(spec, t, o, replace=replace)
-                            for t, o in zip(targets, observed, strict=True)])
+    created = now_utc()
+    stamp = parse_time(created)  # one clock for the plan and its steps
+    return make_plan(spec, [plan_one(spec, t, o, replace=replace, stamp=stamp)
+                            for t, o in zip(targets, observed, strict=True)], created)
 
 
 def next_step(spec: Spec, target: Target) -> str | None:
@@ -111,25 +123,31 @@ def plan_each(spec: Spec, targets: Sequence[Target], parallelism: int = 10, *,
     inspected. Nothing stops at the first bad pool: a fleet's plan is complete or useless.
     Each plan also says what stands in the way of applying it (``blockers``)."""
     folder = state_dir or default_state_dir(spec)
+    created = now_utc()
+    stamp = parse_time(created)  # one clock for the plan and its steps
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
-        made = list(workers.map(lambda t: _plan_one(spec, t, folder, replace), targets))
-    return make_plan(spec, made)
+        made = list(workers.map(lambda t: _plan_one(spec, t, folder, replace, stamp), targets))
+    return make_plan(spec, made, created)
 
 
-def _plan_one(spec: Spec, target: Target, state_dir: Path, replace: bool) -> TargetPlan:
+def _plan_one(spec: Spec, target: Target, state_dir: Path, replace: bool,
+              stamp: dt.datetime) -> TargetPlan:
     try:
         with open_sessions(spec, target) as sessions:
             seen = inspect_target(target, sessions)
             held = read_lock(sessions.pool, target)  # as audit reads it: apart from the facts
     except WlbplanError as err:
         return TargetPlan.failed(target.name, "unreachable", str(err))
-    made = plan_or_refusal(spec, target, seen, replace=replace)
+    made = plan_or_refusal(spec, target, seen, replace=replace, stamp=stamp)
     found = [f"{f.rule_id}: {f.message}" + (f" ({f.hint})" if f.hint else "")
              for f in blockers(spec, target, seen, lock=held,
                                lock_owner_alive=owner_alive(held) if held else None)]
     journal = Journal(state_dir, target.name)
     if journal.exists():
-        found.insert(0, journal.leftover_message(target.name))
+        try:
+            found.insert(0, journal.leftover_message(target.name))
+        except JournalError as err:  # damaged or untrusted: that is the blocker
+            found.insert(0, str(err))
     return dataclasses.replace(made, blockers=tuple(found)) if found else made
 
 
@@ -143,10 +161,21 @@ def default_state_dir(spec: Spec) -> Path:
 def is_plan_file(path: Path) -> bool:
     """A saved plan is JSON with a format_version; anything else is taken as a spec."""
     try:
-        head = path.read_bytes()[:4096].lstrip()
+        with path.open("rb") as handle:
+            head = handle.read(4096).lstrip()  # only the head: the file may be endless
     except OSError:
         return False
     return head.startswith(b"{") and b'"format_version"' in head
+
+
+def read_saved_plan(path: Path) -> tuple[Plan, Spec]:
+    """A saved plan and its spec, for ``show`` and ``apply``: refused when the spec changed
+    since, or when any step is not exactly what wlbplan renders from the plan's own
+    recorded changes and facts (an edited file). No host is contacted."""
+    plan = read_plan(path)
+    spec = spec_of_plan(plan)
+    check_saved(plan, spec, str(path))
+    return plan, spec
 
 
 def spec_of_plan(plan: Plan) -> Spec:

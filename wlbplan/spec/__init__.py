@@ -14,6 +14,8 @@ import hashlib
 from pathlib import Path
 
 from wlbplan.errors import SpecError
+from wlbplan.limits import SPEC as SPEC_CAP
+from wlbplan.limits import TooLarge, read_file
 from wlbplan.model.spec import Diagnostic, Spec
 from wlbplan.spec.build import to_spec
 from wlbplan.spec.parse import UNUSABLE, parse
@@ -41,8 +43,8 @@ def load_spec(path: Path) -> Spec:
 def load_spec_with_diagnostics(path: Path) -> tuple[Spec | None, list[Diagnostic]]:
     """The spec (None when any error) and every error and warning, sorted by position."""
     try:
-        raw = path.read_bytes()
-    except OSError as err:
+        raw = read_file(path, SPEC_CAP)
+    except (OSError, TooLarge) as err:
         return None, [_unreadable(path, err)]
     return _load(raw, path)
 
@@ -58,8 +60,8 @@ def load_spec_text(text: str, path: Path) -> tuple[Spec | None, list[Diagnostic]
 def spec_digest(path: Path) -> str:
     """sha256 of the spec file's bytes, so a saved plan can tell the spec has changed."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as err:
+        return hashlib.sha256(read_file(path, SPEC_CAP)).hexdigest()
+    except (OSError, TooLarge) as err:
         raise SpecError(f"{path}: {_unreadable(path, err).message}") from err
 
 
@@ -75,8 +77,10 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _unreadable(path: Path, err: OSError) -> Diagnostic:
-    if isinstance(err, FileNotFoundError):
+def _unreadable(path: Path, err: OSError | TooLarge) -> Diagnostic:
+    if isinstance(err, TooLarge):
+        message = str(err)
+    elif isinstance(err, FileNotFoundError):
         message = "spec file not found"
     else:
         message = f"cannot read the spec file: {err.strerror or err}"
