@@ -119,3 +119,12 @@ def test_observed_facts_read_back_from_json_with_every_type_checked() -> None:
     document["pool"]["hosts"] = "h"
     with pytest.raises(ValueError, match=r"facts\.pool\.hosts must be a list"):
         observed_from_json(document)
+
+
+def test_a_fact_with_a_fixed_set_of_values_is_read_back_only_from_that_set() -> None:
+    document = json.loads(json.dumps(_observed("refused").to_json()))
+    document["pool"]["ca_commands"] = "pre-1.290"
+    assert observed_from_json(document).pool.ca_commands == "pre-1.290"
+    document["pool"]["ca_commands"] = "rm -rf /"
+    with pytest.raises(ValueError, match=r"facts\.pool\.ca_commands must be one of"):
+        observed_from_json(document)

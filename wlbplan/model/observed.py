@@ -171,6 +171,10 @@ def _value(hint: Any, data: Any, where: str) -> Any:
         if not isinstance(data, list):
             raise ValueError(f"{where} must be a list")
         return tuple(_value(args[0], item, f"{where}[{i}]") for i, item in enumerate(data))
+    if origin is typing.Literal:
+        if data in args:
+            return data
+        raise ValueError(f"{where} must be one of {', '.join(map(str, args))}")
     if args and type(None) in args:  # X | None
         return None if data is None else _value(args[0], data, where)
     if hint in (str, bool) and type(data) is hint:
