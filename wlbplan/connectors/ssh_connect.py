@@ -1,0 +1,143 @@
+"""Opening one SSH connection: fabric with its permissive defaults turned off, and every
+way a connect can fail turned into one actionable ConnectError.
+
+The only credential is the spec's identity file: no ssh-agent, no ``~/.ssh/id_*``, no
+ssh_config (which could redirect host, port, user, keys or add a ProxyCommand), no
+fabric/invoke config files.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+import paramiko
+from fabric import Config, Connection
+from paramiko.pkey import UnknownKeyType
+from paramiko.ssh_exception import (
+    AuthenticationException,
+    BadHostKeyException,
+    NoValidConnectionsError,
+    PasswordRequiredException,
+    SSHException,
+)
+
+from wlbplan.connectors.ssh_hostkeys import fingerprint, install_host_keys, mismatch_message
+from wlbplan.connectors.ssh_target import SshTarget
+from wlbplan.errors import ConnectError
+
+# paramiko reports handshake timeouts as plain SSHExceptions; these are their texts.
+_TIMEOUT_MARKERS = ("Error reading SSH protocol banner", "No existing session", "timed out")
+
+
+def open_connection(target: SshTarget, runner_class: type) -> Any:
+    """A connected fabric.Connection whose ``run`` uses ``runner_class``."""
+    identity = _load_identity(target)
+    conn = _fabric_connection(target, identity, runner_class)
+    install_host_keys(conn.client, target)
+    try:
+        conn.open()
+    except BaseException as exc:
+        # paramiko leaves the transport thread running after a failed connect.
+        conn.client.close()
+        if isinstance(exc, ConnectError) or not isinstance(exc, Exception):
+            raise
+        raise _connect_error(target, identity, exc) from exc
+    return conn
+
+
+def _fabric_connection(target: SshTarget, identity: paramiko.PKey, runner_class: type) -> Any:
+    timeout = target.connect_timeout
+    config = Config(
+        overrides={
+            "load_ssh_configs": False,
+            "forward_agent": False,
+            "runners": {"remote": runner_class},
+        },
+        # An explicit (empty) SSHConfig stops fabric reading ~/.ssh/config and
+        # /etc/ssh/ssh_config; lazy stops invoke reading /etc/fabric.yaml & co.
+        ssh_config=paramiko.SSHConfig(),
+        lazy=True,
+    )
+    return Connection(
+        target.host,
+        user=target.user,
+        port=target.port,
+        config=config,
+        forward_agent=False,
+        connect_kwargs={
+            "pkey": identity,
+            "look_for_keys": False,
+            "allow_agent": False,
+            # Given here, not as connect_timeout=: fabric int()s that (0.5 → no timeout).
+            "timeout": timeout,
+            "banner_timeout": timeout,
+            "auth_timeout": timeout,
+            "channel_timeout": timeout,
+        },
+    )
+
+
+def _load_identity(target: SshTarget) -> paramiko.PKey:
+    path = target.identity_file.expanduser()
+    who = f"{target.user}@{target.address}"
+    # from None: the loaders' exceptions may hold the key file's bytes.
+    try:
+        return paramiko.PKey.from_path(path)
+    except FileNotFoundError:
+        problem = "does not exist; set ssh.identity_file in the spec"
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror})"
+    except (PasswordRequiredException, TypeError):
+        # cryptography raises TypeError for an encrypted key loaded without password.
+        problem = (
+            "is passphrase-protected or unreadable as a key; wlbplan uses no agent and asks "
+            "for no passphrase, so give it a dedicated unencrypted key (mode 0600)"
+        )
+    except (ValueError, SSHException, UnknownKeyType):
+        problem = "is not a private key wlbplan can use (OpenSSH or PEM; RSA, ECDSA, Ed25519)"
+    raise ConnectError(f"identity file {path} (for {who}) {problem}") from None
+
+
+def _connect_error(target: SshTarget, identity: paramiko.PKey, exc: Exception) -> ConnectError:
+    where = target.address
+    if isinstance(exc, BadHostKeyException):
+        return ConnectError(mismatch_message(target, exc.expected_key, exc.key))
+    if isinstance(exc, AuthenticationException):
+        return ConnectError(
+            f"SSH authentication failed for user {target.user!r} at {where}: the server "
+            f"refused the key {target.identity_file.expanduser()} ({fingerprint(identity)}). "
+            f"Check that its public key is in {target.user}'s authorized_keys on "
+            f"{target.host}. wlbplan offers only this key (no agent, no ~/.ssh keys)."
+        )
+    if isinstance(exc, socket.gaierror):
+        return ConnectError(
+            f"cannot resolve host name {target.host!r} (DNS: {exc.strerror}); "
+            "check the name in the spec or use an IP address"
+        )
+    if isinstance(exc, NoValidConnectionsError):
+        return _no_connection(target, exc)
+    if isinstance(exc, TimeoutError) or (
+        isinstance(exc, SSHException) and any(m in str(exc) for m in _TIMEOUT_MARKERS)
+    ):
+        return ConnectError(
+            f"timed out after {target.connect_timeout:g}s connecting to {where}: the host did "
+            "not answer as an SSH server (down, filtered by a firewall, or not SSH on that "
+            "port); check address and port, or raise connect_timeout"
+        )
+    if isinstance(exc, EOFError):
+        return ConnectError(f"{where} closed the connection during the SSH handshake")
+    if isinstance(exc, OSError):
+        return ConnectError(f"cannot connect to {where}: {exc.strerror or exc}")
+    return ConnectError(f"SSH handshake with {where} failed: {exc}")
+
+
+def _no_connection(target: SshTarget, exc: NoValidConnectionsError) -> ConnectError:
+    codes = {getattr(err, "errno", None) for err in exc.errors.values()}
+    if codes == {errno.ECONNREFUSED}:
+        return ConnectError(
+            f"connection refused by {target.address}: nothing listens on port "
+            f"{target.port}; check that sshd runs on {target.host} and that the port is right"
+        )
+    return ConnectError(f"{target.address} is unreachable (no route to host)")
