@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from wlbplan.connectors.factory import runner_for
 from wlbplan.connectors.ssh import SshRunner, SshTarget
-from wlbplan.errors import ConnectError, RemoteCommandError
+from wlbplan.errors import CommandTimeout, ConnectError, RemoteCommandError
 from wlbplan.lab.pki import write_private
 from wlbplan.lab.procs import free_port
 from wlbplan.model.command import MASK, Command, script
@@ -130,12 +130,12 @@ def test_timeout_is_a_clear_error_with_secrets_masked_and_the_runner_survives(
     secret = "s3cret-Token"
     command = Command(("sh", "-c", "sleep 30", "sh", secret), secrets=(secret,))
     started = time.monotonic()
-    with pytest.raises(RemoteCommandError) as caught:
+    with pytest.raises(CommandTimeout) as caught:
         ssh_runner.run(command, timeout=0.5)
     assert time.monotonic() - started < 5
     message = str(caught.value)
+    assert f"{ssh_runner.host} is unreachable" in message
     assert "did not finish within 0.5s" in message
-    assert ssh_runner.host in message
     assert MASK in message
     assert secret not in "".join(traceback.format_exception(caught.value))
     assert ssh_runner.run(Command(("echo", "still here"))).stdout == "still here\n"
@@ -494,6 +494,9 @@ def test_target_validates_policy_port_and_timeout() -> None:
         SshTarget("h", port=0)
     with pytest.raises(ValueError, match="connect_timeout"):
         SshTarget("h", connect_timeout=0)
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="command_timeout"):
+            SshTarget("h", command_timeout=bad)
     assert SshTarget("::1", port=2222).address == "[::1]:2222"
     assert SshTarget("h").known_hosts_name == "h"
     assert SshTarget("h", port=2222).known_hosts_name == "[h]:2222"

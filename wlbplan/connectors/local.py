@@ -16,7 +16,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from wlbplan.errors import RemoteCommandError
+from wlbplan.connectors import stop
+from wlbplan.connectors.base import check_timeout, timed_out
+from wlbplan.errors import Interrupted, RemoteCommandError
 from wlbplan.model.command import Command, CommandResult
 
 # How long to wait for output to drain after a timed-out command's group was killed;
@@ -25,11 +27,16 @@ _DRAIN_AFTER_KILL = 5.0
 
 
 class LocalRunner:
-    """Runs commands on this machine. ``name`` labels it in messages (``local`` by default)."""
+    """Runs commands on this machine. ``name`` labels it in messages (``local`` by default).
 
-    def __init__(self, name: str = "local") -> None:
+    ``command_timeout``: how long a command may run when ``run`` is given no timeout
+    (None: unbounded, for library callers; sessions always give the spec's).
+    """
+
+    def __init__(self, name: str = "local", *, command_timeout: float | None = None) -> None:
         self._name = name
         self._round_trips = 0
+        self._command_timeout = check_timeout(command_timeout)
 
     @property
     def host(self) -> str:
@@ -41,6 +48,8 @@ class LocalRunner:
         return self._round_trips
 
     def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
+        stop.check(self.host)
+        limit = self._command_timeout if timeout is None else timeout
         self._round_trips += 1
         try:
             proc = subprocess.Popen(
@@ -54,7 +63,10 @@ class LocalRunner:
             )
         except OSError as exc:
             return _spawn_failure(command, exc)
-        stdout, stderr = self._communicate(proc, command, timeout)
+        with stop.stoppable(lambda: _signal_group(proc)):
+            stdout, stderr = self._communicate(proc, command, limit)
+        if stop.stopping():
+            raise Interrupted(f"stopped: `{command.display()}` on {self.host} was ended")
         return CommandResult(command.display(), proc.returncode, _text(stdout), _text(stderr))
 
     def _communicate(
@@ -65,12 +77,10 @@ class LocalRunner:
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             # from None: the subprocess exception carries the unmasked argv.
-            raise RemoteCommandError(
-                f"`{command.display()}` on {self.host} did not finish within {timeout}s "
-                "and was killed; raise the timeout if the command is just slow"
-            ) from None
+            raise timed_out(self.host, command, timeout, "it was killed") from None
 
     def put(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
+        stop.check(self.host)
         target = Path(remote_path)
         tmp = target.with_name(f".{target.name}.wlbplan-{secrets.token_hex(6)}")
         try:
@@ -89,6 +99,7 @@ class LocalRunner:
         return RemoteCommandError(f"cannot write {path} on {self.host}: {exc.strerror or exc}")
 
     def get(self, remote_path: str) -> bytes:
+        stop.check(self.host)
         try:
             return Path(remote_path).read_bytes()
         except OSError as exc:
@@ -116,9 +127,16 @@ def _spawn_failure(command: Command, exc: OSError) -> CommandResult:
     return CommandResult(command.display(), code, "", f"{command.argv[0]}: {exc.strerror}\n")
 
 
+def _signal_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the command's process group (its own session), without waiting."""
+    # A reaped leader's pid is not reused while its group still has members.
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    _signal_group(proc)
     try:
         proc.communicate(timeout=_DRAIN_AFTER_KILL)
     except subprocess.TimeoutExpired:

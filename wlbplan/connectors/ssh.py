@@ -26,10 +26,12 @@ from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut, ThreadException
 from paramiko.ssh_exception import SSHException
 
+from wlbplan.connectors import stop
+from wlbplan.connectors.base import timed_out
 from wlbplan.connectors.ssh_connect import open_connection
 from wlbplan.connectors.ssh_hostkeys import fingerprint
 from wlbplan.connectors.ssh_target import HOST_KEY_POLICIES, HostKeyPolicy, SshTarget
-from wlbplan.errors import ConnectError, RemoteCommandError, WlbplanError
+from wlbplan.errors import ConnectError, Interrupted, RemoteCommandError, WlbplanError
 from wlbplan.model.command import Command, CommandResult
 
 __all__ = ["HOST_KEY_POLICIES", "HostKeyPolicy", "SshRunner", "SshTarget", "fingerprint"]
@@ -64,42 +66,50 @@ class SshRunner:
         return self._conn is not None and bool(self._conn.is_connected)
 
     def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
+        stop.check(self.host)
+        limit = self._target.command_timeout if timeout is None else timeout
         conn = self._connection()
         self._round_trips += 1
         started = time.monotonic()
         try:
-            result = conn.run(
-                command.shell(),
-                warn=True,
-                hide=True,
-                pty=False,
-                encoding="utf-8",
-                # Always a stream: stdin is at EOF when none is given, so a command that
-                # reads stdin cannot hang, and the operator's terminal is never forwarded.
-                in_stream=io.BytesIO(command.stdin or b""),
-                timeout=timeout,
-            )
+            # A stop closes the whole connection: every channel on it ends at once.
+            with stop.stoppable(conn.client.close):
+                result = conn.run(
+                    command.shell(),
+                    warn=True,
+                    hide=True,
+                    pty=False,
+                    encoding="utf-8",
+                    # Always a stream: stdin is at EOF when none is given, so a command
+                    # that reads stdin cannot hang, and the operator's terminal is never
+                    # forwarded.
+                    in_stream=io.BytesIO(command.stdin or b""),
+                    timeout=limit,
+                )
         except CommandTimedOut:
             # from None here and below: invoke's exceptions carry the unmasked command.
-            raise self._timed_out(command, timeout) from None
+            raise self._timed_out(command, limit) from None
         except (SSHException, OSError, EOFError, ThreadException) as exc:
             raise self._failed(conn, command, exc) from None
         if result.exited == -1:
             # No exit status: invoke's timer closed the channel but, racing with it,
             # invoke did not notice (it checks the timer thread is done); or the link died.
-            if timeout is not None and time.monotonic() - started >= timeout:
-                raise self._timed_out(command, timeout)
+            if limit is not None and time.monotonic() - started >= limit:
+                raise self._timed_out(command, limit)
             if not conn.is_connected:
                 raise self._failed(conn, command, None)
         return CommandResult(command.display(), result.exited, result.stdout, result.stderr)
 
-    def _timed_out(self, command: Command, timeout: float | None) -> RemoteCommandError:
-        return RemoteCommandError(
-            f"`{command.display()}` on {self.host} did not finish within {timeout}s; "
-            "its channel was closed (the remote process may still be running)"
-        )
+    def _timed_out(self, command: Command, timeout: float | None) -> WlbplanError:
+        if stop.stopping():
+            return Interrupted(f"stopped: `{command.display()}` on {self.host} was ended")
+        return timed_out(self.host, command, timeout,
+                         "its channel was closed (the remote process may still be running)")
 
     def _failed(self, conn: Any, command: Command, exc: Exception | None) -> WlbplanError:
+        if stop.stopping():
+            self.close()
+            return Interrupted(f"stopped: `{command.display()}` on {self.host} was ended")
         # Only the exception's type is shown: invoke's texts embed the unmasked command.
         if exc is not None and conn.is_connected:
             return RemoteCommandError(
@@ -113,6 +123,7 @@ class SshRunner:
         )
 
     def put(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
+        stop.check(self.host)
         sftp = self._sftp()
         parent, name = posixpath.split(remote_path)
         # A private (0700) directory beside the target: the file is unreachable by
@@ -134,6 +145,7 @@ class SshRunner:
             _remove_quietly(sftp, stage, directory=True)
 
     def get(self, remote_path: str) -> bytes:
+        stop.check(self.host)
         sftp = self._sftp()
         try:
             with sftp.open(remote_path, "rb") as handle:

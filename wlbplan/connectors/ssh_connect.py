@@ -23,9 +23,10 @@ from paramiko.ssh_exception import (
     SSHException,
 )
 
+from wlbplan.connectors import stop
 from wlbplan.connectors.ssh_hostkeys import fingerprint, install_host_keys, mismatch_message
 from wlbplan.connectors.ssh_target import SshTarget
-from wlbplan.errors import ConnectError
+from wlbplan.errors import ConnectError, Interrupted
 
 # paramiko reports handshake timeouts as plain SSHExceptions; these are their texts.
 _TIMEOUT_MARKERS = ("Error reading SSH protocol banner", "No existing session", "timed out")
@@ -37,12 +38,16 @@ def open_connection(target: SshTarget, runner_class: type) -> Any:
     conn = _fabric_connection(target, identity, runner_class)
     install_host_keys(conn.client, target)
     try:
-        conn.open()
+        # A stop closes the half-open client: the handshake ends at once.
+        with stop.stoppable(conn.client.close):
+            conn.open()
     except BaseException as exc:
         # paramiko leaves the transport thread running after a failed connect.
         conn.client.close()
         if isinstance(exc, ConnectError) or not isinstance(exc, Exception):
             raise
+        if stop.stopping():
+            raise Interrupted(f"stopped while connecting to {target.address}") from None
         raise _connect_error(target, identity, exc) from exc
     return conn
 

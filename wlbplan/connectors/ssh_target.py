@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from wlbplan.connectors.base import check_timeout
 from wlbplan.model.names import join_host_port, ssh_user_problem
 
 HostKeyPolicy = Literal["strict", "accept-new"]
@@ -23,6 +25,8 @@ class SshTarget:
     known_hosts: Path = Path("~/.ssh/known_hosts")
     host_key_policy: HostKeyPolicy = "strict"
     connect_timeout: float = 10.0
+    command_timeout: float | None = None
+    """How long a command may run when ``run`` is given no timeout (None: unbounded)."""
 
     def __post_init__(self) -> None:
         # Accept str paths from plain callers; the field types stay honest.
@@ -38,8 +42,9 @@ class SshTarget:
             raise ValueError(
                 f"host_key_policy must be strict or accept-new, not {self.host_key_policy!r}"
             )
-        if self.connect_timeout <= 0:
+        if not (math.isfinite(self.connect_timeout) and self.connect_timeout > 0):
             raise ValueError("connect_timeout must be positive")
+        check_timeout(self.command_timeout)
 
     @property
     def address(self) -> str:

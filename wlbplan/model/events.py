@@ -20,6 +20,8 @@ class TargetOutcome:
     undo_failures: tuple[str, ...] = ()
     error: str | None = None
     journal: str | None = None
+    interrupted: bool = False
+    """It ended as it did because the operator asked to stop (not for a failure)."""
 
     @property
     def ok(self) -> bool:

@@ -21,7 +21,7 @@ from wlbplan import actions
 from wlbplan.actions.base import Context
 from wlbplan.core.plan import TargetPlan
 from wlbplan.core.planfile import step_id, target_plan_from_json, target_plan_to_json
-from wlbplan.errors import LockError, StalePlanError, WlbplanError
+from wlbplan.errors import Interrupted, LockError, StalePlanError, WlbplanError
 from wlbplan.model.events import Event, Reporter, TargetOutcome
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.spec import Spec, Target
@@ -29,11 +29,8 @@ from wlbplan.run import lock
 from wlbplan.run.journal import Entry, Journal, JournalError, Replay, journal_owner_alive
 from wlbplan.run.sessions import Sessions
 
-
-class Interrupted(WlbplanError):
-    """The operator asked to stop (SIGINT/SIGTERM); what was done has been undone."""
-
-    exit_code = 130
+__all__ = ["Interrupted", "Reporter", "TargetOutcome", "apply_target", "resume_target",
+           "rollback_target"]
 
 
 @dataclass
@@ -61,9 +58,13 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
     if journal.exists():
         raise JournalError(journal.leftover_message(target.name))
     _check_environment(target, plan)
-    held = lock.acquire(sessions.pool, target, lock_timeout)
+    _not_stopped(target, cancel, "before it began")
+    held = lock.acquire(sessions.pool, target, lock_timeout, cancel=cancel,
+                        waiting=lambda holder: report(_lock_wait_event(target, holder,
+                                                                       lock_timeout)))
     try:
         _still_fresh(target, plan, sessions)
+        _not_stopped(target, cancel, "before its first step")
     except BaseException:
         lock.release(sessions.pool, target, held.id)
         raise
@@ -77,6 +78,17 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
         lock.release(sessions.pool, target, held.id)
         raise
     return _execute(run, held.id, lambda: _run_steps(run))
+
+
+def _not_stopped(target: Target, cancel: threading.Event, when: str) -> None:
+    if cancel.is_set():
+        raise Interrupted(f"{target.name}: stopped {when}; nothing was changed")
+
+
+def _lock_wait_event(target: Target, holder: LockInfo | None, timeout: float) -> Event:
+    who = holder.describe() if holder is not None else "another apply"
+    return _event("lock_waiting", target.name,
+                  f"{target.name}: waiting up to {timeout:g}s for the pool's lock ({who})")
 
 
 def _execute(run: Run, lock_id: str, work: Callable[[], None]) -> TargetOutcome:
@@ -164,7 +176,8 @@ def _roll_back(run: Run, entries: list[Entry], cause: BaseException) -> TargetOu
     status = "rolled_back" if not failures else "rollback_incomplete"
     archived = str(run.journal.end(status)) if not failures else str(run.journal.path)
     return TargetOutcome(name, status, done=tuple(run.done), undone=tuple(undone),
-                         undo_failures=tuple(failures), error=reason, journal=archived)
+                         undo_failures=tuple(failures), error=reason, journal=archived,
+                         interrupted=isinstance(cause, Interrupted | KeyboardInterrupt))
 
 
 def undo_entries(ctx: Context, journal: Journal, entries: list[Entry], report: Reporter,
@@ -251,6 +264,7 @@ def resume_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Pat
         return TargetOutcome(target.name, "nothing_to_do")
     replay = journal.replay()
     plan = _resumable(spec, target, journal, replay)
+    _not_stopped(target, cancel, "before resuming")
     held = _adopt_lock(sessions, target, replay.header.get("lock_id"))
     journal.resume({"lock_id": held.id, "pid": os.getpid(), "host": socket.gethostname(),
                     "owner": held.owner})

@@ -33,7 +33,9 @@ def _ssh_target(spec: Spec, host: str, settings: SshSettings) -> SshTarget:
 
 def _runner(spec: Spec, kind: str, host: str, settings: SshSettings) -> Runner:
     ssh = _ssh_target(spec, host, settings) if kind == "ssh" else None
-    return runner_for(kind, spec.address_of(host) if ssh else host, ssh)
+    # Every command on a target is bounded: a hung host costs at most this.
+    return runner_for(kind, spec.address_of(host) if ssh else host, ssh,
+                      command_timeout=spec.defaults.command_timeout)
 
 
 @contextmanager
