@@ -84,7 +84,8 @@ class EventWriter:
 
 
 def _outcome_json(outcome: TargetOutcome, state: str | None) -> dict[str, Any]:
-    return {"target": outcome.target, "status": outcome.status, "done": list(outcome.done),
+    return {"target": outcome.target, "status": outcome.status,
+            "interrupted": outcome.interrupted, "done": list(outcome.done),
             "undone": list(outcome.undone), "undo_failures": list(outcome.undo_failures),
             "error": outcome.error, "journal": outcome.journal, "state_now": state}
 
@@ -93,11 +94,14 @@ def outcome_lines(outcome: TargetOutcome, state: str | None) -> list[str]:
     head = {
         "applied": f"{outcome.target}: applied ({len(outcome.done)} steps).",
         "nothing_to_do": f"{outcome.target}: nothing to do.",
-        "rolled_back": f"{outcome.target}: FAILED and rolled back: every step done was undone."
+        "rolled_back": f"{outcome.target}: STOPPED and rolled back: every step done was "
+        "undone." if outcome.interrupted
+        else f"{outcome.target}: FAILED and rolled back: every step done was undone."
         if outcome.error else f"{outcome.target}: rolled back: every step the journal "
         "recorded was undone.",
         "rollback_incomplete": f"{outcome.target}: FAILED and the rollback is INCOMPLETE.",
-        "refused": f"{outcome.target}: not applied.",
+        "refused": f"{outcome.target}: stopped before any change (nothing was changed)."
+        if outcome.interrupted else f"{outcome.target}: not applied.",
     }[outcome.status]
     lines = [head]
     if outcome.error:
