@@ -12,7 +12,8 @@ phase of a run, after its last step (``"outcome"`` may limit the journal hooks t
 the lock is still held), ``after_release`` (the lock was released).
 ACTION is ``sigkill`` (the process dies on the spot: no rollback, no cleanup),
 ``sigint``/``sigterm`` (sent to itself, as an operator's Ctrl-C or a service manager
-would), ``fail`` (the step's report raises a StepFailed), or ``pause`` (write the file
+would), ``fail`` (the step's report raises a StepFailed), ``write`` (write ``text`` to
+the file ``path``), or ``pause`` (write the file
 ``mark``, then wait until the file ``until`` exists: the run holds its lock meanwhile).
 
 The hooks wrap the CLI's own progress writer (the event has been printed when it acts),
@@ -58,6 +59,8 @@ def main() -> None:
             time.sleep(0.2)  # let the main thread run the handler, as a real signal would
         elif action == "fail":
             raise StepFailed(f"injected failure on {hook['on']} of step {hook['step']}")
+        elif action == "write":  # change the world as an operator or a host would
+            Path(hook["path"]).write_text(hook["text"])
         elif action == "pause":
             Path(hook["mark"]).write_text(str(os.getpid()))
             deadline = time.monotonic() + float(hook.get("timeout", 60))

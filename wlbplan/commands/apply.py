@@ -260,15 +260,22 @@ def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None
               help="The target whose pool to unlock (needed when the spec has several).")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @click.argument("lock_id")
-def force_unlock(spec: Path, target: str | None, force: bool, lock_id: str) -> int:
+@_state_dir_option
+def force_unlock(spec: Path, target: str | None, force: bool, lock_id: str,
+                 state_dir: Path | None) -> int:
     """Remove a pool's apply lock left by a dead run (needs the exact LOCK_ID).
 
     Only for a lock whose apply is gone and whose journal is lost: `wlbplan rollback`
-    and `wlbplan apply --resume` settle a dead run's lock by themselves.
+    and `wlbplan apply --resume` settle a dead run's lock by themselves. One more case:
+    when this machine holds that run's journal and its rollback was incomplete (what it
+    could not undo was listed, to be done by hand), the journal is closed too, so the
+    next apply can proceed.
     """
     from wlbplan.errors import SpecError, WlbplanError
+    from wlbplan.render.safe import safe
     from wlbplan.run import lock
-    from wlbplan.run.pipeline import select
+    from wlbplan.run.apply import closable_journal
+    from wlbplan.run.pipeline import default_state_dir, select
     from wlbplan.run.sessions import open_sessions
     from wlbplan.spec import load_spec
 
@@ -289,7 +296,16 @@ def force_unlock(spec: Path, target: str | None, force: bool, lock_id: str) -> i
             err=True)
         if answer.strip() != "yes":
             raise WlbplanError("Force-unlock cancelled: the lock was kept.")
+    journal = closable_journal(state_dir or default_state_dir(loaded), chosen, lock_id)
     with open_sessions(loaded, chosen) as sessions:
-        holder = lock.force_unlock(sessions.pool, chosen, lock_id)
-    click.echo(f"{chosen.name}: removed {holder.describe()}")
+        if journal is None or lock.read_lock(sessions.pool, chosen) is not None:
+            holder = lock.force_unlock(sessions.pool, chosen, lock_id)
+            click.echo(f"{chosen.name}: removed {holder.describe()}")
+    if journal is not None:
+        left = journal.replay().incomplete
+        archived = journal.end("rollback_incomplete")
+        click.echo(f"{chosen.name}: closed the journal of the incomplete rollback "
+                   f"({archived}); what it could not undo is yours to restore by hand:")
+        for failure in left:  # host text (xe errors) inside: shown escaped
+            click.echo(f"  {safe(failure)}")
     return 0

@@ -87,7 +87,8 @@ def _outcome_json(outcome: TargetOutcome, state: str | None) -> dict[str, Any]:
     return {"target": outcome.target, "status": outcome.status,
             "interrupted": outcome.interrupted, "done": list(outcome.done),
             "undone": list(outcome.undone), "undo_failures": list(outcome.undo_failures),
-            "error": outcome.error, "journal": outcome.journal, "state_now": state}
+            "error": outcome.error, "journal": outcome.journal, "lock_id": outcome.lock_id,
+            "state_now": state}
 
 
 def outcome_lines(outcome: TargetOutcome, state: str | None) -> list[str]:
@@ -110,6 +111,9 @@ def outcome_lines(outcome: TargetOutcome, state: str | None) -> list[str]:
     if outcome.status == "rollback_incomplete":
         lines.append(f"  the journal is kept at {outcome.journal}; fix the cause, then run "
                      f"`wlbplan rollback SPEC --target {outcome.target}`")
+        lines.append("  or restore by hand what is listed above, then close the journal and "
+                     f"free the pool with `wlbplan force-unlock SPEC --target {outcome.target} "
+                     f"{outcome.lock_id or 'LOCK_ID'}`")
     if state:
         lines.append(f"  now: {state}")
     return lines

@@ -19,6 +19,7 @@ from typing import Any
 
 from wlbplan import actions
 from wlbplan.actions.base import Context
+from wlbplan.actions.by_hand import by_hand
 from wlbplan.core.plan import TargetPlan
 from wlbplan.core.planfile import step_id, target_plan_from_json, target_plan_to_json
 from wlbplan.errors import Interrupted, LockError, StalePlanError, WlbplanError
@@ -97,7 +98,7 @@ def _execute(run: Run, lock_id: str, work: Callable[[], None]) -> TargetOutcome:
     try:
         work()
     except BaseException as exc:  # a failed step, an interruption, or a bug: undo first
-        outcome = _roll_back(run, run.journal.replay().pending_undo(), exc)
+        outcome = _roll_back(run, run.journal.replay().pending_undo(), exc, lock_id)
         if outcome.status == "rolled_back":
             lock.release(pool, run.ctx.target, lock_id)
         if isinstance(exc, WlbplanError | KeyboardInterrupt):
@@ -167,17 +168,21 @@ def _run_steps(run: Run, first: int = 1) -> None:
         raise Interrupted(f"{name}: interrupted during the last step")
 
 
-def _roll_back(run: Run, entries: list[Entry], cause: BaseException) -> TargetOutcome:
+def _roll_back(run: Run, entries: list[Entry], cause: BaseException,
+               lock_id: str) -> TargetOutcome:
     name = run.ctx.target.name
     reason = str(cause) or type(cause).__name__
     run.report(_event("rollback_start", name, f"{name}: rolling back {len(entries)} "
                       f"step(s) because: {reason}"))
     undone, failures = undo_entries(run.ctx, run.journal, entries, run.report)
     status = "rolled_back" if not failures else "rollback_incomplete"
+    if failures:
+        run.journal.incomplete(failures)
     archived = str(run.journal.end(status)) if not failures else str(run.journal.path)
     return TargetOutcome(name, status, done=tuple(run.done), undone=tuple(undone),
                          undo_failures=tuple(failures), error=reason, journal=archived,
-                         interrupted=isinstance(cause, Interrupted | KeyboardInterrupt))
+                         interrupted=isinstance(cause, Interrupted | KeyboardInterrupt),
+                         lock_id=lock_id if failures else None)
 
 
 def undo_entries(ctx: Context, journal: Journal, entries: list[Entry], report: Reporter,
@@ -200,13 +205,29 @@ def undo_entries(ctx: Context, journal: Journal, entries: list[Entry], report: R
             actions.undo(ctx, entry.undo)
         except Exception as err:  # keep undoing the rest; this one is reported
             journal.undone(entry.index, False, str(err), purpose=purpose)
-            failures.append(f"{label}: {err}")
-            report(_event("rollback_errored", name, f"{label}: undo failed: {err}"))
+            said = f"{str(err).rstrip('.')}. By hand: {by_hand(ctx, entry.undo)}"
+            failures.append(f"{label}: {said}")
+            report(_event("rollback_errored", name, f"{label}: undo failed: {said}"))
             continue
         journal.undone(entry.index, True, purpose=purpose)
         undone.append(label)
         report(_event("rollback_complete", name, f"{label}: undone"))
     return undone, failures
+
+
+def closable_journal(state_dir: Path, target: Target, lock_id: str) -> Journal | None:
+    """The journal ``force-unlock LOCK_ID`` may close: this target's, written under that
+    lock by a run that is gone, whose last rollback went through every step and left
+    some undone (listed, with what to do by hand). Any other journal is left alone: a
+    crashed run's still needs `wlbplan rollback`."""
+    journal = Journal(state_dir, target.name)
+    if not journal.exists():
+        return None
+    replay = journal.replay()
+    if replay.header.get("lock_id") != lock_id or not replay.incomplete:
+        return None
+    _refuse_live_owner(target, journal, replay.header, "it rolls back by itself")
+    return journal
 
 
 def _refuse_live_owner(target: Target, journal: Journal, header: dict[str, Any],
@@ -240,8 +261,10 @@ def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: P
                   f"{target.name}: undoing {len(entries)} step(s) from {journal.path}"))
     undone, failures = undo_entries(ctx, journal, entries, report)
     if failures:
+        journal.incomplete(failures)
         return TargetOutcome(target.name, "rollback_incomplete", undone=tuple(undone),
-                             undo_failures=tuple(failures), journal=str(journal.path))
+                             undo_failures=tuple(failures), journal=str(journal.path),
+                             lock_id=lock_id if isinstance(lock_id, str) else None)
     archived = journal.end("rolled_back")
     if lock_id:
         lock.release(sessions.pool, target, lock_id)
