@@ -11,6 +11,8 @@ import os
 import re
 import socket
 import stat
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -463,6 +465,36 @@ def test_a_silent_server_times_out(silent_port: int, tmp_path: Path) -> None:
     message = connect_error(target)
     assert time.monotonic() - started < 5
     assert f"timed out after 0.5s connecting to 127.0.0.1:{silent_port}" in message
+
+
+def test_a_silent_server_is_one_clear_error_and_no_traceback(silent_port: int,
+                                                             tmp_path: Path) -> None:
+    """wlbplan as operators run it: paramiko's transport thread must not print its own
+    tracebacks ("Error reading SSH protocol banner") beside wlbplan's message."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\n"
+        "defaults:\n"
+        f"  ssh: {{port: {silent_port}, identity_file: {other_identity(tmp_path / 'id')}, "
+        f"known_hosts: {tmp_path / 'known_hosts'}, connect_timeout: 1}}\n"
+        "targets:\n"
+        "  - name: t1\n"
+        "    pool: {coordinator: 127.0.0.1}\n"
+        "    wlb: {address: wlb.example.com, ssh_host: 127.0.0.1}\n"
+        "    certificate: {source: self-signed}\n"
+    )
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_COLOR": "1",
+           "HOME": str(tmp_path)}
+    for command in ("inspect", "plan", "audit"):
+        result = subprocess.run([sys.executable, "-m", "wlbplan", command, str(spec)],
+                                capture_output=True, text=True, timeout=60, env=env,
+                                check=False)
+        assert result.returncode == 1, result.stderr
+        assert f"timed out after 1s connecting to 127.0.0.1:{silent_port}" in \
+            result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert "Exception (client)" not in result.stderr
+        assert "SSH protocol banner" not in result.stderr
 
 
 def test_an_unresolvable_name_is_a_dns_error(

@@ -9,6 +9,7 @@ fabric/invoke config files.
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 from typing import Any
 
@@ -27,6 +28,12 @@ from wlbplan.connectors import stop
 from wlbplan.connectors.ssh_hostkeys import fingerprint, install_host_keys, mismatch_message
 from wlbplan.connectors.ssh_target import SshTarget
 from wlbplan.errors import ConnectError, Interrupted
+
+# paramiko's transport thread logs every failed handshake with its traceback; with no
+# logging set up, Python prints those on stderr. The failure reaches the operator once,
+# as the ConnectError below, so paramiko's own records go nowhere unless an application
+# routes them itself.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 # paramiko reports handshake timeouts as plain SSHExceptions; these are their texts.
 _TIMEOUT_MARKERS = ("Error reading SSH protocol banner", "No existing session", "timed out")
