@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -343,6 +344,67 @@ def test_accept_new_appends_without_touching_other_lines(
     assert target.known_hosts.read_text() == (
         f"{existing}\n[127.0.0.1]:{sshd_server.port} {sshd_server.host_public_line}\n"
     )
+
+
+@pytest.mark.ssh
+def test_accept_new_records_a_host_once_when_connections_race(
+    sshd_server: Sshd, target: SshTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two targets on one host in one run: several connections find the host unknown at
+    once (each read known_hosts before any recorded it); the key is written once."""
+    from wlbplan.connectors import ssh_connect
+
+    known_hosts = tmp_path / "fresh" / "known_hosts"
+    racers = 4
+    everyone_read = threading.Barrier(racers, timeout=20)
+    real_install = ssh_connect.install_host_keys
+
+    def install_then_wait(client: paramiko.SSHClient, target: SshTarget) -> None:
+        real_install(client, target)
+        everyone_read.wait()  # nobody connects before all have read the empty file
+
+    monkeypatch.setattr(ssh_connect, "install_host_keys", install_then_wait)
+    accept_new = with_(target, known_hosts=known_hosts, host_key_policy="accept-new")
+    runners = [SshRunner(accept_new) for _ in range(racers)]
+    outputs: list[str] = []
+
+    def connect(runner: SshRunner) -> None:
+        outputs.append(runner.run(Command(("echo", "hi"))).stdout)
+
+    threads = [threading.Thread(target=connect, args=(r,)) for r in runners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for runner in runners:
+        runner.close()
+    assert outputs == ["hi\n"] * racers
+    assert known_hosts.read_text() == (
+        f"[127.0.0.1]:{sshd_server.port} {sshd_server.host_public_line}\n"
+    )
+
+
+@pytest.mark.ssh
+def test_accept_new_refuses_a_key_recorded_meanwhile_that_differs(
+    sshd_server: Sshd, target: SshTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run recorded another key for this host after this one read the file."""
+    from wlbplan.connectors import ssh_connect
+
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    impostor = f"[127.0.0.1]:{sshd_server.port} {other_public_line()}\n"
+    real_install = ssh_connect.install_host_keys
+
+    def install_then_someone_writes(client: paramiko.SSHClient, target: SshTarget) -> None:
+        real_install(client, target)
+        known_hosts.write_text(impostor)
+
+    monkeypatch.setattr(ssh_connect, "install_host_keys", install_then_someone_writes)
+    message = connect_error(with_(target, known_hosts=known_hosts,
+                                  host_key_policy="accept-new"))
+    assert "HOST KEY MISMATCH" in message
+    assert known_hosts.read_text() == impostor
 
 
 @pytest.mark.ssh

@@ -8,9 +8,11 @@ are never loaded.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import os
 import shlex
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,19 +73,44 @@ def _known_hosts_entries(text: str) -> Iterator[tuple[str | None, HostKeyEntry]]
             yield marker, entry
 
 
-def _append_known_host(path: Path, name: str, key: paramiko.PKey) -> None:
-    """Append one line (never rewrite the file: other tools' lines and comments stay).
+# One recorder at a time in this process; other processes are kept out by flock.
+_RECORDING = threading.Lock()
 
-    O_APPEND keeps concurrent appends from parallel runs whole.
+
+def _record_known_host(target: SshTarget, path: Path, name: str, key: paramiko.PKey) -> None:
+    """Record ``name``'s key once: under a lock the file is read again, so a line that
+    another connection of this run (two targets on one host) or another wlbplan wrote
+    meanwhile is used rather than written twice; a different key recorded meanwhile is
+    a mismatch, a revoked one refused.
+
+    Append one line (never rewrite the file: other tools' lines and comments stay).
     """
-    line = f"{name} {key.get_name()} {key.get_base64()}\n"
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "r+b") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            line = "\n" + line
-        handle.write(line.encode())
+    with _RECORDING:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+b") as handle:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when the file is closed
+            known, revoked = read_known_hosts(path)
+            if key.asbytes() in revoked:
+                raise ConnectError(_revoked_message(target, key))
+            recorded = paramiko.HostKeys()
+            for known_name, known_key in known:
+                recorded.add(known_name, known_key.get_name(), known_key)
+            already = recorded.lookup(name)
+            if already is not None and key.get_name() in already:
+                if already[key.get_name()].asbytes() == key.asbytes():
+                    return
+                raise ConnectError(mismatch_message(target, already[key.get_name()], key))
+            line = f"{name} {key.get_name()} {key.get_base64()}\n"
+            size = handle.seek(0, os.SEEK_END)
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = "\n" + line
+            handle.write(line.encode())
+
+
+def _revoked_message(target: SshTarget, key: paramiko.PKey) -> str:
+    return (f"host key {key.get_name()} {fingerprint(key)} offered by {target.address} "
+            f"is marked @revoked in {target.known_hosts.expanduser()}; refusing to connect")
 
 
 class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
@@ -97,10 +124,7 @@ class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
         if key.asbytes() in self.revoked:
-            raise ConnectError(
-                f"host key {key.get_name()} {fingerprint(key)} offered by {self.target.address} "
-                f"is marked @revoked in {self.target.known_hosts.expanduser()}; refusing to connect"
-            )
+            raise ConnectError(_revoked_message(self.target, key))
         self.unknown(client, hostname, key)
 
     def unknown(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
@@ -125,7 +149,7 @@ class _AcceptNew(_HostKeyPolicy):
     def unknown(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         known_hosts = self.target.known_hosts.expanduser()
         try:
-            _append_known_host(known_hosts, hostname, key)
+            _record_known_host(self.target, known_hosts, hostname, key)
         except OSError as exc:
             # Unrecorded, the next run would trust whatever key it is offered again.
             raise ConnectError(
