@@ -9,6 +9,7 @@ import base64
 import hashlib
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -24,7 +25,7 @@ import fabric
 import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from wlbplan.connectors.factory import runner_for
 from wlbplan.connectors.ssh import SshRunner, SshTarget
@@ -476,6 +477,119 @@ def test_only_the_given_identity_is_offered(target: SshTarget, tmp_path: Path) -
     wrong = other_identity(tmp_path / "wrong_key")
     message = connect_error(with_(target, identity_file=wrong))
     assert "authentication failed" in message
+
+
+# --- no identity_file: OpenSSH's defaults and the agent, as documented -----------------
+
+
+@pytest.fixture
+def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME with an empty ~/.ssh and no agent."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True, mode=0o700)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return home
+
+
+@pytest.fixture
+def authorized_ecdsa(sshd_server: Sshd) -> Iterator[tuple[bytes, str]]:
+    """An ECDSA key the server accepts for the duration of the test: (private PEM, public)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    authorized = sshd_server.layout.authorized_keys
+    before = authorized.read_text()
+    authorized.write_text(before.rstrip("\n") + f"\n{public}\n")
+    try:
+        yield private, public
+    finally:
+        authorized.write_text(before)
+
+
+def _without_identity(target: SshTarget) -> SshTarget:
+    return with_(target, identity_file=None)
+
+
+@pytest.mark.ssh
+def test_without_identity_file_the_default_key_files_are_offered(
+    target: SshTarget, empty_home: Path, authorized_ecdsa: tuple[bytes, str]
+) -> None:
+    write_private(empty_home / ".ssh" / "id_ecdsa", authorized_ecdsa[0])
+    with SshRunner(_without_identity(target)) as runner:
+        assert runner.run(Command(("echo", "by default"))).stdout == "by default\n"
+
+
+@pytest.fixture
+def agent(sshd_server: Sshd, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A real ssh-agent (stopped by its pid) holding the lab's client key."""
+    if shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None:
+        pytest.skip("ssh-agent/ssh-add are not installed (openssh-client)")
+    sock = tmp_path / "agent.sock"
+    proc = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert time.monotonic() < deadline, "ssh-agent did not start"
+            time.sleep(0.02)
+        added = subprocess.run(["ssh-add", str(sshd_server.layout.client_key)],
+                               env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
+                               capture_output=True, text=True, timeout=10, check=False)
+        assert added.returncode == 0, added.stderr
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        yield sock
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.mark.ssh
+def test_without_identity_file_the_agent_is_offered(
+    target: SshTarget, empty_home: Path, agent: Path
+) -> None:
+    with SshRunner(_without_identity(target)) as runner:
+        assert runner.run(Command(("echo", "by agent"))).stdout == "by agent\n"
+
+
+@pytest.mark.ssh
+def test_without_identity_file_and_nothing_to_offer_the_error_says_what_was_tried(
+    target: SshTarget, empty_home: Path
+) -> None:
+    message = connect_error(_without_identity(target))
+    assert "no ssh.identity_file" in message
+    assert "ssh-agent" in message
+    assert "~/.ssh/id_rsa" in message
+
+
+@pytest.mark.ssh
+def test_a_spec_without_identity_file_logs_in_with_the_defaults(
+    sshd_server: Sshd, target: SshTarget, empty_home: Path, authorized_ecdsa: tuple[bytes, str],
+    tmp_path: Path
+) -> None:
+    from wlbplan.run.sessions import open_sessions
+    from wlbplan.spec import load_spec
+
+    write_private(empty_home / ".ssh" / "id_ecdsa", authorized_ecdsa[0])
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(
+        "version: 1\n"
+        "defaults:\n"
+        f"  ssh: {{user: {target.user}, port: {target.port}, "
+        f"known_hosts: {target.known_hosts}}}\n"
+        "targets:\n"
+        "  - name: t1\n"
+        "    pool: {coordinator: 127.0.0.1}\n"
+        "    wlb: {address: wlb.example.com, ssh_host: 127.0.0.1}\n"
+        "    certificate: {source: self-signed}\n"
+    )
+    spec = load_spec(spec_path)
+    with open_sessions(spec, spec.targets[0]) as sessions:
+        assert sessions.pool.run(Command(("echo", "spec"))).stdout == "spec\n"
 
 
 # --- connection errors ---------------------------------------------------------------

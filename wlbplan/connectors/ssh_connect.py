@@ -1,9 +1,10 @@
 """Opening one SSH connection: fabric with its permissive defaults turned off, and every
 way a connect can fail turned into one actionable ConnectError.
 
-The only credential is the spec's identity file: no ssh-agent, no ``~/.ssh/id_*``, no
-ssh_config (which could redirect host, port, user, keys or add a ProxyCommand), no
-fabric/invoke config files.
+Credentials: the spec's ``identity_file`` and nothing else when it is set (no agent, no
+``~/.ssh/id_*``); when it is unset, what OpenSSH would offer by default: the ssh-agent's
+keys, then ``~/.ssh/id_rsa``, ``id_ecdsa``, ``id_ed25519``. Never ssh_config (which could
+redirect host, port, user, keys or add a ProxyCommand), nor fabric/invoke config files.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from pathlib import Path
 from typing import Any
 
 import paramiko
@@ -41,7 +43,8 @@ _TIMEOUT_MARKERS = ("Error reading SSH protocol banner", "No existing session", 
 
 def open_connection(target: SshTarget, runner_class: type) -> Any:
     """A connected fabric.Connection whose ``run`` uses ``runner_class``."""
-    identity = _load_identity(target)
+    given = target.identity_file
+    identity = _load_identity(target, given) if given is not None else None
     conn = _fabric_connection(target, identity, runner_class)
     install_host_keys(conn.client, target)
     try:
@@ -59,8 +62,14 @@ def open_connection(target: SshTarget, runner_class: type) -> Any:
     return conn
 
 
-def _fabric_connection(target: SshTarget, identity: paramiko.PKey, runner_class: type) -> Any:
+def _fabric_connection(target: SshTarget, identity: paramiko.PKey | None,
+                       runner_class: type) -> Any:
     timeout = target.connect_timeout
+    # The spec's key alone, or (none given) OpenSSH's defaults: the agent, ~/.ssh/id_*.
+    keys: dict[str, Any] = (
+        {"pkey": identity, "look_for_keys": False, "allow_agent": False}
+        if identity is not None else {"look_for_keys": True, "allow_agent": True}
+    )
     config = Config(
         overrides={
             "load_ssh_configs": False,
@@ -79,9 +88,7 @@ def _fabric_connection(target: SshTarget, identity: paramiko.PKey, runner_class:
         config=config,
         forward_agent=False,
         connect_kwargs={
-            "pkey": identity,
-            "look_for_keys": False,
-            "allow_agent": False,
+            **keys,
             # Given here, not as connect_timeout=: fabric int()s that (0.5 → no timeout).
             "timeout": timeout,
             "banner_timeout": timeout,
@@ -91,8 +98,8 @@ def _fabric_connection(target: SshTarget, identity: paramiko.PKey, runner_class:
     )
 
 
-def _load_identity(target: SshTarget) -> paramiko.PKey:
-    path = target.identity_file.expanduser()
+def _load_identity(target: SshTarget, given: Path) -> paramiko.PKey:
+    path = given.expanduser()
     who = f"{target.user}@{target.address}"
     # from None: the loaders' exceptions may hold the key file's bytes.
     try:
@@ -112,16 +119,29 @@ def _load_identity(target: SshTarget) -> paramiko.PKey:
     raise ConnectError(f"identity file {path} (for {who}) {problem}") from None
 
 
-def _connect_error(target: SshTarget, identity: paramiko.PKey, exc: Exception) -> ConnectError:
+_DEFAULT_KEYS = "the ssh-agent's keys (SSH_AUTH_SOCK) and ~/.ssh/id_rsa, id_ecdsa, id_ed25519"
+
+
+def _connect_error(target: SshTarget, identity: paramiko.PKey | None,
+                   exc: Exception) -> ConnectError:
     where = target.address
     if isinstance(exc, BadHostKeyException):
         return ConnectError(mismatch_message(target, exc.expected_key, exc.key))
-    if isinstance(exc, AuthenticationException):
+    given = target.identity_file
+    if isinstance(exc, AuthenticationException) and identity is not None and given:
         return ConnectError(
             f"SSH authentication failed for user {target.user!r} at {where}: the server "
-            f"refused the key {target.identity_file.expanduser()} ({fingerprint(identity)}). "
+            f"refused the key {given.expanduser()} ({fingerprint(identity)}). "
             f"Check that its public key is in {target.user}'s authorized_keys on "
             f"{target.host}. wlbplan offers only this key (no agent, no ~/.ssh keys)."
+        )
+    if identity is None and (isinstance(exc, AuthenticationException) or
+                             "No authentication methods available" in str(exc)):
+        return ConnectError(
+            f"SSH authentication failed for user {target.user!r} at {where}: the spec sets "
+            f"no ssh.identity_file, and {_DEFAULT_KEYS} offered none the server accepts "
+            "(or none exist). Set ssh.identity_file to the key whose public half is in "
+            f"{target.user}'s authorized_keys on {target.host}."
         )
     if isinstance(exc, socket.gaierror):
         return ConnectError(

@@ -21,7 +21,8 @@ class SshTarget:
     host: str
     port: int = 22
     user: str = "root"
-    identity_file: Path = Path("~/.ssh/id_ed25519")
+    identity_file: Path | None = None
+    """The one key to log in with; None: OpenSSH's default key files and the agent."""
     known_hosts: Path = Path("~/.ssh/known_hosts")
     host_key_policy: HostKeyPolicy = "strict"
     connect_timeout: float = 10.0
@@ -30,7 +31,8 @@ class SshTarget:
 
     def __post_init__(self) -> None:
         # Accept str paths from plain callers; the field types stay honest.
-        object.__setattr__(self, "identity_file", Path(self.identity_file))
+        if self.identity_file is not None:
+            object.__setattr__(self, "identity_file", Path(self.identity_file))
         object.__setattr__(self, "known_hosts", Path(self.known_hosts))
         _check_host(self.host)
         if not 0 < self.port < 65536:

@@ -24,7 +24,7 @@ def _ssh_target(spec: Spec, host: str, settings: SshSettings) -> SshTarget:
         host=spec.address_of(host),
         port=settings.port,
         user=settings.user,
-        identity_file=settings.identity_file or Path("~/.ssh/id_ed25519"),
+        identity_file=settings.identity_file,  # None: OpenSSH's default keys and the agent
         known_hosts=settings.known_hosts or Path("~/.ssh/known_hosts"),
         host_key_policy=settings.host_key_policy,
         connect_timeout=settings.connect_timeout,
