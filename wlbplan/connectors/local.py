@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from wlbplan.connectors import stop
-from wlbplan.connectors.base import check_timeout, timed_out
+from wlbplan.connectors.timeouts import check_timeout, timed_out
 from wlbplan.errors import Interrupted, RemoteCommandError
 from wlbplan.model.command import Command, CommandResult
 

@@ -27,10 +27,10 @@ from invoke.exceptions import CommandTimedOut, ThreadException
 from paramiko.ssh_exception import SSHException
 
 from wlbplan.connectors import stop
-from wlbplan.connectors.base import timed_out
 from wlbplan.connectors.ssh_connect import open_connection
 from wlbplan.connectors.ssh_hostkeys import fingerprint
 from wlbplan.connectors.ssh_target import HOST_KEY_POLICIES, HostKeyPolicy, SshTarget
+from wlbplan.connectors.timeouts import timed_out
 from wlbplan.errors import ConnectError, Interrupted, RemoteCommandError, WlbplanError
 from wlbplan.model.command import Command, CommandResult
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from wlbplan.connectors.base import check_timeout
+from wlbplan.connectors.timeouts import check_timeout
 from wlbplan.model.names import join_host_port, ssh_user_problem
 
 HostKeyPolicy = Literal["strict", "accept-new"]
