@@ -7,6 +7,10 @@ import math
 
 from wlbplan.errors import CommandTimeout
 from wlbplan.model.command import Command
+from wlbplan.model.text import clip
+
+# An inspection script is pages long: its head names it well enough in one message.
+_SHOWN = 160
 
 
 def check_timeout(seconds: float | None, what: str = "command_timeout") -> float | None:
@@ -21,6 +25,7 @@ def timed_out(host: str, command: Command, seconds: float | None, fate: str) -> 
     is reported unreachable (it no longer answers in time), the command masked."""
     within = f"{seconds:g}s" if seconds is not None else "its timeout"
     return CommandTimeout(
-        f"{host} is unreachable: `{command.display()}` did not finish within {within} and "
+        f"{host} is unreachable: `{clip(command.display(), _SHOWN)}` did not finish within "
+        f"{within} and "
         f"{fate}. If the host is only slow, raise defaults.command_timeout in the spec."
     )
