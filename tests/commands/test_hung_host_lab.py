@@ -110,10 +110,10 @@ def two_pools(request: pytest.FixtureRequest,
 
 @pytest.fixture
 def hung(two_pools: control.Lab, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """A spec whose first pool's xe hangs (command_timeout 2 s); its pids killed after."""
+    """A spec whose first pool's xe hangs (command_timeout 6 s); its pids killed after."""
     xe, pids = hanging_xe(tmp_path)
     try:
-        yield spec_with(two_pools, tmp_path, xe, command_timeout=2), pids
+        yield spec_with(two_pools, tmp_path, xe, command_timeout=6), pids
     finally:
         kill_all(listed_pids(pids))
 
@@ -121,7 +121,7 @@ def hung(two_pools: control.Lab, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 def _unreachable(stderr: str) -> None:
     assert "Traceback" not in stderr
     assert re.search(rf"\b{HUNG}( \(unreachable\))?: .* is unreachable: .* did not finish "
-                     r"within 2s", stderr), stderr
+                     r"within 6s", stderr), stderr
     assert not re.search(rf"\b{FINE}( \(unreachable\))?: ", stderr), \
         "the other target was not inspected"
 
@@ -131,7 +131,7 @@ def test_a_hung_xe_is_that_host_unreachable(hung: tuple[Path, Path], command: st
     spec, _ = hung
     started = time.monotonic()
     result = wlbplan(command, spec)
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 45
     assert result.returncode == 1, result.stdout + result.stderr
     _unreachable(result.stderr)
 
@@ -140,13 +140,13 @@ def test_audit_reports_the_hung_target_and_the_other_one(hung: tuple[Path, Path]
     spec, _ = hung
     started = time.monotonic()
     result = wlbplan("audit", spec, "--format", "json")
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 45
     assert result.returncode == 1, result.stdout + result.stderr
     document = json.loads(result.stdout)
     rules = {t["name"]: {f["rule_id"]: f for f in t["findings"]}
              for t in document["targets"]}
     assert "WLB-TARGET-UNREACHABLE" in rules[HUNG]
-    assert "did not finish within 2s" in rules[HUNG]["WLB-TARGET-UNREACHABLE"]["message"]
+    assert "did not finish within 6s" in rules[HUNG]["WLB-TARGET-UNREACHABLE"]["message"]
     assert "WLB-TARGET-UNREACHABLE" not in rules[FINE]
     assert rules[FINE], "the other target was not audited"
 
@@ -158,7 +158,7 @@ def test_apply_refuses_with_the_hung_host_and_changes_nothing(
     before = xe_state.load(layout.pool_state)
     started = time.monotonic()
     result = wlbplan("apply", spec, "--auto-approve")
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 45
     assert result.returncode == 1, result.stdout + result.stderr
     _unreachable(result.stderr)
     assert xe_state.load(layout.pool_state) == before
