@@ -5,7 +5,8 @@ start a line of its own (a forged progress line, or a workflow command in a CI l
 
 The JSON form follows terraform's machine-readable UI: every line has ``@level``,
 ``@message``, ``@module``, ``@timestamp`` and ``type`` (apply_start, apply_complete,
-apply_errored, rollback_start, rollback_complete, rollback_errored, summary).
+apply_errored, rollback_start, rollback_complete, rollback_errored, lock_waiting,
+stop_after_finish, summary).
 """
 
 from __future__ import annotations
