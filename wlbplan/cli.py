@@ -6,17 +6,24 @@ Exit codes (the same in every command): 0 success/nothing to do, 1 expected erro
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import tempfile
+import threading
+import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 import click
 
 from wlbplan import __version__
-from wlbplan.errors import SpecError, StalePlanError, WlbplanError
+from wlbplan.connectors import stop
+from wlbplan.errors import Interrupted, SpecError, StalePlanError, WlbplanError
 from wlbplan.model.text import visible
 
 EXIT_OK = 0
@@ -24,6 +31,8 @@ EXIT_ERROR = 1
 EXIT_ACTION = 2
 EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
+# After a stop, how long worker threads get to notice that their commands were ended.
+_STOP_GRACE = 1.0
 
 def _log_bug(exc: BaseException) -> Path:
     fd, name = tempfile.mkstemp(prefix="wlbplan-crash-", suffix=".log")
@@ -67,16 +76,56 @@ def error_text(err: WlbplanError) -> str:
     return "\n".join(visible(line) for line in [f"Error: {lines[0]}", *lines[1:]])
 
 
+def _stop_now(signum: int, frame: FrameType | None) -> None:
+    stop.stop_all()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signals_stop() -> Iterator[None]:
+    """SIGINT and SIGTERM end every command in flight (local process groups killed, SSH
+    connections closed, see connectors.stop) and unwind as KeyboardInterrupt. An apply
+    holds them while its steps run instead (commands/apply.py)."""
+    try:
+        previous = {sig: signal.signal(sig, _stop_now) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals are not ours to take
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _exit_interrupted() -> NoReturn:
+    """Exit 130 now: every command was ended, so worker threads return at once; one that
+    does not (a child that escaped its process group still holding a pipe) is not waited
+    for."""
+    click.echo("Interrupted.", err=True)
+    stop.stop_all()
+    deadline = time.monotonic() + _STOP_GRACE
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon and t is not threading.current_thread()
+           for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_INTERRUPTED)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: map every outcome to the documented exit codes."""
     try:
-        rv = cli.main(args=argv, prog_name="wlbplan", standalone_mode=False)
+        with _signals_stop():
+            rv = cli.main(args=argv, prog_name="wlbplan", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort, Interrupted):
+        _exit_interrupted()
     except WlbplanError as err:
         click.echo(error_text(err), err=True)
         sys.exit(err.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("Interrupted.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.ClickException as usage:

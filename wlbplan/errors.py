@@ -38,6 +38,16 @@ class RemoteCommandError(WlbplanError):
     """A command on a host exited non-zero."""
 
 
+class CommandTimeout(ConnectError):
+    """A command on a host did not finish in time: that host counts as unreachable."""
+
+
+class Interrupted(WlbplanError):
+    """The operator asked to stop (SIGINT/SIGTERM)."""
+
+    exit_code = 130
+
+
 class StalePlanError(WlbplanError):
     """A saved plan no longer matches the spec or the observed state."""
 

@@ -12,10 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from wlbplan.connectors import stop
 from wlbplan.connectors.ssh import SshRunner, SshTarget
 from wlbplan.errors import LabError
 from wlbplan.lab import sshd
 from wlbplan.lab.procs import alive, free_port
+
+
+@pytest.fixture(autouse=True)
+def _no_stop_left_over() -> Iterator[None]:
+    """A test that stops every runner must not leave the next one's runners refusing."""
+    yield
+    stop.reset()
 
 
 @pytest.fixture

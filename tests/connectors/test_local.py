@@ -13,7 +13,7 @@ import pytest
 
 from wlbplan.connectors.factory import runner_for
 from wlbplan.connectors.local import LocalRunner
-from wlbplan.errors import RemoteCommandError
+from wlbplan.errors import CommandTimeout, RemoteCommandError
 from wlbplan.lab.procs import alive
 from wlbplan.limits import OUTPUT, TooLarge
 from wlbplan.model.command import MASK, Command, script
@@ -77,10 +77,11 @@ def test_timeout_kills_the_whole_process_group_and_masks_secrets(
         secrets=(secret,),
     )
     started = time.monotonic()
-    with pytest.raises(RemoteCommandError) as caught:
+    with pytest.raises(CommandTimeout) as caught:
         runner.run(command, timeout=0.5)
     assert time.monotonic() - started < 5
     message = str(caught.value)
+    assert "local is unreachable" in message
     assert "did not finish within 0.5s" in message
     assert MASK in message
     whole = "".join(traceback.format_exception(caught.value))

@@ -9,8 +9,12 @@ import base64
 import hashlib
 import os
 import re
+import shutil
 import socket
 import stat
+import subprocess
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -21,11 +25,11 @@ import fabric
 import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from wlbplan.connectors.factory import runner_for
 from wlbplan.connectors.ssh import SshRunner, SshTarget
-from wlbplan.errors import ConnectError, RemoteCommandError
+from wlbplan.errors import CommandTimeout, ConnectError, RemoteCommandError
 from wlbplan.lab.pki import write_private
 from wlbplan.lab.procs import free_port
 from wlbplan.limits import OUTPUT, TooLarge
@@ -131,12 +135,12 @@ def test_timeout_is_a_clear_error_with_secrets_masked_and_the_runner_survives(
     secret = "s3cret-Token"
     command = Command(("sh", "-c", "sleep 30", "sh", secret), secrets=(secret,))
     started = time.monotonic()
-    with pytest.raises(RemoteCommandError) as caught:
+    with pytest.raises(CommandTimeout) as caught:
         ssh_runner.run(command, timeout=0.5)
     assert time.monotonic() - started < 5
     message = str(caught.value)
+    assert f"{ssh_runner.host} is unreachable" in message
     assert "did not finish within 0.5s" in message
-    assert ssh_runner.host in message
     assert MASK in message
     assert secret not in "".join(traceback.format_exception(caught.value))
     assert ssh_runner.run(Command(("echo", "still here"))).stdout == "still here\n"
@@ -345,6 +349,67 @@ def test_accept_new_appends_without_touching_other_lines(
 
 
 @pytest.mark.ssh
+def test_accept_new_records_a_host_once_when_connections_race(
+    sshd_server: Sshd, target: SshTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two targets on one host in one run: several connections find the host unknown at
+    once (each read known_hosts before any recorded it); the key is written once."""
+    from wlbplan.connectors import ssh_connect
+
+    known_hosts = tmp_path / "fresh" / "known_hosts"
+    racers = 4
+    everyone_read = threading.Barrier(racers, timeout=20)
+    real_install = ssh_connect.install_host_keys
+
+    def install_then_wait(client: paramiko.SSHClient, target: SshTarget) -> None:
+        real_install(client, target)
+        everyone_read.wait()  # nobody connects before all have read the empty file
+
+    monkeypatch.setattr(ssh_connect, "install_host_keys", install_then_wait)
+    accept_new = with_(target, known_hosts=known_hosts, host_key_policy="accept-new")
+    runners = [SshRunner(accept_new) for _ in range(racers)]
+    outputs: list[str] = []
+
+    def connect(runner: SshRunner) -> None:
+        outputs.append(runner.run(Command(("echo", "hi"))).stdout)
+
+    threads = [threading.Thread(target=connect, args=(r,)) for r in runners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for runner in runners:
+        runner.close()
+    assert outputs == ["hi\n"] * racers
+    assert known_hosts.read_text() == (
+        f"[127.0.0.1]:{sshd_server.port} {sshd_server.host_public_line}\n"
+    )
+
+
+@pytest.mark.ssh
+def test_accept_new_refuses_a_key_recorded_meanwhile_that_differs(
+    sshd_server: Sshd, target: SshTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run recorded another key for this host after this one read the file."""
+    from wlbplan.connectors import ssh_connect
+
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    impostor = f"[127.0.0.1]:{sshd_server.port} {other_public_line()}\n"
+    real_install = ssh_connect.install_host_keys
+
+    def install_then_someone_writes(client: paramiko.SSHClient, target: SshTarget) -> None:
+        real_install(client, target)
+        known_hosts.write_text(impostor)
+
+    monkeypatch.setattr(ssh_connect, "install_host_keys", install_then_someone_writes)
+    message = connect_error(with_(target, known_hosts=known_hosts,
+                                  host_key_policy="accept-new"))
+    assert "HOST KEY MISMATCH" in message
+    assert known_hosts.read_text() == impostor
+
+
+@pytest.mark.ssh
 @pytest.mark.parametrize("policy", ["strict", "accept-new"])
 def test_a_revoked_host_key_is_refused(sshd_server: Sshd, target: SshTarget, policy: str) -> None:
     original = target.known_hosts.read_text()
@@ -415,6 +480,119 @@ def test_only_the_given_identity_is_offered(target: SshTarget, tmp_path: Path) -
     assert "authentication failed" in message
 
 
+# --- no identity_file: OpenSSH's defaults and the agent, as documented -----------------
+
+
+@pytest.fixture
+def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME with an empty ~/.ssh and no agent."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True, mode=0o700)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return home
+
+
+@pytest.fixture
+def authorized_ecdsa(sshd_server: Sshd) -> Iterator[tuple[bytes, str]]:
+    """An ECDSA key the server accepts for the duration of the test: (private PEM, public)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    authorized = sshd_server.layout.authorized_keys
+    before = authorized.read_text()
+    authorized.write_text(before.rstrip("\n") + f"\n{public}\n")
+    try:
+        yield private, public
+    finally:
+        authorized.write_text(before)
+
+
+def _without_identity(target: SshTarget) -> SshTarget:
+    return with_(target, identity_file=None)
+
+
+@pytest.mark.ssh
+def test_without_identity_file_the_default_key_files_are_offered(
+    target: SshTarget, empty_home: Path, authorized_ecdsa: tuple[bytes, str]
+) -> None:
+    write_private(empty_home / ".ssh" / "id_ecdsa", authorized_ecdsa[0])
+    with SshRunner(_without_identity(target)) as runner:
+        assert runner.run(Command(("echo", "by default"))).stdout == "by default\n"
+
+
+@pytest.fixture
+def agent(sshd_server: Sshd, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A real ssh-agent (stopped by its pid) holding the lab's client key."""
+    if shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None:
+        pytest.skip("ssh-agent/ssh-add are not installed (openssh-client)")
+    sock = tmp_path / "agent.sock"
+    proc = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert time.monotonic() < deadline, "ssh-agent did not start"
+            time.sleep(0.02)
+        added = subprocess.run(["ssh-add", str(sshd_server.layout.client_key)],
+                               env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
+                               capture_output=True, text=True, timeout=10, check=False)
+        assert added.returncode == 0, added.stderr
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        yield sock
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.mark.ssh
+def test_without_identity_file_the_agent_is_offered(
+    target: SshTarget, empty_home: Path, agent: Path
+) -> None:
+    with SshRunner(_without_identity(target)) as runner:
+        assert runner.run(Command(("echo", "by agent"))).stdout == "by agent\n"
+
+
+@pytest.mark.ssh
+def test_without_identity_file_and_nothing_to_offer_the_error_says_what_was_tried(
+    target: SshTarget, empty_home: Path
+) -> None:
+    message = connect_error(_without_identity(target))
+    assert "no ssh.identity_file" in message
+    assert "ssh-agent" in message
+    assert "~/.ssh/id_rsa" in message
+
+
+@pytest.mark.ssh
+def test_a_spec_without_identity_file_logs_in_with_the_defaults(
+    sshd_server: Sshd, target: SshTarget, empty_home: Path, authorized_ecdsa: tuple[bytes, str],
+    tmp_path: Path
+) -> None:
+    from wlbplan.run.sessions import open_sessions
+    from wlbplan.spec import load_spec
+
+    write_private(empty_home / ".ssh" / "id_ecdsa", authorized_ecdsa[0])
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(
+        "version: 1\n"
+        "defaults:\n"
+        f"  ssh: {{user: {target.user}, port: {target.port}, "
+        f"known_hosts: {target.known_hosts}}}\n"
+        "targets:\n"
+        "  - name: t1\n"
+        "    pool: {coordinator: 127.0.0.1}\n"
+        "    wlb: {address: wlb.example.com, ssh_host: 127.0.0.1}\n"
+        "    certificate: {source: self-signed}\n"
+    )
+    spec = load_spec(spec_path)
+    with open_sessions(spec, spec.targets[0]) as sessions:
+        assert sessions.pool.run(Command(("echo", "spec"))).stdout == "spec\n"
+
+
 # --- connection errors ---------------------------------------------------------------
 
 
@@ -466,6 +644,36 @@ def test_a_silent_server_times_out(silent_port: int, tmp_path: Path) -> None:
     assert f"timed out after 0.5s connecting to 127.0.0.1:{silent_port}" in message
 
 
+def test_a_silent_server_is_one_clear_error_and_no_traceback(silent_port: int,
+                                                             tmp_path: Path) -> None:
+    """wlbplan as operators run it: paramiko's transport thread must not print its own
+    tracebacks ("Error reading SSH protocol banner") beside wlbplan's message."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\n"
+        "defaults:\n"
+        f"  ssh: {{port: {silent_port}, identity_file: {other_identity(tmp_path / 'id')}, "
+        f"known_hosts: {tmp_path / 'known_hosts'}, connect_timeout: 1}}\n"
+        "targets:\n"
+        "  - name: t1\n"
+        "    pool: {coordinator: 127.0.0.1}\n"
+        "    wlb: {address: wlb.example.com, ssh_host: 127.0.0.1}\n"
+        "    certificate: {source: self-signed}\n"
+    )
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_COLOR": "1",
+           "HOME": str(tmp_path)}
+    for command in ("inspect", "plan", "audit"):
+        result = subprocess.run([sys.executable, "-m", "wlbplan", command, str(spec)],
+                                capture_output=True, text=True, timeout=60, env=env,
+                                check=False)
+        assert result.returncode == 1, result.stderr
+        assert f"timed out after 1s connecting to 127.0.0.1:{silent_port}" in \
+            result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert "Exception (client)" not in result.stderr
+        assert "SSH protocol banner" not in result.stderr
+
+
 def test_an_unresolvable_name_is_a_dns_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -495,6 +703,9 @@ def test_target_validates_policy_port_and_timeout() -> None:
         SshTarget("h", port=0)
     with pytest.raises(ValueError, match="connect_timeout"):
         SshTarget("h", connect_timeout=0)
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="command_timeout"):
+            SshTarget("h", command_timeout=bad)
     assert SshTarget("::1", port=2222).address == "[::1]:2222"
     assert SshTarget("h").known_hosts_name == "h"
     assert SshTarget("h", port=2222).known_hosts_name == "[h]:2222"

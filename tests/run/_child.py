@@ -6,14 +6,18 @@ HOOK_JSON: ``{"on": EVENT_TYPE, "step": K, "do": ACTION, ...}`` or a list of suc
 ``"target": NAME`` limits a hook to one target. EVENT_TYPE is an apply event
 (``apply_start``: step K is about to be journaled and run; ``apply_complete``), a rollback
 one (``rollback_complete``: K is the step whose undo just finished), or ``before_done``:
-step K has run (its effect is there) and is about to be journaled as done.
+step K has run (its effect is there) and is about to be journaled as done. The closing
+phase of a run, after its last step (``"outcome"`` may limit the journal hooks to one):
+``before_end`` (the journal is about to be archived), ``after_end`` (it was archived;
+the lock is still held), ``after_release`` (the lock was released).
 ACTION is ``sigkill`` (the process dies on the spot: no rollback, no cleanup),
 ``sigint``/``sigterm`` (sent to itself, as an operator's Ctrl-C or a service manager
-would), ``fail`` (the step's report raises a StepFailed), or ``pause`` (write the file
+would), ``fail`` (the step's report raises a StepFailed), ``write`` (write ``text`` to
+the file ``path``), or ``pause`` (write the file
 ``mark``, then wait until the file ``until`` exists: the run holds its lock meanwhile).
 
-The hooks wrap the CLI's own progress writer (the event has been printed when it acts)
-and ``Journal.done``. Nothing else of wlbplan is changed.
+The hooks wrap the CLI's own progress writer (the event has been printed when it acts),
+``Journal.done``, ``Journal.end`` and ``lock.release``. Nothing else of wlbplan is changed.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ def main() -> None:
             time.sleep(0.2)  # let the main thread run the handler, as a real signal would
         elif action == "fail":
             raise StepFailed(f"injected failure on {hook['on']} of step {hook['step']}")
+        elif action == "write":  # change the world as an operator or a host would
+            Path(hook["path"]).write_text(hook["text"])
         elif action == "pause":
             Path(hook["mark"]).write_text(str(os.getpid()))
             deadline = time.monotonic() + float(hook.get("timeout", 60))
@@ -84,6 +90,33 @@ def main() -> None:
         original_done(self, index)
 
     journal.Journal.done = done_hooked  # type: ignore[method-assign]
+
+    def closing(point: str, target: str, outcome: str | None = None) -> None:
+        for hook in hooks:
+            if hook["on"] == point and hook.get("target", target) == target \
+                    and hook.get("outcome", outcome) == outcome:
+                act(hook)
+
+    original_end = journal.Journal.end
+
+    def end_hooked(self: journal.Journal, outcome: str) -> Path:
+        closing("before_end", self.folder.name, outcome)
+        archived = original_end(self, outcome)
+        closing("after_end", self.folder.name, outcome)
+        return archived
+
+    journal.Journal.end = end_hooked  # type: ignore[method-assign]
+
+    from wlbplan.run import lock
+
+    original_release = lock.release
+
+    def release_hooked(runner: Any, target: Any, lock_id: str) -> bool:
+        released = original_release(runner, target, lock_id)
+        closing("after_release", target.name)
+        return released
+
+    lock.release = release_hooked
 
     from wlbplan.cli import main as cli_main
 

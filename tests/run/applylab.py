@@ -92,9 +92,9 @@ class Children:
         return self.start([PYTHON, "-m", "wlbplan", *args], **kw)
 
     def hooked(self, hook: dict[str, Any] | list[dict[str, Any]],
-               *args: str) -> subprocess.Popen[str]:
+               *args: str, **kw: Any) -> subprocess.Popen[str]:
         """``wlbplan ARGS`` in a child that acts on one of its own apply events (_child.py)."""
-        return self.start([PYTHON, str(CHILD), json.dumps(hook), *args])
+        return self.start([PYTHON, str(CHILD), json.dumps(hook), *args], **kw)
 
     def stop_all(self) -> None:
         for proc in self.procs:

@@ -214,7 +214,8 @@ def test_undo_entries_run_each_once_in_the_order_given_past_failures(
     undone, failures = apply_mod.undo_entries(_ctx(), journal, entries, events.append)
     assert calls == [4, 3, 1], "LIFO, each once, past the failure; no undo for step 2"
     assert undone == ["pool1.04.act4", "pool1.01.act1"]
-    assert failures == ["pool1.03.act3: undo 3 broke"]
+    assert failures == ["pool1.03.act3: undo 3 broke. By hand: restore what this step "
+                        "changed (its undo record is in the journal)"]
     assert [e["type"] for e in events] == ["rollback_complete", "rollback_errored",
                                           "rollback_complete"]
     # What is left for `wlbplan rollback`: only the failed undo.

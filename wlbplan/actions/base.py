@@ -63,7 +63,9 @@ def first(*problems: str | None) -> str | None:
 
 
 def checked(runner: Runner, command: Command, what: str,
-            timeout: float | None = 120.0) -> CommandResult:
+            timeout: float | None = None) -> CommandResult:
+    """Run ``command`` (within ``timeout``, default the spec's command_timeout); a
+    non-zero exit is StepFailed."""
     result = runner.run(command, timeout=timeout)
     if not result.ok:
         said = (result.stderr or result.stdout).strip() or "no output"

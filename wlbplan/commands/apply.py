@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from wlbplan.commands.options import format_option, parallelism_option, targets_option
+from wlbplan.commands.options import (
+    finite_seconds,
+    format_option,
+    parallelism_option,
+    targets_option,
+)
 
 if TYPE_CHECKING:
     from wlbplan.core.plan import Plan
@@ -33,8 +38,10 @@ _state_dir_option = click.option(
 @targets_option
 @format_option("text", "json")
 @parallelism_option
-@click.option("--lock-timeout", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="Seconds to wait for another apply's lock on a pool.")
+@click.option("--lock-timeout", type=click.FloatRange(0), callback=finite_seconds,
+              default=0.0, show_default=True,
+              help="Seconds to wait for another apply's lock on a pool (Ctrl-C stops "
+                   "waiting).")
 @_state_dir_option
 @click.option("--replace", is_flag=True,
               help="CA-signed request stage: make a new pending key and CSR even if "
@@ -129,11 +136,33 @@ def _run_and_report(spec: Spec, chosen: Sequence[Target], as_json: bool, paralle
 
     writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json)
     writer.start()
-    with _signals_cancel() as cancel:
+    # Held to the very end: a stop that comes once a target's steps are all done changes
+    # nothing, and the report and the exit status say what really happened.
+    with _signals_cancel(_STOP_APPLY) as cancel:
         outcomes = run(writer, cancel)
-        interrupted = cancel.is_set()
-    writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism))
-    if interrupted:
+        if cancel.is_set():
+            for outcome in outcomes:
+                if not outcome.interrupted and outcome.status == "applied":
+                    writer(_late_stop(outcome))
+        writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism))
+    return _exit_status(outcomes)
+
+
+_STOP_APPLY = ("Stopping after the current step: a target whose apply has not finished "
+               "will be rolled back; one that has finished stays applied…")
+_STOP_ROLLBACK = "The rollback is never cut short: it goes on to the end…"
+
+
+def _late_stop(outcome: TargetOutcome) -> dict[str, str]:
+    return {"type": "stop_after_finish", "target": outcome.target,
+            "message": f"{outcome.target}: the stop came after its last step had run; "
+                       "it stays applied (nothing was undone)."}
+
+
+def _exit_status(outcomes: Sequence[TargetOutcome]) -> int:
+    """From what happened to each target, never from when a signal came: 130 when a
+    target was stopped (rolled back or not started) on the operator's request."""
+    if any(o.interrupted for o in outcomes):
         return 130
     return 0 if all(o.ok for o in outcomes) else 1
 
@@ -160,15 +189,15 @@ def _confirm() -> None:
 
 
 @contextlib.contextmanager
-def _signals_cancel() -> Iterator[threading.Event]:
+def _signals_cancel(message: str) -> Iterator[threading.Event]:
     """SIGINT and SIGTERM ask the apply to stop between steps and roll back; they never
-    interrupt a step or an undo half-way."""
+    interrupt a step or an undo half-way. ``message`` is shown once, when asked; it must
+    hold whenever the signal comes."""
     cancel = threading.Event()
 
     def ask_to_stop(signum: int, frame: object) -> None:
         if not cancel.is_set():
-            click.echo("Stopping after the current step; what was done will be undone…",
-                       err=True)
+            click.echo(message, err=True)
         cancel.set()
 
     previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -216,7 +245,7 @@ def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None
     writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json)
     writer.start()
     folder = state_dir or pipeline.default_state_dir(loaded)
-    with _signals_cancel():  # held: a rollback is never cut short by a signal
+    with _signals_cancel(_STOP_ROLLBACK):  # held: a rollback is never cut short
         outcome = pipeline.rollback_one(loaded, chosen[0], folder, writer)
     writer.summary([outcome], _states_after(loaded, chosen, [outcome], 1)
                    if outcome.status != "nothing_to_do" else {})
@@ -229,15 +258,22 @@ def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None
               help="The target whose pool to unlock (needed when the spec has several).")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @click.argument("lock_id")
-def force_unlock(spec: Path, target: str | None, force: bool, lock_id: str) -> int:
+@_state_dir_option
+def force_unlock(spec: Path, target: str | None, force: bool, lock_id: str,
+                 state_dir: Path | None) -> int:
     """Remove a pool's apply lock left by a dead run (needs the exact LOCK_ID).
 
     Only for a lock whose apply is gone and whose journal is lost: `wlbplan rollback`
-    and `wlbplan apply --resume` settle a dead run's lock by themselves.
+    and `wlbplan apply --resume` settle a dead run's lock by themselves. One more case:
+    when this machine holds that run's journal and its rollback was incomplete (what it
+    could not undo was listed, to be done by hand), the journal is closed too, so the
+    next apply can proceed.
     """
     from wlbplan.errors import SpecError, WlbplanError
+    from wlbplan.render.safe import safe
     from wlbplan.run import lock
-    from wlbplan.run.pipeline import select
+    from wlbplan.run.apply import closable_journal
+    from wlbplan.run.pipeline import default_state_dir, select
     from wlbplan.run.sessions import open_sessions
     from wlbplan.spec import load_spec
 
@@ -258,7 +294,16 @@ def force_unlock(spec: Path, target: str | None, force: bool, lock_id: str) -> i
             err=True)
         if answer.strip() != "yes":
             raise WlbplanError("Force-unlock cancelled: the lock was kept.")
+    journal = closable_journal(state_dir or default_state_dir(loaded), chosen, lock_id)
     with open_sessions(loaded, chosen) as sessions:
-        holder = lock.force_unlock(sessions.pool, chosen, lock_id)
-    click.echo(f"{chosen.name}: removed {holder.describe()}")
+        if journal is None or lock.read_lock(sessions.pool, chosen) is not None:
+            holder = lock.force_unlock(sessions.pool, chosen, lock_id)
+            click.echo(f"{chosen.name}: removed {holder.describe()}")
+    if journal is not None:
+        left = journal.replay().incomplete
+        archived = journal.end("rollback_incomplete")
+        click.echo(f"{chosen.name}: closed the journal of the incomplete rollback "
+                   f"({archived}); what it could not undo is yours to restore by hand:")
+        for failure in left:  # host text (xe errors) inside: shown escaped
+            click.echo(f"  {safe(failure)}")
     return 0

@@ -20,7 +20,9 @@ class Runner(Protocol):
         ...
 
     def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
-        """Run ``command``; a non-zero exit is a result, not an exception."""
+        """Run ``command``; a non-zero exit is a result, not an exception. Past ``timeout``
+        (default: the runner's command timeout) it is CommandTimeout (connectors.timeouts);
+        after a stop (connectors.stop) it is Interrupted."""
         ...
 
     def put(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:

@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 from typing import IO
 
-from wlbplan.errors import RemoteCommandError
+from wlbplan.connectors import stop
+from wlbplan.connectors.timeouts import check_timeout, timed_out
+from wlbplan.errors import Interrupted, RemoteCommandError
 from wlbplan.limits import OUTPUT, TooLarge, read_capped, read_file
 from wlbplan.model.command import Command, CommandResult
 
@@ -29,11 +31,16 @@ _DRAIN_AFTER_KILL = 5.0
 
 
 class LocalRunner:
-    """Runs commands on this machine. ``name`` labels it in messages (``local`` by default)."""
+    """Runs commands on this machine. ``name`` labels it in messages (``local`` by default).
 
-    def __init__(self, name: str = "local") -> None:
+    ``command_timeout``: how long a command may run when ``run`` is given no timeout
+    (None: unbounded, for library callers; sessions always give the spec's).
+    """
+
+    def __init__(self, name: str = "local", *, command_timeout: float | None = None) -> None:
         self._name = name
         self._round_trips = 0
+        self._command_timeout = check_timeout(command_timeout)
 
     @property
     def host(self) -> str:
@@ -45,6 +52,8 @@ class LocalRunner:
         return self._round_trips
 
     def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
+        stop.check(self.host)
+        limit = self._command_timeout if timeout is None else timeout
         self._round_trips += 1
         try:
             proc = subprocess.Popen(
@@ -58,7 +67,10 @@ class LocalRunner:
             )
         except OSError as exc:
             return _spawn_failure(command, exc)
-        stdout, stderr = self._communicate(proc, command, timeout)
+        with stop.stoppable(lambda: _signal_group(proc)):
+            stdout, stderr = self._communicate(proc, command, limit)
+        if stop.stopping():
+            raise Interrupted(f"stopped: `{command.display()}` on {self.host} was ended")
         return CommandResult(command.display(), proc.returncode, _text(stdout), _text(stderr))
 
     def _communicate(
@@ -76,10 +88,7 @@ class LocalRunner:
             drain.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if any(d.is_alive() for d in streams):
             _kill_group(proc, streams)
-            raise RemoteCommandError(
-                f"`{command.display()}` on {self.host} did not finish within {timeout}s "
-                "and was killed; raise the timeout if the command is just slow"
-            )
+            raise timed_out(self.host, command, timeout, "it was killed")
         proc.wait()
         for drain in streams:
             if drain.error is not None:
@@ -87,6 +96,7 @@ class LocalRunner:
         return streams[0].data, streams[1].data
 
     def put(self, data: bytes, remote_path: str, *, mode: int = 0o600) -> None:
+        stop.check(self.host)
         target = Path(remote_path)
         tmp = target.with_name(f".{target.name}.wlbplan-{secrets.token_hex(6)}")
         try:
@@ -105,6 +115,7 @@ class LocalRunner:
         return RemoteCommandError(f"cannot write {path} on {self.host}: {exc.strerror or exc}")
 
     def get(self, remote_path: str) -> bytes:
+        stop.check(self.host)
         try:
             return read_file(remote_path, OUTPUT)
         except OSError as exc:
@@ -164,8 +175,11 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
 
 
 def _signal_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    """SIGKILL the command's process group (its own session), without waiting."""
+    # A reaped leader's pid is not reused while its group still has members.
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _kill_group(proc: subprocess.Popen[bytes], streams: list[_Drain]) -> None:

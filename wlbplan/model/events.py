@@ -20,6 +20,10 @@ class TargetOutcome:
     undo_failures: tuple[str, ...] = ()
     error: str | None = None
     journal: str | None = None
+    interrupted: bool = False
+    """It ended as it did because the operator asked to stop (not for a failure)."""
+    lock_id: str | None = None
+    """The pool's lock this run holds still (an incomplete rollback keeps it)."""
 
     @property
     def ok(self) -> bool:

@@ -7,10 +7,13 @@ I/O, so every stage can build, compare and print these freely.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import json
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from wlbplan.model.names import join_host_port
 from wlbplan.model.text import visible
@@ -242,9 +245,26 @@ class CertificateSpec:
     signer: Signer | None = None
 
 
+@functools.cache
+def schema_default(*where: str) -> Any:
+    """The default the spec's JSON Schema states for ``properties`` path ``where``: the one
+    definition of that default, read by the code rather than copied into it."""
+    node = json.loads((resources.files("wlbplan") / "schemas" / "wlbplan.schema.json")
+                      .read_text("utf-8"))
+    for key in where:
+        node = node["properties"][key]
+    return node["default"]
+
+
+def _default_command_timeout() -> float:
+    return float(schema_default("defaults", "command_timeout"))
+
+
 @dataclass(frozen=True)
 class Defaults:
     ssh: SshSettings = field(default_factory=SshSettings)
+    command_timeout: float = field(default_factory=_default_command_timeout)
+    """Seconds one command on a host may run (see the schema)."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ start a line of its own (a forged progress line, or a workflow command in a CI l
 
 The JSON form follows terraform's machine-readable UI: every line has ``@level``,
 ``@message``, ``@module``, ``@timestamp`` and ``type`` (apply_start, apply_complete,
-apply_errored, rollback_start, rollback_complete, rollback_errored, summary).
+apply_errored, rollback_start, rollback_complete, rollback_errored, lock_waiting,
+stop_after_finish, summary).
 """
 
 from __future__ import annotations
@@ -84,20 +85,25 @@ class EventWriter:
 
 
 def _outcome_json(outcome: TargetOutcome, state: str | None) -> dict[str, Any]:
-    return {"target": outcome.target, "status": outcome.status, "done": list(outcome.done),
+    return {"target": outcome.target, "status": outcome.status,
+            "interrupted": outcome.interrupted, "done": list(outcome.done),
             "undone": list(outcome.undone), "undo_failures": list(outcome.undo_failures),
-            "error": outcome.error, "journal": outcome.journal, "state_now": state}
+            "error": outcome.error, "journal": outcome.journal, "lock_id": outcome.lock_id,
+            "state_now": state}
 
 
 def outcome_lines(outcome: TargetOutcome, state: str | None) -> list[str]:
     head = {
         "applied": f"{outcome.target}: applied ({len(outcome.done)} steps).",
         "nothing_to_do": f"{outcome.target}: nothing to do.",
-        "rolled_back": f"{outcome.target}: FAILED and rolled back: every step done was undone."
+        "rolled_back": f"{outcome.target}: STOPPED and rolled back: every step done was "
+        "undone." if outcome.interrupted
+        else f"{outcome.target}: FAILED and rolled back: every step done was undone."
         if outcome.error else f"{outcome.target}: rolled back: every step the journal "
         "recorded was undone.",
         "rollback_incomplete": f"{outcome.target}: FAILED and the rollback is INCOMPLETE.",
-        "refused": f"{outcome.target}: not applied.",
+        "refused": f"{outcome.target}: stopped before any change (nothing was changed)."
+        if outcome.interrupted else f"{outcome.target}: not applied.",
     }[outcome.status]
     lines = [head]
     if outcome.error:
@@ -106,6 +112,9 @@ def outcome_lines(outcome: TargetOutcome, state: str | None) -> list[str]:
     if outcome.status == "rollback_incomplete":
         lines.append(f"  the journal is kept at {outcome.journal}; fix the cause, then run "
                      f"`wlbplan rollback SPEC --target {outcome.target}`")
+        lines.append("  or restore by hand what is listed above, then close the journal and "
+                     f"free the pool with `wlbplan force-unlock SPEC --target {outcome.target} "
+                     f"{outcome.lock_id or 'LOCK_ID'}`")
     if state:
         lines.append(f"  now: {state}")
     return lines

@@ -19,9 +19,10 @@ from typing import Any
 
 from wlbplan import actions
 from wlbplan.actions.base import Context
+from wlbplan.actions.by_hand import by_hand
 from wlbplan.core.plan import TargetPlan
 from wlbplan.core.planfile import check_target, read_target_plan, step_id, target_plan_to_json
-from wlbplan.errors import LockError, PlanFileError, StalePlanError, WlbplanError
+from wlbplan.errors import Interrupted, LockError, PlanFileError, StalePlanError, WlbplanError
 from wlbplan.model.events import Event, Reporter, TargetOutcome
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.spec import Spec, Target
@@ -29,11 +30,8 @@ from wlbplan.run import lock
 from wlbplan.run.journal import Entry, Journal, JournalError, Replay, journal_owner_alive
 from wlbplan.run.sessions import Sessions
 
-
-class Interrupted(WlbplanError):
-    """The operator asked to stop (SIGINT/SIGTERM); what was done has been undone."""
-
-    exit_code = 130
+__all__ = ["Interrupted", "Reporter", "TargetOutcome", "apply_target", "resume_target",
+           "rollback_target"]
 
 
 @dataclass
@@ -61,9 +59,13 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
     if journal.exists():
         raise JournalError(journal.leftover_message(target.name))
     _check_environment(target, plan)
-    held = lock.acquire(sessions.pool, target, lock_timeout)
+    _not_stopped(target, cancel, "before it began")
+    held = lock.acquire(sessions.pool, target, lock_timeout, cancel=cancel,
+                        waiting=lambda holder: report(_lock_wait_event(target, holder,
+                                                                       lock_timeout)))
     try:
         _still_fresh(target, plan, sessions)
+        _not_stopped(target, cancel, "before its first step")
     except BaseException:
         lock.release(sessions.pool, target, held.id)
         raise
@@ -79,13 +81,24 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
     return _execute(run, held.id, lambda: _run_steps(run))
 
 
+def _not_stopped(target: Target, cancel: threading.Event, when: str) -> None:
+    if cancel.is_set():
+        raise Interrupted(f"{target.name}: stopped {when}; nothing was changed")
+
+
+def _lock_wait_event(target: Target, holder: LockInfo | None, timeout: float) -> Event:
+    who = holder.describe() if holder is not None else "another apply"
+    return _event("lock_waiting", target.name,
+                  f"{target.name}: waiting up to {timeout:g}s for the pool's lock ({who})")
+
+
 def _execute(run: Run, lock_id: str, work: Callable[[], None]) -> TargetOutcome:
     """Run ``work``; on any failure undo everything the journal says was started."""
     name, pool = run.ctx.target.name, run.ctx.sessions.pool
     try:
         work()
     except BaseException as exc:  # a failed step, an interruption, or a bug: undo first
-        outcome = _roll_back(run, run.journal.replay().pending_undo(), exc)
+        outcome = _roll_back(run, run.journal.replay().pending_undo(), exc, lock_id)
         if outcome.status == "rolled_back":
             lock.release(pool, run.ctx.target, lock_id)
         if isinstance(exc, WlbplanError | KeyboardInterrupt):
@@ -155,16 +168,21 @@ def _run_steps(run: Run, first: int = 1) -> None:
         raise Interrupted(f"{name}: interrupted during the last step")
 
 
-def _roll_back(run: Run, entries: list[Entry], cause: BaseException) -> TargetOutcome:
+def _roll_back(run: Run, entries: list[Entry], cause: BaseException,
+               lock_id: str) -> TargetOutcome:
     name = run.ctx.target.name
     reason = str(cause) or type(cause).__name__
     run.report(_event("rollback_start", name, f"{name}: rolling back {len(entries)} "
                       f"step(s) because: {reason}"))
     undone, failures = undo_entries(run.ctx, run.journal, entries, run.report)
     status = "rolled_back" if not failures else "rollback_incomplete"
+    if failures:
+        run.journal.incomplete(failures)
     archived = str(run.journal.end(status)) if not failures else str(run.journal.path)
     return TargetOutcome(name, status, done=tuple(run.done), undone=tuple(undone),
-                         undo_failures=tuple(failures), error=reason, journal=archived)
+                         undo_failures=tuple(failures), error=reason, journal=archived,
+                         interrupted=isinstance(cause, Interrupted | KeyboardInterrupt),
+                         lock_id=lock_id if failures else None)
 
 
 def undo_entries(ctx: Context, journal: Journal, entries: list[Entry], report: Reporter,
@@ -187,13 +205,29 @@ def undo_entries(ctx: Context, journal: Journal, entries: list[Entry], report: R
             actions.undo(ctx, entry.undo)
         except Exception as err:  # keep undoing the rest; this one is reported
             journal.undone(entry.index, False, str(err), purpose=purpose)
-            failures.append(f"{label}: {err}")
-            report(_event("rollback_errored", name, f"{label}: undo failed: {err}"))
+            said = f"{str(err).rstrip('.')}. By hand: {by_hand(ctx, entry.undo)}"
+            failures.append(f"{label}: {said}")
+            report(_event("rollback_errored", name, f"{label}: undo failed: {said}"))
             continue
         journal.undone(entry.index, True, purpose=purpose)
         undone.append(label)
         report(_event("rollback_complete", name, f"{label}: undone"))
     return undone, failures
+
+
+def closable_journal(state_dir: Path, target: Target, lock_id: str) -> Journal | None:
+    """The journal ``force-unlock LOCK_ID`` may close: this target's, written under that
+    lock by a run that is gone, whose last rollback went through every step and left
+    some undone (listed, with what to do by hand). Any other journal is left alone: a
+    crashed run's still needs `wlbplan rollback`."""
+    journal = Journal(state_dir, target.name)
+    if not journal.exists():
+        return None
+    replay = journal.replay()
+    if replay.header.get("lock_id") != lock_id or not replay.incomplete:
+        return None
+    _refuse_live_owner(target, journal, replay.header, "it rolls back by itself")
+    return journal
 
 
 def _refuse_live_owner(target: Target, journal: Journal, header: dict[str, Any],
@@ -227,8 +261,10 @@ def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: P
                   f"{target.name}: undoing {len(entries)} step(s) from {journal.path}"))
     undone, failures = undo_entries(ctx, journal, entries, report)
     if failures:
+        journal.incomplete(failures)
         return TargetOutcome(target.name, "rollback_incomplete", undone=tuple(undone),
-                             undo_failures=tuple(failures), journal=str(journal.path))
+                             undo_failures=tuple(failures), journal=str(journal.path),
+                             lock_id=lock_id if isinstance(lock_id, str) else None)
     archived = journal.end("rolled_back")
     if lock_id:
         lock.release(sessions.pool, target, lock_id)
@@ -251,6 +287,7 @@ def resume_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Pat
         return TargetOutcome(target.name, "nothing_to_do")
     replay = journal.replay()
     plan = _resumable(spec, target, journal, replay)
+    _not_stopped(target, cancel, "before resuming")
     held = _adopt_lock(sessions, target, replay.header.get("lock_id"))
     journal.resume({"lock_id": held.id, "pid": os.getpid(), "host": socket.gethostname(),
                     "owner": held.owner})

@@ -57,6 +57,9 @@ class Replay:
     """Positions in ``started`` whose undo succeeded."""
     undo_attempted: bool = False
     """A rollback has begun: only a rollback may finish this journal."""
+    incomplete: tuple[str, ...] = ()
+    """The last rollback went through every step and could not undo these (with what to
+    do by hand); empty once a rollback after it undid them."""
     ended: str | None = None
 
     def pending_undo(self) -> list[Entry]:
@@ -119,6 +122,14 @@ class Journal:
             return (f"{target}: another apply is running for this target from this machine: "
                     f"lock {header.get('lock_id')} held by {header.get('owner')} (pid "
                     f"{header.get('pid')}) since {started}; wait for it to finish")
+        if self.replay().incomplete:
+            return (
+                f"{target}: the rollback of an earlier apply (started {started}) was "
+                f"incomplete; its journal is {self.path}. Run `wlbplan rollback SPEC "
+                f"--target {target}` again once the cause is fixed, or restore by hand what "
+                "it could not undo, then close it with `wlbplan force-unlock SPEC --target "
+                f"{target} {header.get('lock_id')}`, before applying again."
+            )
         return (
             f"{target}: an earlier apply (started {started}) did not finish; its journal is "
             f"{self.path}. Run `wlbplan rollback SPEC --target {target}` to undo what it did, "
@@ -143,6 +154,11 @@ class Journal:
         to be run again: that does not start a rollback)."""
         self._write({"event": "undone", "index": index, "ok": ok, "message": message,
                      "purpose": purpose})
+
+    def incomplete(self, failures: list[str]) -> None:
+        """A rollback went through every step and could not undo ``failures``: the journal
+        stays (a later rollback may succeed), and ``force-unlock`` may close it."""
+        self._write({"event": "incomplete", "failures": failures})
 
     def end(self, outcome: str) -> Path:
         """Close the journal and move it to history; returns where it went."""
@@ -294,8 +310,13 @@ def _apply(replay: Replay, record: dict[str, Any]) -> None:
     elif event == "undone":
         if record.get("purpose", "rollback") == "rollback":
             replay.undo_attempted = True
+            replay.incomplete = ()  # a new rollback pass: only its own end may say so
         if record.get("ok"):
             replay.mark_undone(record["index"])
+    elif event == "incomplete":
+        failures = record.get("failures")
+        replay.incomplete = tuple(str(f) for f in failures) if isinstance(failures, list) \
+            else ("(not recorded)",)
     elif event == "end":
         replay.ended = record.get("outcome")
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import math
 import os
 import socket
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 
 from wlbplan.connectors.base import Runner
-from wlbplan.errors import LockError
+from wlbplan.errors import Interrupted, LockError
 from wlbplan.model.command import Command, script
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.spec import Target
@@ -69,14 +72,26 @@ def read_lock(runner: Runner, target: Target) -> LockInfo | None:
 
 
 def acquire(runner: Runner, target: Target, timeout: float = 0.0,
-            info: LockInfo | None = None) -> LockInfo:
-    """Take the pool's lock, waiting up to ``timeout`` seconds for another apply."""
+            info: LockInfo | None = None, *, cancel: threading.Event | None = None,
+            waiting: Callable[[LockInfo | None], None] | None = None) -> LockInfo:
+    """Take the pool's lock, waiting up to ``timeout`` seconds for another apply.
+
+    ``cancel`` set (the operator's stop) ends the wait at once with Interrupted;
+    ``waiting`` is told once, with the holder, when the lock is found taken.
+    """
+    if not (math.isfinite(timeout) and timeout >= 0):
+        raise LockError(f"the lock timeout must be a finite number of seconds, not {timeout}")
+    stopped = cancel or threading.Event()
     mine = info or new_lock(target)
     folder = str(target.pool.state_dir)
     command = script(_ACQUIRE, folder, lock_path(target),
                      stdin=json.dumps(asdict(mine)).encode())
     deadline = time.monotonic() + timeout
+    told = False
     while True:
+        if stopped.is_set():
+            raise Interrupted(f"{target.name}: stopped while waiting for the pool's lock; "
+                              "nothing was changed")
         made = runner.run(command)
         if made.ok:
             return mine
@@ -87,11 +102,14 @@ def acquire(runner: Runner, target: Target, timeout: float = 0.0,
                 "chmod go-w) or set pool.state_dir to a private folder")
         holder = read_lock(runner, target)
         if holder is None and time.monotonic() < deadline:
-            time.sleep(_POLL / 10)  # released just now, or not creatable: try again soon
+            stopped.wait(_POLL / 10)  # released just now, or not creatable: try again soon
             continue
         if time.monotonic() >= deadline:
             raise LockError(_held_message(target, holder, runner.host))
-        time.sleep(_POLL)
+        if waiting is not None and not told:
+            waiting(holder)
+            told = True
+        stopped.wait(min(_POLL, max(0.0, deadline - time.monotonic())))
 
 
 def _held_message(target: Target, holder: LockInfo | None, host: str) -> str:

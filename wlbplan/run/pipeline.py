@@ -24,7 +24,7 @@ from wlbplan.core.plan import (
 )
 from wlbplan.core.plan import next_step as plan_next_step
 from wlbplan.core.planfile import check_saved, read_plan
-from wlbplan.errors import SpecError, StalePlanError, WlbplanError
+from wlbplan.errors import Interrupted, SpecError, StalePlanError, WlbplanError
 from wlbplan.inspect.run import inspect_target
 from wlbplan.model.events import Reporter, TargetOutcome
 from wlbplan.model.observed import Observed
@@ -252,7 +252,8 @@ def _each_target(spec: Spec, targets: Sequence[Target], parallelism: int,
         try:
             outcomes.append(future.result())
         except WlbplanError as err:  # refused before any step: lock, journal, connection
-            outcomes.append(TargetOutcome(target.name, "refused", error=str(err)))
+            outcomes.append(TargetOutcome(target.name, "refused", error=str(err),
+                                          interrupted=isinstance(err, Interrupted)))
     return outcomes
 
 

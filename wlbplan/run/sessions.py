@@ -24,7 +24,7 @@ def _ssh_target(spec: Spec, host: str, settings: SshSettings) -> SshTarget:
         host=spec.address_of(host),
         port=settings.port,
         user=settings.user,
-        identity_file=settings.identity_file or Path("~/.ssh/id_ed25519"),
+        identity_file=settings.identity_file,  # None: OpenSSH's default keys and the agent
         known_hosts=settings.known_hosts or Path("~/.ssh/known_hosts"),
         host_key_policy=settings.host_key_policy,
         connect_timeout=settings.connect_timeout,
@@ -33,7 +33,9 @@ def _ssh_target(spec: Spec, host: str, settings: SshSettings) -> SshTarget:
 
 def _runner(spec: Spec, kind: str, host: str, settings: SshSettings) -> Runner:
     ssh = _ssh_target(spec, host, settings) if kind == "ssh" else None
-    return runner_for(kind, spec.address_of(host) if ssh else host, ssh)
+    # Every command on a target is bounded: a hung host costs at most this.
+    return runner_for(kind, spec.address_of(host) if ssh else host, ssh,
+                      command_timeout=spec.defaults.command_timeout)
 
 
 @contextmanager

@@ -32,7 +32,11 @@ _LINED = ("", "name", "pool", "wlb", "wlb.address", "certificate", "verify")
 
 def to_spec(data: Data, path: Path, digest: str, report: Report) -> Spec:
     base = path.absolute().parent
-    defaults = Defaults(_ssh(data.get("defaults", {}).get("ssh", {}), SshSettings(), base))
+    given = data.get("defaults", {})
+    defaults = Defaults(_ssh(given.get("ssh", {}), SshSettings(), base))
+    if "command_timeout" in given:
+        defaults = dataclasses.replace(defaults,
+                                       command_timeout=float(given["command_timeout"]))
     targets = []
     for index, raw in enumerate(data["targets"]):
         target = _target(raw, defaults.ssh, base)
