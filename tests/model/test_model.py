@@ -128,3 +128,11 @@ def test_a_fact_with_a_fixed_set_of_values_is_read_back_only_from_that_set() -> 
     document["pool"]["ca_commands"] = "rm -rf /"
     with pytest.raises(ValueError, match=r"facts\.pool\.ca_commands must be one of"):
         observed_from_json(document)
+
+
+def test_hints_name_the_real_spec_quoted() -> None:
+    from wlbplan.model.spec import cli_command
+
+    assert cli_command("rollback", "/srv/my specs/a.yaml", "--target", "p1") == \
+        "wlbplan rollback '/srv/my specs/a.yaml' --target p1"
+    assert cli_command("plan", "", "--out", "PLAN") == "wlbplan plan SPEC --out PLAN"

@@ -287,7 +287,7 @@ def test_rotation_restart_fault_leaves_incomplete_rollback_then_rollback_finishe
         result = wlbplan("apply", spec, "--auto-approve", "--state-dir", str(journals))
         assert result.returncode == 1, result.stdout + result.stderr
         assert "rollback is INCOMPLETE" in result.stderr
-        assert f"wlbplan rollback SPEC --target {TARGET}" in result.stderr
+        assert f"wlbplan rollback {spec} --target {TARGET}" in result.stderr
         assert "Traceback" not in result.stderr
         assert journal_path(journals).exists()
         assert lock_file(lab).exists(), "an incomplete rollback must keep the pool locked"

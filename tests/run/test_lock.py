@@ -242,7 +242,7 @@ def test_dead_lock_blocks_until_force_unlock_with_the_exact_id(lab: control.Lab,
     blocked = wlbplan("apply", spec, "--auto-approve")
     assert blocked.returncode == 1
     assert held["id"] in blocked.stderr
-    assert f"wlbplan force-unlock SPEC --target {TARGET} {held['id']}" in blocked.stderr
+    assert f"wlbplan force-unlock {spec} {held['id']} --target {TARGET}" in blocked.stderr
     assert not snapshot_diff(was.files, snapshot(lab))
 
     other_id = str(uuid.uuid4())
@@ -289,7 +289,7 @@ def test_crashed_apply_blocks_the_next_apply_until_rollback(lab: control.Lab,
     for args in (("--auto-approve",), ("--auto-approve", "--format", "json")):
         blocked = wlbplan("apply", spec, *args)
         assert blocked.returncode == 1, blocked.stdout + blocked.stderr
-        assert f"wlbplan rollback SPEC --target {TARGET}" in blocked.stderr
+        assert f"wlbplan rollback {spec} --target {TARGET}" in blocked.stderr
         assert str(journal_path(state_dir(lab))) in blocked.stderr
         assert "Traceback" not in blocked.stderr
         assert not snapshot_diff(crashed, snapshot(lab)), "a refused apply changed something"

@@ -179,7 +179,7 @@ def test_leftover_journal_message_offers_resume(lab: control.Lab, children: Chil
     kill_at(children, spec, 1)
     again = wlbplan("apply", spec, "--auto-approve")
     assert again.returncode == 1
-    assert f"wlbplan apply SPEC --resume --target {TARGET}" in again.stderr
+    assert f"wlbplan apply {spec} --resume --target {TARGET}" in again.stderr
 
 
 def test_journal_header_holds_the_plan_and_no_key_material(lab: control.Lab,

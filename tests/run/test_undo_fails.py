@@ -100,7 +100,7 @@ def test_a_failed_undo_is_reported_with_the_way_by_hand_and_force_unlock_clears_
     # Kept for a later rollback: the journal and the lock; and said how to close them.
     held = json.loads(lock_file(lab).read_text())
     assert journal_path(state_dir(lab)).exists()
-    unlock = f"wlbplan force-unlock SPEC --target {TARGET} {held['id']}"
+    unlock = f"wlbplan force-unlock {spec} {held['id']} --target {TARGET}"
     assert unlock in err
 
     again = wlbplan("rollback", str(spec), "--target", TARGET)  # the cause is still there

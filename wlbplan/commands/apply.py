@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shlex
 import signal
 import sys
 import threading
@@ -73,8 +72,7 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
             raise WlbplanError(
                 f"{source} is a saved plan: it is applied whole, as it was reviewed, and "
                 "--target cannot narrow it. Make a plan of those targets instead: "
-                f"`wlbplan plan SPEC {' '.join('--target ' + shlex.quote(t) for t in targets)} "
-                "--out PLAN`")
+                f"`{_narrowed_plan(source, targets)}`")
         plan, spec = pipeline.read_saved_plan(source)
         chosen = pipeline.select(spec, [t.target for t in plan.targets])
         folder = state_dir or pipeline.default_state_dir(spec)
@@ -108,6 +106,20 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
     return _run_and_report(spec, chosen, as_json, parallelism, run)
 
 
+def _narrowed_plan(source: Path, targets: tuple[str, ...]) -> str:
+    """The plan command for just ``targets``, naming the saved plan's spec if it says."""
+    from wlbplan.core.planfile import read_plan
+    from wlbplan.errors import WlbplanError
+    from wlbplan.model.spec import cli_command
+
+    try:
+        spec_path = read_plan(source).spec_path
+    except WlbplanError:
+        spec_path = ""
+    return cli_command("plan", spec_path, *(a for t in targets for a in ("--target", t)),
+                       "--out", "PLAN")
+
+
 def _resume(source: Path, targets: tuple[str, ...], as_json: bool, parallelism: int,
             state_dir: Path | None) -> int:
     from wlbplan.errors import WlbplanError
@@ -134,7 +146,7 @@ def _run_and_report(spec: Spec, chosen: Sequence[Target], as_json: bool, paralle
     target's state now, and the exit status (130 interrupted, 1 any failure)."""
     from wlbplan.render.events import EventWriter
 
-    writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json)
+    writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json, str(spec.path))
     writer.start()
     # Held to the very end: a stop that comes once a target's steps are all done changes
     # nothing, and the report and the exit status say what really happened.
@@ -242,7 +254,7 @@ def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None
     loaded = load_spec(spec)
     chosen = pipeline.select(loaded, [target])
     as_json = output_format == "json"
-    writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json)
+    writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json, str(spec))
     writer.start()
     folder = state_dir or pipeline.default_state_dir(loaded)
     with _signals_cancel(_STOP_ROLLBACK):  # held: a rollback is never cut short

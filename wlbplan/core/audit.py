@@ -10,7 +10,6 @@ the same as plan's gate; cryptography's stricter verifier only adds warnings.
 from __future__ import annotations
 
 import datetime as dt
-import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ from wlbplan.core.rules import Level, rule
 from wlbplan.errors import VerifyError, WlbplanError
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.observed import Observed
-from wlbplan.model.spec import Policy, Spec, Target, is_ip_literal
+from wlbplan.model.spec import Policy, Spec, Target, cli_command, is_ip_literal
 
 
 def make_audit(spec: Spec, targets: Sequence[TargetAudit], created: str | None = None) -> Audit:
@@ -84,8 +83,7 @@ class _Where:
 
     def command(self, verb: str, *more: str) -> str:
         """A command line the operator can paste: the real spec path, the target, quoted."""
-        return shlex.join(["wlbplan", verb, str(self.spec.path), *more, "--target",
-                           self.target.name])
+        return cli_command(verb, str(self.spec.path), *more, "--target", self.target.name)
 
     def plan_hint(self, what: str) -> str:
         if self.plannable:

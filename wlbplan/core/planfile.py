@@ -27,7 +27,7 @@ from wlbplan.core.steps import Step
 from wlbplan.errors import PlanFileError
 from wlbplan.limits import PLAN, read_file
 from wlbplan.model.observed import observed_from_json
-from wlbplan.model.spec import Spec
+from wlbplan.model.spec import Spec, cli_command
 
 Doc = dict[str, Any]
 _MAX_ERRORS = 5  # schema errors listed in one message; the rest are counted
@@ -164,6 +164,9 @@ def _check_version(data: Any, source: str) -> tuple[int, int]:
     if not isinstance(data, dict) or "format_version" not in data:
         raise PlanFileError(f"{source} is not a wlbplan plan file (no format_version); "
                             "make one with `wlbplan plan SPEC --out PLAN`")
+    spec = data.get("spec")
+    again = cli_command("plan", str(spec.get("path") or "") if isinstance(spec, dict) else "",
+                        "--out", "PLAN")
     raw = data["format_version"]
     try:
         major, minor = (int(part) for part in str(raw).split("."))
@@ -173,7 +176,7 @@ def _check_version(data: Any, source: str) -> tuple[int, int]:
     if major < ours[0]:
         raise PlanFileError(
             f"{source} has format_version {raw}, from an older wlbplan; this wlbplan reads "
-            f"{ours[0]}.x plans: make the plan again with `wlbplan plan SPEC --out PLAN`")
+            f"{ours[0]}.x plans: make the plan again with `{again}`")
     if major > ours[0]:
         raise PlanFileError(
             f"{source} has format_version {raw} (made by wlbplan {data.get('tool_version', '?')}); "
@@ -183,8 +186,7 @@ def _check_version(data: Any, source: str) -> tuple[int, int]:
         # checked; an unchecked step is never run.
         raise PlanFileError(
             f"{source} has format_version {raw}, from an older wlbplan that did not record "
-            f"what its steps were made from; make the plan again with `wlbplan plan SPEC "
-            "--out PLAN`")
+            f"what its steps were made from; make the plan again with `{again}`")
     return major, minor
 
 
@@ -293,7 +295,8 @@ def check_saved(plan: Plan, spec: Spec, source: str) -> None:
 
 def check_target(spec: Spec, saved: TargetPlan, where: str) -> None:
     """``check_saved`` for one target's plan (also the plan a journal records)."""
-    again = "make the plan again with `wlbplan plan SPEC --out PLAN` and review it"
+    again = (f"make the plan again with `{cli_command('plan', str(spec.path), '--out', 'PLAN')}` "
+             "and review it")
     target = next((t for t in spec.targets if t.name == saved.target), None)
     if target is None:
         raise PlanFileError(f"{where}: the spec {spec.path} has no such target; {again}")

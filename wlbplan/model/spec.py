@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import shlex
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -281,10 +282,22 @@ class Target:
     """Where parts of this target sit in the spec file (``""`` = the target itself,
     ``"verify"``, ``"wlb.address"`` …), for findings that point at a line."""
 
+    spec_path: str = field(default="", compare=False)
+    """The spec file this target was read from, as it was given: hints name it."""
+
     def line(self, where: str = "") -> int | None:
         """The line of ``where`` in the spec, else of the target itself."""
         known = dict(self.lines)
         return known.get(where, known.get(""))
+
+    def command(self, verb: str, *more: str) -> str:
+        """A wlbplan command line for this target that an operator can paste as it is."""
+        return cli_command(verb, self.spec_path, *more, "--target", self.name)
+
+
+def cli_command(verb: str, spec_path: str, *more: str) -> str:
+    """``wlbplan VERB SPEC …``, quoted; the word SPEC only where no spec file is known."""
+    return shlex.join(["wlbplan", verb, spec_path or "SPEC", *more])
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from wlbplan import __version__
 from wlbplan.core.diff import cert_summary
 from wlbplan.model.events import Event, TargetOutcome
 from wlbplan.model.observed import Observed
+from wlbplan.model.spec import cli_command
 from wlbplan.render.safe import safe
 
 _ERRORS = ("apply_errored", "rollback_errored")
@@ -33,9 +34,10 @@ def _stamp() -> str:
 class EventWriter:
     """Thread-safe: targets apply in parallel."""
 
-    def __init__(self, stream: IO[str], as_json: bool) -> None:
+    def __init__(self, stream: IO[str], as_json: bool, spec_path: str = "") -> None:
         self._stream = stream
         self._json = as_json
+        self._spec_path = spec_path  # hints name the real spec
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -58,7 +60,7 @@ class EventWriter:
                         "targets": [_outcome_json(o, states.get(o.target)) for o in outcomes]})
             return
         for outcome in outcomes:
-            for line in outcome_lines(outcome, states.get(outcome.target)):
+            for line in outcome_lines(outcome, states.get(outcome.target), self._spec_path):
                 self._say(line)
         self._say(summary_line(outcomes))
 
@@ -92,7 +94,8 @@ def _outcome_json(outcome: TargetOutcome, state: str | None) -> dict[str, Any]:
             "state_now": state}
 
 
-def outcome_lines(outcome: TargetOutcome, state: str | None) -> list[str]:
+def outcome_lines(outcome: TargetOutcome, state: str | None, spec_path: str = "") -> list[str]:
+    name = ("--target", outcome.target)
     head = {
         "applied": f"{outcome.target}: applied ({len(outcome.done)} steps).",
         "nothing_to_do": f"{outcome.target}: nothing to do.",
@@ -111,10 +114,11 @@ def outcome_lines(outcome: TargetOutcome, state: str | None) -> list[str]:
     lines += [f"  undo failed: {failure}" for failure in outcome.undo_failures]
     if outcome.status == "rollback_incomplete":
         lines.append(f"  the journal is kept at {outcome.journal}; fix the cause, then run "
-                     f"`wlbplan rollback SPEC --target {outcome.target}`")
+                     f"`{cli_command('rollback', spec_path, *name)}`")
         lines.append("  or restore by hand what is listed above, then close the journal and "
-                     f"free the pool with `wlbplan force-unlock SPEC --target {outcome.target} "
-                     f"{outcome.lock_id or 'LOCK_ID'}`")
+                     "free the pool with `"
+                     + cli_command("force-unlock", spec_path, *name, outcome.lock_id or "LOCK_ID")
+                     + "`")
     if state:
         lines.append(f"  now: {state}")
     return lines

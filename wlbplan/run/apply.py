@@ -55,7 +55,7 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
                  lock_timeout: float = 0.0) -> TargetOutcome:
     if not plan.steps:
         return TargetOutcome(target.name, "nothing_to_do")
-    journal = Journal(state_dir, target.name)
+    journal = Journal(state_dir, target.name, target.spec_path)
     if journal.exists():
         raise JournalError(journal.leftover_message(target.name))
     _check_environment(target, plan)
@@ -220,7 +220,7 @@ def closable_journal(state_dir: Path, target: Target, lock_id: str) -> Journal |
     lock by a run that is gone, whose last rollback went through every step and left
     some undone (listed, with what to do by hand). Any other journal is left alone: a
     crashed run's still needs `wlbplan rollback`."""
-    journal = Journal(state_dir, target.name)
+    journal = Journal(state_dir, target.name, target.spec_path)
     if not journal.exists():
         return None
     replay = journal.replay()
@@ -243,7 +243,7 @@ def _refuse_live_owner(target: Target, journal: Journal, header: dict[str, Any],
 def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Path,
                     report: Reporter) -> TargetOutcome:
     """Finish an apply that died: undo what its journal says was started."""
-    journal = Journal(state_dir, target.name)
+    journal = Journal(state_dir, target.name, target.spec_path)
     if not journal.exists():
         return TargetOutcome(target.name, "nothing_to_do")
     replay = journal.replay()
@@ -280,7 +280,7 @@ def resume_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Pat
     """Finish an apply that died, from its journal: undo the step it died in (it may have
     half-happened), then run that step and the rest of the plan it was running. Any
     failure rolls back everything, the dead run's steps included."""
-    journal = Journal(state_dir, target.name)
+    journal = Journal(state_dir, target.name, target.spec_path)
     if not journal.exists():
         report(_event("resume_start", target.name,
                       f"{target.name}: no interrupted apply to resume ({journal.path})"))
@@ -309,7 +309,7 @@ def resume_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Pat
 
 def _resumable(spec: Spec, target: Target, journal: Journal, replay: Replay) -> TargetPlan:
     header = replay.header
-    rollback = f"`wlbplan rollback SPEC --target {target.name}`"
+    rollback = f"`{target.command('rollback')}`"
     _refuse_live_owner(target, journal, header, "nothing to resume")
     if replay.undo_attempted:
         raise JournalError(

@@ -21,6 +21,7 @@ from typing import Any
 from wlbplan.errors import WlbplanError
 from wlbplan.limits import JOURNAL as JOURNAL_CAP
 from wlbplan.limits import TooLarge, read_file
+from wlbplan.model.spec import cli_command
 from wlbplan.run.pids import alive
 
 JOURNAL = "journal.jsonl"
@@ -84,9 +85,10 @@ class Replay:
 
 
 class Journal:
-    def __init__(self, state_dir: Path, target: str) -> None:
+    def __init__(self, state_dir: Path, target: str, spec_path: str = "") -> None:
         self.state_dir = state_dir
         self.target = target
+        self.spec_path = spec_path  # for the commands its messages offer
         self.folder = state_dir / target
         self.path = self.folder / JOURNAL
 
@@ -125,16 +127,16 @@ class Journal:
         if self.replay().incomplete:
             return (
                 f"{target}: the rollback of an earlier apply (started {started}) was "
-                f"incomplete; its journal is {self.path}. Run `wlbplan rollback SPEC "
-                f"--target {target}` again once the cause is fixed, or restore by hand what "
-                "it could not undo, then close it with `wlbplan force-unlock SPEC --target "
-                f"{target} {header.get('lock_id')}`, before applying again."
+                f"incomplete; its journal is {self.path}. Run `{self._cli('rollback', target)}` "
+                "again once the cause is fixed, or restore by hand what it could not undo, "
+                "then close it with "
+                f"`{self._cli('force-unlock', target, str(header.get('lock_id')))}`, before "
+                "applying again."
             )
         return (
             f"{target}: an earlier apply (started {started}) did not finish; its journal is "
-            f"{self.path}. Run `wlbplan rollback SPEC --target {target}` to undo what it did, "
-            f"or `wlbplan apply SPEC --resume --target {target}` to finish it, before "
-            "applying again."
+            f"{self.path}. Run `{self._cli('rollback', target)}` to undo what it did, or "
+            f"`{self._cli('apply', target, '--resume')}` to finish it, before applying again."
         )
 
     def resume(self, header: dict[str, Any]) -> None:
@@ -216,10 +218,13 @@ class Journal:
                          "put back by hand what needs it")
         return JournalError(
             f"{name}: the journal {self.path} is damaged ({why}): {told}. The pool's apply "
-            f"lock (if that apply took one) was left in place. Check the target (`wlbplan "
-            f"audit SPEC --target {name}` shows it and the lock's id), then move the journal "
-            "out of the state folder and remove the lock with `wlbplan force-unlock SPEC "
-            f"--target {name} LOCK_ID`.")
+            f"lock (if that apply took one) was left in place. Check the target "
+            f"(`{self._cli('audit', name)}` shows it and the lock's id), then move the "
+            "journal out of the state folder and remove the lock with "
+            f"`{self._cli('force-unlock', name, 'LOCK_ID')}`.")
+
+    def _cli(self, verb: str, target: str, *more: str) -> str:
+        return cli_command(verb, self.spec_path, *more, "--target", target)
 
 
 _EVENTS: dict[str, dict[str, tuple[type, ...]]] = {

@@ -118,7 +118,7 @@ def _held_message(target: Target, holder: LockInfo | None, host: str) -> str:
     return (
         f"{target.name}: another apply is running on this pool: {holder.describe()}. "
         f"Wait for it (--lock-timeout), or if it is dead and you are sure, run "
-        f"`wlbplan force-unlock SPEC --target {target.name} {holder.id}`"
+        f"`{target.command('force-unlock', holder.id)}`"
     )
 
 

@@ -142,7 +142,7 @@ def _plan_one(spec: Spec, target: Target, state_dir: Path, replace: bool,
     found = [f"{f.rule_id}: {f.message}" + (f" ({f.hint})" if f.hint else "")
              for f in blockers(spec, target, seen, lock=held,
                                lock_owner_alive=owner_alive(held) if held else None)]
-    journal = Journal(state_dir, target.name)
+    journal = Journal(state_dir, target.name, target.spec_path)
     if journal.exists():
         try:
             found.insert(0, journal.leftover_message(target.name))
@@ -208,7 +208,7 @@ def check_fresh(plan: Plan, observed: Sequence[Observed]) -> None:
 
 
 def refuse_leftover_journals(state_dir: Path, targets: Sequence[Target]) -> None:
-    leftovers = [Journal(state_dir, t.name) for t in targets]
+    leftovers = [Journal(state_dir, t.name, t.spec_path) for t in targets]
     found = [j.leftover_message(t.name) for j, t in zip(leftovers, targets, strict=True)
              if j.exists()]
     if found:

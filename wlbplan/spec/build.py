@@ -40,7 +40,8 @@ def to_spec(data: Data, path: Path, digest: str, report: Report) -> Spec:
     targets = []
     for index, raw in enumerate(data["targets"]):
         target = _target(raw, defaults.ssh, base)
-        targets.append(dataclasses.replace(target, lines=_lines(report, index)))
+        targets.append(dataclasses.replace(target, lines=_lines(report, index),
+                                           spec_path=str(path)))
     return Spec(
         version=data["version"],
         path=path,
