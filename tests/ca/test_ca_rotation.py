@@ -65,11 +65,13 @@ def test_replace_rotates_with_the_signer(tmp_path: Path, ca: LabCA, lab: control
 def test_replace_without_a_signer_waits_on_the_operator(tmp_path: Path, ca: LabCA,
                                                        lab: control.Lab) -> None:
     signed = tmp_path / "pool1.pem"
+    # First round by hand: request (no `signed` yet), sign, then name it and install.
+    spec = write_spec(lab, tmp_path / "ca.yaml", ca_certificate(ca, tmp_path, signer=False,
+                                                                 signed=None))
+    assert wlbplan("apply", spec, "--auto-approve").returncode == 0
+    ca.sign_csr(tmp_path / "pool1.csr", signed)
     spec = write_spec(lab, tmp_path / "ca.yaml",
                       ca_certificate(ca, tmp_path, signer=False, signed=signed))
-    # First round by hand: request, sign, install.
-    assert wlbplan("apply", spec, "--replace", "--auto-approve").returncode == 0
-    ca.sign_csr(tmp_path / "pool1.csr", signed)
     assert wlbplan("apply", spec, "--auto-approve").returncode == 0
     assert plan_json(spec, changes=False)["status"] == "no_changes"
 

@@ -20,6 +20,17 @@ BAD = ROOT / "tests" / "data" / "specs" / "bad"
 LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning): ")
 
 
+@pytest.fixture(autouse=True)
+def ssh_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SSH files the examples name, as on the machine that runs them: missing ones
+    would be (rightly) warned about."""
+    ssh = tmp_path / "home" / ".ssh"
+    ssh.mkdir(parents=True)
+    for name in ("id_ed25519", "wlbplan_ed25519", "known_hosts"):
+        (ssh / name).write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as done:
         main(list(argv))

@@ -92,7 +92,8 @@ def test_bad_spec_reports_exactly_its_expected_diagnostics(path: Path) -> None:
 
 @pytest.mark.parametrize("path", GOOD, ids=lambda p: p.stem)
 def test_good_spec_loads_with_exactly_its_expected_warnings(path: Path) -> None:
-    spec, diagnostics = load_spec_with_diagnostics(path)
+    # These cases are about the document; the files it names are checked below.
+    spec, diagnostics = load_spec_with_diagnostics(path, check_files=False)
     assert spec is not None
     assert _actual(path, diagnostics) == _expected(path)
 
@@ -258,7 +259,7 @@ def full_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)  # relative paths must not follow the working directory
-    return load_spec(DATA / "good" / "full.yaml"), home
+    return load_spec(DATA / "good" / "full.yaml", check_files=False), home
 
 
 def test_local_paths_expand_tilde_and_anchor_at_the_spec_folder(full_spec: Any) -> None:
@@ -716,3 +717,69 @@ def test_two_targets_for_one_appliance_are_refused() -> None:
 def test_what_tells_two_pools_apart(second: dict[str, Any]) -> None:
     first = {"pool": {"coordinator": "xs1.example.com"}, "wlb": {"address": "wlb1.example.com"}}
     assert _errors(_targets(first, {"wlb": {"address": "wlb2.example.com"}, **second})) == []
+
+
+# ------------------------------------------------------------------------- local files
+
+
+def _files_spec(folder: Path, certificate: str, ssh: str = "") -> Path:
+    spec = folder / "spec.yaml"
+    spec.write_text(f"""version: 1
+{ssh}targets:
+  - name: p1
+    pool: {{coordinator: xs1.example.com}}
+    wlb: {{address: wlb.example.com}}
+    certificate:
+{certificate}
+""")
+    return spec
+
+
+def test_every_missing_local_file_is_reported_at_once_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    spec = _files_spec(tmp_path, """      source: ca-signed
+      request: {common_name: wlb.example.com, csr_out: a-file/out.csr}
+      signed: certs/missing.pem
+      intermediates: [certs/int.pem]
+      root: certs/root.pem""", ssh="defaults:\n  ssh: {identity_file: " + str(tmp_path) + "}\n")
+    _, diagnostics = load_spec_with_diagnostics(spec)
+    found = {(d.path, d.severity, d.start.line if d.start else None) for d in diagnostics}
+    assert found == {
+        ("defaults.ssh.identity_file", "error", 3),
+        ("targets[0].certificate.request.csr_out", "error", 10),
+        ("targets[0].certificate.signed", "error", 11),
+        ("targets[0].certificate.intermediates[0]", "error", 12),
+        ("targets[0].certificate.root", "error", 13),
+    }, diagnostics
+    signed = next(d for d in diagnostics if d.path.endswith("signed"))
+    assert "leave `signed` out until the CA has signed the CSR" in signed.message
+    with pytest.raises(SpecError):
+        load_spec(spec)
+
+
+def test_a_signer_may_write_its_certificate_into_a_folder_yet_to_be_made(tmp_path: Path) -> None:
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for name in ("int.pem", "root.pem"):
+        (certs / name).write_text("PEM")
+    spec = _files_spec(tmp_path, """      source: ca-signed
+      request: {common_name: wlb.example.com, csr_out: out/new/p1.csr}
+      signer: {command: [sign, "{csr}", "{cert}"]}
+      signed: signed/p1.pem
+      intermediates: [certs/int.pem]
+      root: certs/root.pem""")
+    spec_value, diagnostics = load_spec_with_diagnostics(spec)
+    assert spec_value is not None, diagnostics
+    (tmp_path / "signed").write_text("a file where the signer's folder must be")
+    _, diagnostics = load_spec_with_diagnostics(spec)
+    assert [d.path for d in diagnostics] == ["targets[0].certificate.signed"]
+
+
+def test_missing_ssh_files_are_warnings_and_local_targets_need_none(tmp_path: Path) -> None:
+    ssh = ("defaults:\n  ssh: {identity_file: " + str(tmp_path / "no-key") + ", known_hosts: "
+           + str(tmp_path / "no-known-hosts") + "}\n")
+    spec = _files_spec(tmp_path, "      source: self-signed", ssh=ssh)
+    value, diagnostics = load_spec_with_diagnostics(spec)
+    assert value is not None
+    assert {(d.path, d.severity) for d in diagnostics} == {
+        ("defaults.ssh.identity_file", "warning"), ("defaults.ssh.known_hosts", "warning")}

@@ -18,6 +18,7 @@ from wlbplan.limits import SPEC as SPEC_CAP
 from wlbplan.limits import TooLarge, read_file
 from wlbplan.model.spec import Diagnostic, Spec
 from wlbplan.spec.build import to_spec
+from wlbplan.spec.files import check_local_files
 from wlbplan.spec.parse import UNUSABLE, parse
 from wlbplan.spec.report import Report
 from wlbplan.spec.rules import check_semantics
@@ -32,21 +33,23 @@ __all__ = [
 ]
 
 
-def load_spec(path: Path) -> Spec:
-    """The validated spec at ``path``; SpecError (carrying every diagnostic) otherwise."""
-    spec, diagnostics = load_spec_with_diagnostics(path)
+def load_spec(path: Path, *, check_files: bool = True) -> Spec:
+    """The validated spec at ``path``; SpecError (carrying every diagnostic) otherwise.
+    ``check_files``: also check the local files it names (certificates, SSH files)."""
+    spec, diagnostics = load_spec_with_diagnostics(path, check_files=check_files)
     if spec is None:
         raise SpecError(_error_message(path, diagnostics), diagnostics)
     return spec
 
 
-def load_spec_with_diagnostics(path: Path) -> tuple[Spec | None, list[Diagnostic]]:
+def load_spec_with_diagnostics(path: Path, *, check_files: bool = True,
+                               ) -> tuple[Spec | None, list[Diagnostic]]:
     """The spec (None when any error) and every error and warning, sorted by position."""
     try:
         raw = read_file(path, SPEC_CAP)
     except (OSError, TooLarge) as err:
         return None, [_unreadable(path, err)]
-    return _load(raw, path)
+    return _load(raw, path, files=check_files)
 
 
 def load_spec_text(text: str, path: Path) -> tuple[Spec | None, list[Diagnostic]]:
@@ -87,12 +90,17 @@ def _unreadable(path: Path, err: OSError | TooLarge) -> Diagnostic:
     return Diagnostic("error", str(path), "", message)
 
 
-def _load(raw: bytes, path: Path) -> tuple[Spec | None, list[Diagnostic]]:
+def _load(raw: bytes, path: Path, *, files: bool = False) -> tuple[Spec | None, list[Diagnostic]]:
+    """``files``: also check the local files the spec names (loading from disk only)."""
     report = Report(str(path))
     data = parse(raw, report)
     if data is not UNUSABLE:
         dirty = check_schema(data, report)
         check_semantics(data, report, dirty)
+        # Files last, once the spec itself is sound: a missing file of a misspelt
+        # section would only repeat the error that names it.
+        if files and not any(d.is_error for d in report.diagnostics):
+            check_local_files(data, path.absolute().parent, report)
     diagnostics = report.sorted()
     if data is UNUSABLE or any(d.is_error for d in diagnostics):
         return None, diagnostics

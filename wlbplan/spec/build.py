@@ -63,21 +63,21 @@ def _lines(report: Report, index: int) -> tuple[tuple[str, int], ...]:
     return tuple(found)
 
 
-def _local(text: str, base: Path) -> Path:
+def local_path(text: str, base: Path) -> Path:
     """A local path: ``~`` expanded, relative ones anchored at the spec file's folder."""
     path = Path(os.path.expanduser(text))
     return path if path.is_absolute() else base / path
 
 
 def _optional_local(text: str | None, base: Path) -> Path | None:
-    return None if text is None else _local(text, base)
+    return None if text is None else local_path(text, base)
 
 
 def _ssh(raw: Data, inherited: SshSettings, base: Path) -> SshSettings:
     changes = dict(raw)
     for key in ("identity_file", "known_hosts"):
         if key in changes:
-            changes[key] = _local(changes[key], base)
+            changes[key] = local_path(changes[key], base)
     if "connect_timeout" in changes:
         changes["connect_timeout"] = float(changes["connect_timeout"])
     return dataclasses.replace(inherited, **changes)
@@ -121,7 +121,7 @@ def _certificate(raw: Data, address: str, base: Path) -> CertificateSpec:
         source=raw["source"],
         request=None if request is None else _request(request, address, base),
         signed=_optional_local(raw.get("signed"), base),
-        intermediates=tuple(_local(item, base) for item in raw.get("intermediates", [])),
+        intermediates=tuple(local_path(item, base) for item in raw.get("intermediates", [])),
         root=_optional_local(raw.get("root"), base),
         signer=None if signer is None else Signer(tuple(signer["command"])),
     )

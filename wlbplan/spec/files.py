@@ -1,0 +1,115 @@
+"""The local files a spec names, checked when it is loaded from disk, so that a missing
+certificate or an impossible output folder stops ``validate`` (and ``plan``, ``apply``)
+before any host is touched, every problem at once, each at its line.
+
+Certificate files live with the spec (a repository): missing is an error. SSH files live
+on the machine that runs wlbplan: missing here is a warning, since a laptop that only
+validates need not hold the runner's key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from wlbplan.spec.build import local_path
+from wlbplan.spec.report import PathT, Report
+
+Data = dict[str, Any]
+
+
+def check_local_files(data: Any, base: Path, report: Report) -> None:
+    if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
+        return
+    defaults = data.get("defaults")
+    ssh = defaults.get("ssh") if isinstance(defaults, dict) else None
+    uses_ssh = any(_uses_ssh(t) for t in data["targets"] if isinstance(t, dict))
+    if isinstance(ssh, dict) and uses_ssh:
+        _check_ssh(ssh, ("defaults", "ssh"), base, report)
+    for index, target in enumerate(data["targets"]):
+        if not isinstance(target, dict):
+            continue
+        path: PathT = ("targets", index)
+        if isinstance(target.get("ssh"), dict) and _uses_ssh(target):
+            _check_ssh(target["ssh"], (*path, "ssh"), base, report)
+        certificate = target.get("certificate")
+        if isinstance(certificate, dict):
+            _check_certificate(certificate, (*path, "certificate"), base, report)
+
+
+def _uses_ssh(target: Data) -> bool:
+    parts = [target.get("pool"), target.get("wlb")]
+    return any(isinstance(p, dict) and p.get("connection", "ssh") == "ssh" for p in parts)
+
+
+def _check_ssh(ssh: Data, path: PathT, base: Path, report: Report) -> None:
+    for key in ("identity_file", "known_hosts"):
+        if not isinstance(ssh.get(key), str):
+            continue
+        where = (*path, key)
+        file = local_path(ssh[key], base)
+        if file.exists():
+            problem = _unreadable(file)
+            if problem:
+                report.error(where, f"{file}: {problem}")
+        elif key == "known_hosts" and ssh.get("host_key_policy") == "accept-new":
+            _check_folder(file.parent, where, report, "known_hosts")
+        else:
+            report.warning(where, f"{file} does not exist here; the machine that runs "
+                                  "plan and apply needs it")
+
+
+def _check_certificate(cert: Data, path: PathT, base: Path, report: Report) -> None:
+    signer = cert.get("signer") is not None
+    if isinstance(cert.get("signed"), str):
+        file = local_path(cert["signed"], base)
+        if signer and not file.exists():
+            _check_folder(file.parent, (*path, "signed"), report, "signer's output")
+        else:
+            _must_read(file, (*path, "signed"), report,
+                       "" if signer else "; leave `signed` out until the CA has signed the "
+                       "CSR (the request stage needs no certificate)")
+    if isinstance(cert.get("root"), str):
+        _must_read(local_path(cert["root"], base), (*path, "root"), report)
+    intermediates = cert.get("intermediates")
+    if isinstance(intermediates, list):
+        for n, item in enumerate(intermediates):
+            if isinstance(item, str):
+                _must_read(local_path(item, base), (*path, "intermediates", n), report)
+    request = cert.get("request")
+    if isinstance(request, dict) and isinstance(request.get("csr_out"), str):
+        out = local_path(request["csr_out"], base)
+        if out.is_dir():
+            report.error((*path, "request", "csr_out"), f"{out} is a folder; name a file")
+        else:
+            _check_folder(out.parent, (*path, "request", "csr_out"), report, "CSR")
+
+
+def _must_read(file: Path, where: PathT, report: Report, advice: str = "") -> None:
+    problem = "not found" if not file.exists() else _unreadable(file)
+    if problem:
+        report.error(where, f"{file}: {problem}{advice}")
+
+
+def _unreadable(file: Path) -> str:
+    if not file.is_file():
+        return "not a regular file"
+    if not os.access(file, os.R_OK):
+        return "not readable"
+    return ""
+
+
+def _check_folder(folder: Path, where: PathT, report: Report, what: str) -> None:
+    """The folder a file will be written to: it may be created, unless something in its
+    way is not a folder (or it cannot be written)."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        report.error(where, f"the {what} cannot be written under {folder}: {probe} is not a "
+                            "folder")
+    elif probe == folder and not os.access(folder, os.W_OK | os.X_OK):
+        report.error(where, f"the {what} cannot be written in {folder}: not writable")
