@@ -168,6 +168,10 @@ def _kill_then_rollback(lab: control.Lab, fresh_step: int, when: str,
     back = wlbplan("rollback", spec, "--target", TARGET)
     assert back.returncode == 0, back.stdout + back.stderr
     assert re.search(rf"^{TARGET}: rolled back", back.stderr, re.MULTILINE), back.stderr
+    # Counted as the rollback it is, never as an apply ("Apply: 0 applied").
+    assert back.stderr.rstrip().endswith("Rollback: 1 rolled back, 0 incomplete, 0 with "
+                                         "nothing to roll back."), back.stderr
+    assert "Apply:" not in back.stderr
     no_key_material(back.stdout, back.stderr)
     check_undo_order(journals, None)
     assert_restored(lab, was, journals)

@@ -260,7 +260,7 @@ def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None
     with _signals_cancel(_STOP_ROLLBACK):  # held: a rollback is never cut short
         outcome = pipeline.rollback_one(loaded, chosen[0], folder, writer)
     writer.summary([outcome], _states_after(loaded, chosen, [outcome], 1)
-                   if outcome.status != "nothing_to_do" else {})
+                   if outcome.status != "nothing_to_do" else {}, rollback=True)
     return 0 if outcome.status in ("rolled_back", "nothing_to_do") else 1
 
 

@@ -54,15 +54,18 @@ class EventWriter:
         mark = "ERROR " if event["type"] in _ERRORS else ""
         self._say(f"{mark}{event['message']}{suffix}")
 
-    def summary(self, outcomes: Sequence[TargetOutcome], states: dict[str, str]) -> None:
+    def summary(self, outcomes: Sequence[TargetOutcome], states: dict[str, str], *,
+                rollback: bool = False) -> None:
+        """``rollback``: the outcomes of ``wlbplan rollback``, counted as a rollback."""
+        closing = rollback_line(outcomes) if rollback else summary_line(outcomes)
         if self._json:
-            self._emit({"type": "summary", "@message": summary_line(outcomes),
+            self._emit({"type": "summary", "@message": closing,
                         "targets": [_outcome_json(o, states.get(o.target)) for o in outcomes]})
             return
         for outcome in outcomes:
             for line in outcome_lines(outcome, states.get(outcome.target), self._spec_path):
                 self._say(line)
-        self._say(summary_line(outcomes))
+        self._say(closing)
 
     def note(self, target: str, message: str) -> None:
         """What to do next (e.g. after a request stage)."""
@@ -131,6 +134,15 @@ def summary_line(outcomes: Sequence[TargetOutcome]) -> str:
     return (f"Apply: {counts['applied']} applied, {counts['nothing_to_do']} unchanged, "
             f"{counts['rolled_back']} rolled back, {counts['rollback_incomplete']} rollback "
             f"incomplete, {counts['refused']} not started.")
+
+
+def rollback_line(outcomes: Sequence[TargetOutcome]) -> str:
+    """``wlbplan rollback``'s last line: what was undone, never "applied"."""
+    counts = {s: sum(o.status == s for o in outcomes)
+              for s in ("rolled_back", "rollback_incomplete", "nothing_to_do")}
+    return (f"Rollback: {counts['rolled_back']} rolled back, "
+            f"{counts['rollback_incomplete']} incomplete, "
+            f"{counts['nothing_to_do']} with nothing to roll back.")
 
 
 def state_line(observed: Observed) -> str:
