@@ -46,6 +46,28 @@ def test_restart_fails_leaves_stunnel_down(lab: control.Lab) -> None:
     assert control.pids(lab) == {}
 
 
+def test_restart_fails_lasts_until_cleared_and_status_lists_it(lab: control.Lab) -> None:
+    from click.testing import CliRunner
+
+    from wlbplan.lab.cli import lab as lab_cli
+
+    runner = CliRunner()
+    assert runner.invoke(lab_cli, ["fault", "restart-fails", "--dir", str(lab.dir)]).exit_code == 0
+    shown = runner.invoke(lab_cli, ["status", "--dir", str(lab.dir)]).output
+    assert "faults: restart-fails" in shown
+    assert stunnel.restart(lab.layout("pool1")).returncode != 0
+    assert stunnel.restart(lab.layout("pool1")).returncode != 0  # lasting: a rollback too
+    cleared = runner.invoke(lab_cli, ["fault", "clear", "restart-fails", "--dir", str(lab.dir)])
+    assert cleared.exit_code == 0
+    assert "cleared pool1: restart-fails" in cleared.output
+    assert "faults:" not in runner.invoke(lab_cli, ["status", "--dir", str(lab.dir)]).output
+    assert stunnel.restart(lab.layout("pool1")).returncode == 0
+    again = runner.invoke(lab_cli, ["fault", "clear", "--dir", str(lab.dir)])
+    assert "no lasting fault to clear" in again.output
+    wrong = runner.invoke(lab_cli, ["fault", "expire", "restart-fails", "--dir", str(lab.dir)])
+    assert wrong.exit_code != 0
+
+
 def test_expire_serves_an_expired_certificate(lab: control.Lab) -> None:
     faults.inject(lab.dir, "expire")
     cert = served(lab.targets[0].port)

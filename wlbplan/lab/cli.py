@@ -73,7 +73,7 @@ def down(lab_dir: Path, purge: bool) -> int:
 @_dir_option
 def status(lab_dir: Path) -> int:
     """Show what runs: pids, ports, and each pool's WLB settings."""
-    from wlbplan.lab import control, xe_state
+    from wlbplan.lab import control, faults, xe_state
 
     made = control.load(lab_dir)
     running = control.pids(made)
@@ -82,7 +82,9 @@ def status(lab_dir: Path) -> int:
         pid = running.get(f"{target.name}/stunnel")
         state = f"pid {pid}" if pid else "DOWN"
         summary = xe_state.summary(made.layout(target.name))
-        click.echo(f"  {target.name}: stunnel 127.0.0.1:{target.port} {state}; {summary}")
+        lasting = faults.active(made, target)
+        shown = f"; faults: {', '.join(lasting)}" if lasting else ""
+        click.echo(f"  {target.name}: stunnel 127.0.0.1:{target.port} {state}; {summary}{shown}")
     if made.ssh_port is not None:
         pid = running.get("sshd")
         click.echo(f"  sshd 127.0.0.1:{made.ssh_port} " + (f"pid {pid}" if pid else "DOWN"))
@@ -93,11 +95,23 @@ def status(lab_dir: Path) -> int:
 @lab.command()
 @_dir_option
 @click.argument("name", type=click.Choice(
-    ["restart-fails", "desync-host", "expire", "key-mismatch", "cn-mismatch", "by-ip"]))
-@click.option("--target", "target", default=None, help="Target to break (default: the first).")
-def fault(lab_dir: Path, name: str, target: str | None) -> int:
-    """Inject a fault operators meet into a running lab."""
+    ["restart-fails", "desync-host", "expire", "key-mismatch", "cn-mismatch", "by-ip",
+     "clear"]))
+@click.argument("which", required=False, default=None, metavar="[FAULT]")
+@click.option("--target", "target", default=None,
+              help="Target to break (default: the first); with clear, default: every target.")
+def fault(lab_dir: Path, name: str, which: str | None, target: str | None) -> int:
+    """Inject a fault operators meet into a running lab, or `clear [FAULT]` a lasting one.
+
+    restart-fails lasts (every stunnel restart fails, rollbacks' included) until
+    `lab fault clear`; `lab status` lists it. The others change the lab's files once.
+    """
     from wlbplan.lab import faults
 
-    click.echo(faults.inject(lab_dir, name, target))
+    if name == "clear":
+        click.echo(faults.clear(lab_dir, which, target))
+    elif which is not None:
+        raise click.UsageError(f"{name} takes no argument (only `clear` names a fault)")
+    else:
+        click.echo(faults.inject(lab_dir, name, target))
     return 0

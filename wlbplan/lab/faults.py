@@ -86,3 +86,29 @@ def inject(lab_dir: Path, name: str, target_name: str | None = None) -> str:
         raise LabError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
     lab = load(lab_dir)
     return FAULTS[name](lab, lab.target(target_name))
+
+
+# The faults that stay in force (a marker file) until cleared; the others change the lab's
+# files once, and the next apply or a new `lab up` repairs them.
+LASTING = ("restart-fails",)
+
+
+def active(lab: Lab, target: LabTarget) -> list[str]:
+    """The lasting faults in force on ``target``."""
+    folder = lab.layout(target.name).faults_dir
+    return [name for name in LASTING if (folder / name).is_file()]
+
+
+def clear(lab_dir: Path, name: str | None = None, target_name: str | None = None) -> str:
+    """Lift lasting faults: ``name`` (all when None) on one target (all when None)."""
+    if name is not None and name not in FAULTS:
+        raise LabError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+    lab = load(lab_dir)
+    targets = [lab.target(target_name)] if target_name else list(lab.targets)
+    lifted = []
+    for target in targets:
+        for fault in active(lab, target):
+            if name is None or fault == name:
+                (lab.layout(target.name).faults_dir / fault).unlink()
+                lifted.append(f"{target.name}: {fault}")
+    return "cleared " + ", ".join(lifted) if lifted else "no lasting fault to clear"
