@@ -133,3 +133,26 @@ def test_secrets_with_quotes_are_masked_in_output_and_journal(by_ip_on: control.
         assert "xenserver_password=********" in text
         assert "xenserver_username=root" in text  # a one-letter secret masks its argument only
         assert "/bin/xe pool-initialize-wlb" in text
+
+
+def test_the_labs_logins_file_drives_the_reconnect_as_the_readme_says(
+        by_ip: control.Lab, tmp_path: Path) -> None:
+    env_file = by_ip.dir / "logins.env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    account = json.loads(by_ip.layout("pool1").wlb_accounts.read_text())
+    assert f"POOL1_WLB_PASS={account['password']}\n" in env_file.read_text()
+    data = yaml.safe_load(by_ip.spec_path.read_text())
+    data["targets"][0]["wlb"]["credentials"] = {
+        "username_env": "POOL1_WLB_USER", "password_env": "POOL1_WLB_PASS",
+        "xenserver_username_env": "POOL1_XS_USER", "xenserver_password_env": "POOL1_XS_PASS"}
+    spec = tmp_path / "reconnect.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    # As the README says: `set -a; . DIR/logins.env; set +a`, then apply.
+    done = subprocess.run(
+        ["bash", "-c", f'set -a; . "{env_file}"; set +a; exec "$0" -m wlbplan apply "$1" '
+                       "--auto-approve", sys.executable, str(spec)],
+        capture_output=True, text=True, timeout=180,
+        env={"PATH": os.environ["PATH"], "NO_COLOR": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert wlb_url(by_ip) == f"wlb1.lab.test:{by_ip.targets[0].port}"
+    assert account["password"] not in done.stdout + done.stderr

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import shlex
 from pathlib import Path
 
 from wlbplan.errors import LabError
 from wlbplan.lab import appliance, folder, labspec, sshd, stunnel, xe_state
-from wlbplan.lab.layout import STATE_FILE, wlb_fqdn
+from wlbplan.lab.layout import LOGINS_FILE, STATE_FILE, wlb_fqdn
 from wlbplan.lab.procs import free_port
 from wlbplan.lab.record import XAPI_MODES, Lab, LabTarget, load, to_json
 
@@ -52,8 +55,8 @@ def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
     # Record the lab before starting anything, so that `lab down` can always stop it.
     (lab_dir / STATE_FILE).write_text(to_json(lab))
     try:
-        for target in lab.targets:
-            _build_target(lab, target)
+        logins = {target.name: _build_target(lab, target) for target in lab.targets}
+        _write_logins(lab, logins)
         if lab.ssh_port is not None:
             sshd.prepare(lab.ssh, lab.ssh_port)
             sshd.start(lab.ssh, lab.ssh_port)
@@ -64,7 +67,8 @@ def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
     return lab
 
 
-def _build_target(lab: Lab, target: LabTarget) -> None:
+def _build_target(lab: Lab, target: LabTarget) -> str:
+    """Build one target; returns its WLB password."""
     layout = lab.layout(target.name)
     password = appliance.build(layout, target.fqdn)
     stunnel.write_conf(layout, target.port, target.backend_port)
@@ -80,6 +84,27 @@ def _build_target(lab: Lab, target: LabTarget) -> None:
         resolve=lab.resolve,
     )
     xe_state.write_xe_wrapper(layout)
+    return password
+
+
+def _write_logins(lab: Lab, wlb_passwords: dict[str, str]) -> None:
+    """The logins `pool-initialize-wlb` needs, as environment variables (0600), so an
+    operator can try the reconnect-by-name flow (the spec's wlb.credentials name them)."""
+    lines = ["# The lab's WLB and XenServer logins, for `wlbplan apply` reconnecting a pool",
+             "# by name (wlb.credentials in the spec names these variables). Load them with:",
+             f"#   set -a; . {shlex.quote(str(lab.dir / LOGINS_FILE))}; set +a"]
+    for name, password in wlb_passwords.items():
+        prefix = name.upper()
+        lines += [f"{prefix}_WLB_USER={appliance.WLB_USERNAME}",
+                  f"{prefix}_WLB_PASS={password}",
+                  f"{prefix}_XS_USER=root",
+                  # The emulated xapi takes any XenServer login; a real pool checks it.
+                  f"{prefix}_XS_PASS={secrets.token_urlsafe(12)}"]
+    path = lab.dir / LOGINS_FILE
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines) + "\n")
 
 
 def _refuse_running(lab_dir: Path) -> None:

@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 
 from wlbplan.errors import LabError
-from wlbplan.lab.layout import SPEC_FILE, STATE_FILE
+from wlbplan.lab.layout import LOGINS_FILE, SPEC_FILE, STATE_FILE
 
 MARKER = ".wlbplan-lab-folder"
 MARKER_TEXT = ("This folder is a wlbplan lab; `wlbplan lab down --purge` removes what the "
@@ -32,7 +32,7 @@ def is_target_name(name: str) -> bool:
 
 def owned(name: str) -> bool:
     """Is ``name`` (an entry of a lab folder) one the lab makes?"""
-    return name in (STATE_FILE, SPEC_FILE, SSH_DIR, MARKER) or is_target_name(name)
+    return name in (STATE_FILE, SPEC_FILE, LOGINS_FILE, SSH_DIR, MARKER) or is_target_name(name)
 
 
 def _regular(path: Path) -> bool:

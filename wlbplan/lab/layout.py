@@ -8,6 +8,7 @@ from pathlib import Path
 LAB_DOMAIN = "lab.test"
 STATE_FILE = "lab.json"
 SPEC_FILE = "lab.yaml"
+LOGINS_FILE = "logins.env"
 
 
 def wlb_fqdn(index: int) -> str:
