@@ -146,7 +146,7 @@ def test_only_the_journal_of_a_finished_incomplete_rollback_under_that_lock_is_c
     from wlbplan.run.apply import closable_journal
     from wlbplan.run.journal import Journal
 
-    target: Any = SimpleNamespace(name="pool1")
+    target: Any = SimpleNamespace(name="pool1", spec_path="")
     journal = Journal(tmp_path, "pool1")
     journal.begin({"target": "pool1", "lock_id": "L-1", "pid": 0, "host": "elsewhere"})
     journal.step(1, "pool.reconnect", {"kind": "pool.reconnect", "url": "x:1", "env": {}})
@@ -159,3 +159,18 @@ def test_only_the_journal_of_a_finished_incomplete_rollback_under_that_lock_is_c
     assert closable_journal(tmp_path, target, "L-1") is not None
     journal.undone(1, False, "refused again")  # a new rollback pass began and died
     assert closable_journal(tmp_path, target, "L-1") is None
+
+
+def test_every_kind_of_undo_says_how_to_do_it_by_hand() -> None:
+    """A new kind of undo record comes with its by-hand sentence (else the operator of a
+    failed rollback is told only to look in the journal)."""
+    from types import SimpleNamespace
+
+    from wlbplan.actions import appliance, pool
+    from wlbplan.actions.by_hand import by_hand, explained_kinds
+
+    assert set(pool.UNDO) | set(appliance.UNDO) == explained_kinds()
+    ctx: Any = SimpleNamespace(target=SimpleNamespace(
+        pool=SimpleNamespace(xe="xe"), wlb=SimpleNamespace(restart="restart-stunnel")))
+    assert "journal" in by_hand(ctx, {"kind": "from-another-wlbplan"})
+    assert "journal" in by_hand(ctx, {"kind": "pool.set_verify"})  # fields missing

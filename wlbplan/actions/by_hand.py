@@ -74,6 +74,18 @@ def _local_remove(ctx: Context, r: UndoRecord) -> str:
     return f"here, remove {r['path']}"
 
 
+def _local_restore(ctx: Context, r: UndoRecord) -> str:
+    return (f"here, put back {r['path']} as it was (its content is this step's undo record "
+            "in the journal)")
+
+
+def _put_back(ctx: Context, r: UndoRecord) -> str:
+    if not r.get("mode"):
+        return "nothing: the file was not there before"
+    return (f"on the appliance, put back {r['path']} (mode {r['mode']}; its content is this "
+            "step's undo record in the journal)")
+
+
 _BY_KIND: dict[str, Callable[[Context, UndoRecord], str]] = {
     "pool.uninstall_ca": _uninstall_ca,
     "pool.install_ca": _install_ca,
@@ -85,7 +97,13 @@ _BY_KIND: dict[str, Callable[[Context, UndoRecord], str]] = {
     "appliance.unfresh": _unfresh,
     "appliance.remove_backups": _remove_backups,
     "local.remove": _local_remove,
+    "local.restore": _local_restore,
+    "appliance.put_back": _put_back,
 }
+
+
+def explained_kinds() -> set[str]:
+    return set(_BY_KIND)
 
 
 def by_hand(ctx: Context, record: UndoRecord) -> str:

@@ -120,7 +120,7 @@ def outcome_lines(outcome: TargetOutcome, state: str | None, spec_path: str = ""
                      f"`{cli_command('rollback', spec_path, *name)}`")
         lines.append("  or restore by hand what is listed above, then close the journal and "
                      "free the pool with `"
-                     + cli_command("force-unlock", spec_path, *name, outcome.lock_id or "LOCK_ID")
+                     + cli_command("force-unlock", spec_path, outcome.lock_id or "LOCK_ID", *name)
                      + "`")
     if state:
         lines.append(f"  now: {state}")

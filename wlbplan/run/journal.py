@@ -234,6 +234,7 @@ _EVENTS: dict[str, dict[str, tuple[type, ...]]] = {
     "step": {"index": (int,), "action": (str,), "undo": (dict, type(None))},
     "done": {"index": (int,)},
     "undone": {"index": (int,), "ok": (bool,), "purpose?": (str,)},
+    "incomplete": {"failures": (list,)},
     "end": {"outcome": (str,)},
 }
 
