@@ -124,3 +124,29 @@ def test_plan_says_what_stands_in_the_way_in_the_audits_words(blocked: control.L
     assert len(as_json["targets"][0]["blockers"]) == 3
     markdown = wlbplan("plan", spec, "--format", "markdown").stdout
     assert "An apply would refuse or fail" in markdown
+
+
+def test_stunnel_conf_is_read_and_other_files_are_said(blocked: control.Lab,
+                                                        tmp_path: Path) -> None:
+    """wlb.stunnel_conf is read: the lab's own names wlb.paths (no finding); a spec whose
+    paths are other files than stunnel loads gets an error in audit and a plan blocker."""
+    spec = str(blocked.spec_path)
+    clean = json.loads(wlbplan("audit", spec, "--format", "json").stdout)
+    rules = {f["rule_id"] for t in clean["targets"] for f in t["findings"]}
+    assert "WLB-STUNNEL-CONF-MISMATCH" not in rules
+
+    data = yaml.safe_load(blocked.spec_path.read_text())
+    paths = data["targets"][0]["wlb"]["paths"]
+    for key in ("cert", "key"):
+        copy = tmp_path / Path(paths[key]).name
+        copy.write_bytes(Path(paths[key]).read_bytes())
+        copy.chmod(0o600)
+        paths[key] = str(copy)
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(data))
+    audit = json.loads(wlbplan("audit", str(other), "--format", "json").stdout)
+    said = {f["rule_id"]: f["message"] for t in audit["targets"] for f in t["findings"]}
+    assert "WLB-STUNNEL-CONF-MISMATCH" in said, said
+    assert str(tmp_path / "server.pem") in said["WLB-STUNNEL-CONF-MISMATCH"]
+    plan = wlbplan("plan", str(other))
+    assert "WLB-STUNNEL-CONF-MISMATCH" in plan.stdout

@@ -7,6 +7,7 @@ A case file (tests/differ_fixtures.py documents the ``observed`` form)::
     observed: {appliance: ..., pool: ...}
     lock: {id: L-1, owner: op@laptop, pid: 4242, created: "2025-01-31T09:30:00Z"}  # optional
           # (alive: true|false — its owner's process, as seen on this machine; unset: elsewhere)
+    conf: {cert: …, key: …}       # optional: what stunnel.conf loads (or problem: …)
     expect:                       # exactly these findings, as RULE-ID: level
       WLB-POOL-BY-IP: warning
     contains:                     # optional: substrings of a rule's message or hint
@@ -31,12 +32,13 @@ from differ_fixtures import Registry, observed
 from wlbplan.core import rules
 from wlbplan.core.audit import audit_target
 from wlbplan.core.findings import Finding
+from wlbplan.core.stunnel_conf import Served as StunnelServes
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.spec import Spec
 from wlbplan.spec import load_spec_text
 
 CASES = Path(__file__).parent / "audit_cases"
-CASE_KEYS = {"description", "spec", "observed", "lock", "expect", "contains"}
+CASE_KEYS = {"description", "spec", "observed", "lock", "conf", "expect", "contains"}
 
 
 def case_files() -> list[Path]:
@@ -64,9 +66,11 @@ def run(path: Path, reg: Registry, folder: Path) -> tuple[Spec, list[Finding]]:
     target = spec.targets[0]
     held = dict(case.get("lock") or {})
     alive = held.pop("alive", None)  # the pipeline's look at the owner's process
+    conf = case.get("conf")  # what the appliance's stunnel.conf loads, as read
     audited = audit_target(spec, target, observed(case.get("observed", {}), target, reg),
                            lock=LockInfo(target=target.name, **held) if held else None,
-                           lock_owner_alive=alive)
+                           lock_owner_alive=alive,
+                           conf=None if conf is None else StunnelServes(**conf))
     return spec, list(audited.findings)
 
 

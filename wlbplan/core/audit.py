@@ -21,6 +21,7 @@ from wlbplan.core.desired import managed
 from wlbplan.core.findings import Audit, Finding, TargetAudit
 from wlbplan.core.plan import TargetPlan, now_utc, plan_one
 from wlbplan.core.rules import Level, rule
+from wlbplan.core.stunnel_conf import Served as StunnelServes
 from wlbplan.errors import VerifyError, WlbplanError
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.observed import Observed
@@ -41,14 +42,16 @@ def unreachable(spec: Spec, target: Target, error: str) -> TargetAudit:
 
 def audit_target(spec: Spec, target: Target, observed: Observed, *,
                  lock: LockInfo | None = None, lock_owner_alive: bool | None = None,
-                 at: dt.datetime | None = None) -> TargetAudit:
+                 conf: StunnelServes | None = None, at: dt.datetime | None = None,
+                 ) -> TargetAudit:
     """``lock``: the apply lock found on the coordinator (None: not locked);
     ``lock_owner_alive``: whether its process runs (None: it ran on another machine)."""
     seen = _Seen.of(target, observed)
     planned = _plan(spec, seen)
     where = _Where(spec, target, plannable=not isinstance(planned, str))
     found = [*_locked(lock, lock_owner_alive, where), *_pool(seen, where, at), *_trust(seen, where),
-             *_appliance(seen, where), *_certificates(seen, where, spec.policy, at),
+             *_appliance(seen, where), *_conf(conf, where),
+             *_certificates(seen, where, spec.policy, at),
              *_drift(planned, where)]
     return TargetAudit(target.name, tuple(_unique(found)), target.line())
 
@@ -56,16 +59,17 @@ def audit_target(spec: Spec, target: Target, observed: Observed, *,
 # What makes an apply refuse, or fail half-way, whatever the plan says: plan shows these
 # from the audit's own findings, so that plan and audit never tell it two ways.
 BLOCKING_RULES = frozenset({"WLB-POOL-LOCKED", "WLB-APPLIANCE-NOT-SERVING", "WLB-KEY-MISMATCH",
-                            "WLB-FILE-UNREADABLE"})
+                            "WLB-FILE-UNREADABLE", "WLB-STUNNEL-CONF-MISMATCH"})
 
 
 def blockers(spec: Spec, target: Target, observed: Observed, *,
-             lock: LockInfo | None = None,
-             lock_owner_alive: bool | None = None) -> tuple[Finding, ...]:
+             lock: LockInfo | None = None, lock_owner_alive: bool | None = None,
+             conf: StunnelServes | None = None) -> tuple[Finding, ...]:
     """The findings that stand in the way of an apply of ``target``."""
     seen = _Seen.of(target, observed)
     where = _Where(spec, target)
-    found = [*_locked(lock, lock_owner_alive, where), *_appliance(seen, where)]
+    found = [*_locked(lock, lock_owner_alive, where), *_appliance(seen, where),
+             *_conf(conf, where)]
     return tuple(f for f in _unique(found) if f.rule_id in BLOCKING_RULES)
 
 
@@ -279,6 +283,22 @@ def _appliance(seen: _Seen, where: _Where) -> Iterator[Finding]:
             "WLB-REQUEST-PENDING",
             "a pending key waits on the appliance for its signed certificate",
             about="appliance", where="certificate")
+
+
+def _conf(conf: StunnelServes | None, where: _Where) -> Iterator[Finding]:
+    """``conf``: what the appliance's stunnel.conf loads (None: the spec names none)."""
+    if conf is None:
+        return
+    paths = where.target.wlb.paths
+    wanted = (str(paths.cert), str(paths.key))
+    if conf.problem is not None:
+        said = f"{where.target.wlb.stunnel_conf}: {conf.problem}"
+    elif (conf.cert, conf.key) != wanted:
+        said = (f"{where.target.wlb.stunnel_conf} loads cert {conf.cert} and key {conf.key}; "
+                f"the spec installs {wanted[0]} and {wanted[1]}")
+    else:
+        return
+    yield where.finding("WLB-STUNNEL-CONF-MISMATCH", said, about="appliance", where="wlb")
 
 
 def _files(seen: _Seen, where: _Where) -> Iterator[Finding]:

@@ -93,6 +93,12 @@ CATALOGUE: Final[dict[str, Rule]] = _rules(
     Rule("WLB-KEY-MISMATCH", "error", "the key file does not match the certificate file",
          "stunnel refuses to start with a key that is not the certificate's: the next "
          "restart takes WLB down. Put back the matching key (or certificate)."),
+    Rule("WLB-STUNNEL-CONF-MISMATCH", "error",
+         "stunnel.conf loads other files than the spec's wlb.paths",
+         "wlb.stunnel_conf names the appliance's stunnel configuration; the service on WLB's "
+         "port loads other certificate or key files than wlb.paths (or none can be told), "
+         "so what wlbplan installs would not be served. Set wlb.paths to the files "
+         "stunnel.conf names, or fix stunnel.conf."),
     Rule("WLB-KEY-PERMISSIONS", "error", "the private key is readable by group or others",
          "The key of WLB's certificate must be mode 0600 (or stricter): chmod 600 it."),
     Rule("WLB-REQUEST-PENDING", "note", "a pending key is waiting for its signed certificate",

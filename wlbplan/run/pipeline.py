@@ -24,8 +24,11 @@ from wlbplan.core.plan import (
 )
 from wlbplan.core.plan import next_step as plan_next_step
 from wlbplan.core.planfile import check_saved, read_plan
+from wlbplan.core.stunnel_conf import Served as StunnelServes
+from wlbplan.core.stunnel_conf import served_files
 from wlbplan.errors import Interrupted, SpecError, StalePlanError, WlbplanError
 from wlbplan.inspect.run import inspect_target
+from wlbplan.model.command import Command
 from wlbplan.model.events import Reporter, TargetOutcome
 from wlbplan.model.observed import Observed
 from wlbplan.model.spec import Spec, Target
@@ -88,10 +91,23 @@ def _audit_one(spec: Spec, target: Target) -> TargetAudit:
             seen = inspect_target(target, sessions)
             # Read apart from the facts: a lock is not part of what a plan is made against.
             held = read_lock(sessions.pool, target)
+            conf = read_stunnel_conf(sessions, target)
     except WlbplanError as err:
         return unreachable(spec, target, str(err))
-    return audit_target(spec, target, seen, lock=held,
+    return audit_target(spec, target, seen, lock=held, conf=conf,
                         lock_owner_alive=owner_alive(held) if held else None)
+
+
+def read_stunnel_conf(sessions: Sessions, target: Target) -> StunnelServes | None:
+    """What the appliance's stunnel.conf loads on WLB's port (None: the spec names none).
+    Apart from the facts, like the lock: a plan is not made against it, only checked."""
+    path = target.wlb.stunnel_conf
+    if path is None:
+        return None
+    read = sessions.appliance.run(Command(("cat", "--", str(path))))
+    if not read.ok:
+        return StunnelServes(problem=f"cannot be read ({visible(read.stderr.strip())})")
+    return served_files(read.stdout, target.wlb.port)
 
 
 def audit_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) -> Audit:
@@ -136,11 +152,12 @@ def _plan_one(spec: Spec, target: Target, state_dir: Path, replace: bool,
         with open_sessions(spec, target) as sessions:
             seen = inspect_target(target, sessions)
             held = read_lock(sessions.pool, target)  # as audit reads it: apart from the facts
+            conf = read_stunnel_conf(sessions, target)
     except WlbplanError as err:
         return TargetPlan.failed(target.name, "unreachable", str(err))
     made = plan_or_refusal(spec, target, seen, replace=replace, stamp=stamp)
     found = [f"{f.rule_id}: {f.message}" + (f" ({f.hint})" if f.hint else "")
-             for f in blockers(spec, target, seen, lock=held,
+             for f in blockers(spec, target, seen, lock=held, conf=conf,
                                lock_owner_alive=owner_alive(held) if held else None)]
     journal = Journal(state_dir, target.name, target.spec_path)
     if journal.exists():
