@@ -11,10 +11,13 @@ import pytest
 from wlbplan.actions.base import Context, StepFailed
 from wlbplan.actions.pool import install, uninstall
 from wlbplan.connectors.local import LocalRunner
+from wlbplan.core.steps.pool import CA_COMMANDS
 from wlbplan.model.spec import CertificateSpec, PoolSpec, Spec, Target, WlbSpec
 from wlbplan.run.sessions import Sessions
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+XE = CA_COMMANDS["current"]  # the pool's CA commands (xapi >= 1.290)
 
 
 @pytest.fixture
@@ -40,15 +43,15 @@ def _asked(ctx: Context) -> str:
                                   "wlbplan-wlb-0/../../x.pem", "x y.pem", "x\n.pem"])
 def test_an_unsafe_name_is_refused_before_anything_runs(ctx: Context, name: str) -> None:
     with pytest.raises(StepFailed, match="refusing the CA certificate name"):
-        install(ctx, name, PEM)
+        install(ctx, XE, name, PEM)
     with pytest.raises(StepFailed, match="refusing the CA certificate name"):
-        uninstall(ctx, name, missing_ok=True)
+        uninstall(ctx, XE, name, missing_ok=True)
     assert _asked(ctx) == ""
 
 
 def test_a_safe_name_is_installed_and_removed(ctx: Context) -> None:
-    install(ctx, "wlbplan-root-0123456789abcdef.pem", PEM)
-    uninstall(ctx, "wlbplan-root-0123456789abcdef.pem", missing_ok=False)
+    install(ctx, XE, "wlbplan-root-0123456789abcdef.pem", PEM)
+    uninstall(ctx, XE, "wlbplan-root-0123456789abcdef.pem", missing_ok=False)
     asked = _asked(ctx).splitlines()
     assert asked[0].startswith("pool-install-ca-certificate filename=/")
     assert asked[0].endswith("/wlbplan-root-0123456789abcdef.pem")
