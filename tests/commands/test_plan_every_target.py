@@ -150,3 +150,13 @@ def test_stunnel_conf_is_read_and_other_files_are_said(blocked: control.Lab,
     assert str(tmp_path / "server.pem") in said["WLB-STUNNEL-CONF-MISMATCH"]
     plan = wlbplan("plan", str(other))
     assert "WLB-STUNNEL-CONF-MISMATCH" in plan.stdout
+
+
+def test_an_appliance_not_serving_is_said_in_plain_words(blocked: control.Lab) -> None:
+    faults.inject(blocked.dir, "restart-fails")
+    subprocess.run([str(blocked.layout("pool1").restart)], capture_output=True, check=False)
+    plan = wlbplan("plan", str(blocked.spec_path))
+    port = blocked.targets[0].port
+    assert (f"WLB-APPLIANCE-NOT-SERVING: no TLS handshake on port {port}: no certificate "
+            "served: nothing listens on the port (connection refused)") in plan.stdout
+    assert ":error:" not in plan.stdout + plan.stderr  # never OpenSSL's raw lines

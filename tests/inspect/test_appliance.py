@@ -58,8 +58,8 @@ EXPECTED: dict[str, Expect] = {
     "fault-desync-host": Expect(),
     "fault-by-ip": Expect(),
     "two-ca-one-unreadable": Expect(),
-    "fault-restart-fails": Expect(served="Connection refused"),
-    "stunnel-stopped": Expect(served="Connection refused"),
+    "fault-restart-fails": Expect(served="nothing listens on the port (connection refused)"),
+    "stunnel-stopped": Expect(served="nothing listens on the port (connection refused)"),
     "fault-expire": Expect(),
     "fault-key-mismatch": Expect(key="mismatch"),
     "fault-cn-mismatch": Expect(cert=(f"CN=other-{FQDN}",)),
@@ -255,8 +255,14 @@ def test_a_key_whose_stat_fails_otherwise() -> None:
 
 @pytest.mark.parametrize(("output", "exit_code", "error"), [
     ("socket: Bad file descriptor\nconnect:errno=111\n", 1,
-     "no certificate served: connect:errno=111"),
-    ("", 124, "no certificate served (openssl s_client exit 124)"),
+     "no certificate served: nothing listens on the port (connection refused)"),
+    ("4067A0C1BC7F0000:error:8000006F:system library:BIO_connect:Connection refused:"
+     "../crypto/bio/bio_sock2.c:114:calling connect()\n", 1,
+     "no certificate served: nothing listens on the port (connection refused)"),
+    ("40F7:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:ssl/record.c:354:\n",
+     1, "no certificate served: the TLS handshake failed"),
+    ("", 124, "no certificate served: no answer within 10 s"),
+    ("something else\n", 1, "no certificate served (openssl s_client exit 1)"),
 ])
 def test_served_error_says_why_nothing_was_served(output: str, exit_code: int,
                                                   error: str) -> None:

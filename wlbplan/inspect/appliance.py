@@ -156,10 +156,25 @@ def parse_served(raw: RawFact | None) -> Served:
     return Served(chain=chain)
 
 
+# What s_client's own lines mean, in words: its raw error lines ("40772D38…:error:8000006F:
+# system library:BIO_connect:…") carry thread ids and source paths no operator needs.
+_PLAIN = (
+    (("connection refused", "errno=111"), "nothing listens on the port (connection refused)"),
+    (("no route to host", "errno=113", "network is unreachable"),
+     "the port cannot be reached (no route)"),
+    (("connection reset", "errno=104"), "the connection was reset during the handshake"),
+    (("wrong version number", "unexpected eof", "handshake failure", "alert"),
+     "the TLS handshake failed"),
+)
+
+
 def _handshake_problem(raw: RawFact) -> str:
-    for line in raw.output.splitlines():
-        if "connect:" in line or "errno" in line or "error" in line.lower():
-            return f"no certificate served: {line.strip()}"
+    if raw.exit_code == 124:  # `timeout` ended s_client
+        return f"no certificate served: no answer within {HANDSHAKE_TIMEOUT} s"
+    said = raw.output.lower()
+    for needles, words in _PLAIN:
+        if any(n in said for n in needles):
+            return f"no certificate served: {words}"
     return f"no certificate served (openssl s_client exit {raw.exit_code})"
 
 
