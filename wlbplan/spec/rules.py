@@ -175,7 +175,7 @@ def _check_target(target: Data, path: PathT, report: Report, min_rsa: int, clean
             (*path, "wlb", "address"),
             "the pool reaches WLB by IP address; reconnect it by FQDN",
             "With wlb-verify-cert on, the pool checks the certificate against the host part "
-            "of wlb-url; a name is what CA-signed certificates carry (seed procedure).",
+            "of wlb-url; a name is what CA-signed certificates carry (the vendor procedure).",
         )
     certificate = target.get("certificate")
     if not isinstance(certificate, dict):
@@ -307,7 +307,7 @@ def _check_ip_request(
         report.error(
             where,
             f"wlb.address is the IP address {address}: add 'IP:{address}' to alt_names",
-            "The seed rule: CN = FQDN and the IP as a SAN.",
+            "The vendor procedure's rule: CN = FQDN and the IP as a SAN.",
             on_key=True,
         )
 
