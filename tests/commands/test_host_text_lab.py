@@ -118,7 +118,7 @@ def test_plan(hostile: control.Lab, fmt: str) -> None:
     if fmt == "markdown":
         assert "@org/team" not in without_code(result.stdout)
         body = result.stdout.split("```diff\n", 1)[1].split("\n```", 1)[0]
-        assert {line[:1] for line in body.splitlines()} <= {"+", "-", "!", "#", " ", ""}
+        assert {line[:1] for line in body.splitlines()} <= {"+", "-", "~", "#", " ", ""}
         assert "forged" in body
 
 

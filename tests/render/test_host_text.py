@@ -119,7 +119,7 @@ def without_code(text: str) -> str:
 def test_markdown_keeps_diff_signs_and_mentions_no_one(plan: Plan) -> None:
     out = markdown.render(plan)
     body = out.split("```diff\n", 1)[1].split("\n```", 1)[0]
-    assert {line[:1] for line in body.splitlines()} <= {"+", "-", "!", "#", " ", ""}
+    assert {line[:1] for line in body.splitlines()} <= {"+", "-", "~", "#", " ", ""}
     assert "@org/team" not in without_code(out)
     assert "@&#8203;org/team" in out
     assert "\r" not in out

@@ -69,16 +69,16 @@ def test_diff_fence_signs(install_plan: Plan) -> None:
     lines = diff_block(markdown.render(install_plan), "pool1")
     assert lines[0] == "+ pool.trust[wlbplan-root-1111.pem]"
     assert "+     role:        root" in lines
-    assert "! appliance.chain" in lines
-    assert "!     certificate 1 (leaf)" in lines
-    assert "!         issuer:      CN=wlb.example.com → CN=Int CA" in lines
+    assert "~ appliance.chain" in lines
+    assert "~     certificate 1 (leaf)" in lines
+    assert "~         issuer:      CN=wlb.example.com → CN=Int CA" in lines
     assert "+     certificate 2 (intermediate)" in lines
-    assert "!     wlb-verify-cert: false → true" in lines
+    assert "~     wlb-verify-cert: false → true" in lines
     assert "- pool.trust[wlbplan-wlb-2222.pem]" in lines
     assert "-     name:        wlbplan-wlb-2222.pem" in lines
     assert "#     the pool must trust the root CA of the appliance's chain" in lines
     # Inside a diff fence the first character decides the colour: never anything else.
-    assert {line[:1] for line in lines} <= {"+", "-", "!", "#", " ", ""}
+    assert {line[:1] for line in lines} <= {"+", "-", "~", "#", " ", ""}
 
 
 def test_steps_numbered_with_commands(install_plan: Plan) -> None:

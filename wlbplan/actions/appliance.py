@@ -94,6 +94,8 @@ def _fetch_csr_run(ctx: Context, step: Step) -> None:
 def _sign_run(ctx: Context, step: Step) -> None:
     """The spec's signer, run here (argv, no shell); it must leave a certificate behind."""
     p = step.params
+    # Like the CSR's folder: validate checked that it can be made.
+    Path(p["cert"]).parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(p["argv"], capture_output=True, text=True, timeout=300,
                             check=False, stdin=subprocess.DEVNULL)
     if result.returncode != 0:

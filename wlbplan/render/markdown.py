@@ -21,7 +21,9 @@ from wlbplan.render.safe import safe_clipped
 from wlbplan.render.text import SIGNS, acts, change_rows, target_counts, waiting
 
 LIMIT = 60_000  # bytes: GitHub's 65 536 less room for what CI bots add around it
-_DIFF_SIGNS = {"+": "+", "-": "-", "~": "!", " ": " "}  # `!` is highlighted as a change
+# The plan's own symbols, as in the text plan and the legend (one vocabulary): GitHub colours
+# `+` and `-` lines and leaves `~` plain, which still reads as "changed in place".
+_DIFF_SIGNS = {"+": "+", "-": "-", "~": "~", " ": " "}
 # `~` (strikethrough) and `&` (entities) too: a name or message is shown as it is.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~&])")
 # A zero-width space after `@` keeps `@org/team` from notifying anyone; it shows unchanged.
