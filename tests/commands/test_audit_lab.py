@@ -90,6 +90,25 @@ def test_json_names_the_same_findings_on_every_target(fresh: control.Lab) -> Non
     assert document["summary"]["warning"] == 6
 
 
+def test_accepting_a_fresh_labs_warnings_in_the_spec(fresh: control.Lab) -> None:
+    """What a new lab shows, accepted in the spec (fleet-wide) and on the command line
+    (one target): nothing fails --fail-on warning, every report still lists it."""
+    data = yaml.safe_load(fresh.spec_path.read_text())
+    data["audit"] = {"ignore": [
+        {"rule": "WLB-POOL-VERIFY-OFF", "reason": "turned on by the next apply"},
+        {"rule": "WLB-CERT-SELF-SIGNED-CA", "until": "2999-12-31", "reason": "lab"}]}
+    spec = fresh.spec_path.with_name("accepting.yaml")
+    spec.write_text(yaml.safe_dump(data))
+    code, document = audit_json(spec, "--fail-on", "warning", "--ignore",
+                                "WLB-SPEC-DRIFT:pool1", "--ignore", "WLB-SPEC-DRIFT:pool2")
+    assert code == 0
+    assert document["summary"] | {"accepted": 6} == document["summary"]
+    assert (document["summary"]["warning"], document["general"]) == (0, [])
+    found = [f for t in document["targets"] for f in t["findings"]]
+    assert len(found) == 6
+    assert all(f["suppressed"] for f in found)
+
+
 def test_target_option_audits_one(fresh: control.Lab) -> None:
     _, document = audit_json(fresh.spec_path, "--target", "pool2")
     assert [t["name"] for t in document["targets"]] == ["pool2"]

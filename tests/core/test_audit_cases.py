@@ -110,7 +110,8 @@ def test_every_finding_is_catalogued_located_and_clean(
 
 def test_the_cases_cover_every_rule_that_data_can_reach() -> None:
     """Each catalogue rule is exercised by some case (except reaching the target, which
-    needs a real connection: tests/commands/test_audit_lab.py)."""
+    needs a real connection: tests/commands/test_audit_lab.py, and the ignore list's own
+    note: tests/core/test_ignores.py)."""
     seen = set()
     for path in case_files():
         seen |= set(load_case(path).get("expect") or {})
@@ -119,5 +120,5 @@ def test_the_cases_cover_every_rule_that_data_can_reach() -> None:
         "WLB-TARGET-UNREACHABLE", "WLB-CHAIN-MODERN-REJECT", "WLB-CHAIN-ROOT-NOT-CA",
         "WLB-CHAIN-INTERMEDIATE-NOT-CA", "WLB-CERT-EKU-NO-SERVERAUTH",
         "WLB-CERT-NOT-YET-VALID", "WLB-CERT-SHA1-SIGNATURE", "WLB-CERT-RSA-WEAK",
-        "WLB-CHAIN-CA-NO-KEY-USAGE"}
+        "WLB-CHAIN-CA-NO-KEY-USAGE", "WLB-IGNORE-UNUSED"}
     assert not untested, sorted(untested)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from wlbplan.core import rules
+from wlbplan.render import audit_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_ID = re.compile(r'"(WLB-[A-Z0-9-]+)"')
@@ -36,10 +37,15 @@ def test_rules_are_well_formed() -> None:
         assert rule.help.endswith((".", ")"))
 
 
-def test_readme_lists_every_rule_with_its_level() -> None:
+def test_readme_table_is_the_catalogue_as_list_rules_prints_it() -> None:
+    """The README's table is ``wlbplan audit --list-rules --format markdown``, whole: a rule
+    added, removed or reworded in the catalogue must be pasted there too."""
     readme = (ROOT / "README.md").read_text()
-    for rule in rules.CATALOGUE.values():
-        assert f"| `{rule.id}` | {rule.level} | {rule.title} |" in readme, rule.id
+    table = audit_rules.markdown_table(list(rules.CATALOGUE.values()))
+    opening = "<details><summary>The rules</summary>\n\n"
+    assert f"{opening}{table}\n\n</details>" in readme
+    listed = re.findall(r"^\| `(WLB-[A-Z0-9-]+)` \|", readme, flags=re.MULTILINE)
+    assert listed == list(rules.CATALOGUE)
 
 
 def test_levels_order() -> None:

@@ -2,11 +2,16 @@
 
 ``sample()``: pool1 has 2 errors, 2 warnings and 1 note, listed out of order and one
 of them hostile to every output format; pool_2 is clean; pool3 could not be inspected.
+``accepted()``: the same with IGNORES applied on the day it ran.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 from wlbplan.core.findings import Audit, Finding, TargetAudit
+from wlbplan.core.ignores import accept
+from wlbplan.model.ignore import Ignore
 
 SPEC = "specs/prod.yaml"
 CREATED = "2025-01-31T09:30:00Z"
@@ -71,3 +76,47 @@ def clean() -> Audit:
 
 def warnings_only() -> Audit:
     return make_audit(TargetAudit("pool1", (VERIFY_OFF, LEFTOVER), 3))
+
+
+ACCEPT_VERIFY_OFF = Ignore("WLB-POOL-VERIFY-OFF", reason="lab pool <b>: verification | later",
+                           until=dt.date(2025, 6, 1), line=4)
+ACCEPT_EXPIRED = Ignore("WLB-CERT-EXPIRED", "pool1", until=dt.date(2025, 1, 30),
+                        reason="renewal ordered", line=8)
+ACCEPT_UNREACHABLE = Ignore("WLB-TARGET-UNREACHABLE", "pool3")  # --ignore: no reason
+UNUSED = Ignore("WLB-KEY-MISMATCH")
+IGNORES = (ACCEPT_VERIFY_OFF, ACCEPT_EXPIRED, ACCEPT_UNREACHABLE, UNUSED)
+
+
+def accepted() -> Audit:
+    """sample() on 2025-01-31 with IGNORES: VERIFY-OFF and pool3's unreachable accepted,
+    EXPIRED's acceptance ended the day before (it counts again), KEY-MISMATCH unused.
+    Counted: 2 errors, 1 warning, 2 notes (LEFTOVER, the unused ignore); 2 accepted."""
+    return accept(sample(), IGNORES)
+
+
+def fleet(size: int) -> list[TargetAudit]:
+    """``size`` targets with a realistic mix: every one a warning and a note (a fresh lab),
+    one in ten an error, one in five an accepted finding; every tenth clean."""
+    targets = []
+    for n in range(size):
+        name = f"pool-{n:03d}"
+        if n % 10 == 9:
+            targets.append(clean_target(name, None))
+            continue
+        found = [Finding("WLB-POOL-VERIFY-OFF", "warning", name,
+                         "wlb-verify-cert is false: the pool does not verify WLB's certificate",
+                         "wlbplan plan shows the steps", "pool"),
+                 Finding("WLB-CERT-SELF-SIGNED-CA", "warning", name,
+                         f"CN=wlb{n}.example.com is self-signed with CA:TRUE", "", "cert"),
+                 Finding("WLB-TRUST-LEFTOVER", "note", name,
+                         f"wlbplan-wlb-{n:04d}.pem does not anchor what WLB serves now",
+                         "wlbplan apply removes it", f"trust:{n}")]
+        if n % 10 == 0:
+            found.append(Finding("WLB-CERT-EXPIRED", "error", name,
+                                 f"CN=wlb{n}.example.com expired on 2025-01-01", "renew it",
+                                 "leaf"))
+        if n % 5 == 1:
+            found.append(Finding("WLB-CERT-NO-SAN", "warning", name, "no subjectAltName", "",
+                                 "leaf"))
+        targets.append(TargetAudit(name, tuple(found)))
+    return targets

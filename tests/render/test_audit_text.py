@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from audit_samples import (
     NASTY,
     POOL1_SORTED,
     UNREACHABLE_ERROR,
+    accepted,
     clean,
     clean_target,
+    fleet,
     make_audit,
     sample,
     unreachable,
+    warnings_only,
 )
 
 from wlbplan.core.findings import Finding, TargetAudit
+from wlbplan.core.ignores import accept
+from wlbplan.model.ignore import Ignore
 from wlbplan.render import AUDIT_FORMATS, audit_text, render_audit
+from wlbplan.render.console import want_color
 
 
 def lines_of(out: str) -> list[str]:
@@ -88,7 +96,7 @@ def test_colour_only_when_asked() -> None:
 
 
 @pytest.mark.parametrize("fmt", AUDIT_FORMATS)
-@pytest.mark.parametrize("make", [sample, clean])
+@pytest.mark.parametrize("make", [sample, clean, accepted])
 def test_every_format_ends_with_a_newline(fmt: str, make) -> None:
     out = render_audit(make(), fmt)
     assert out.endswith("\n")
@@ -107,3 +115,96 @@ def test_pems_in_messages_are_redacted_in_every_format() -> None:
         out = render_audit(leaky, fmt)
         assert "MIIEv" not in out, fmt
         assert "PRIVATE KEY" not in out, fmt
+
+
+# ------------------------------------------------------------------ accepted findings
+
+
+def test_accepted_findings_are_counted_apart_with_their_reason() -> None:
+    lines = lines_of(audit_text.render(accepted()))
+    assert lines[-1] == ("Audit: 2 errors, 1 warning, 2 notes on 3 targets (1 unreachable); "
+                         "2 accepted.")
+    assert "pool1: 2 errors, 1 warning, 1 note (1 accepted)" in lines
+    assert "pool3: unreachable, could not be inspected (1 accepted)" in lines
+    # Not listed with the findings that count: one line per acceptance, with its count.
+    assert not any("WLB-POOL-VERIFY-OFF" in line for line in lines if line.startswith("  w"))
+    at = lines.index("Accepted, not counted:")
+    assert lines[at + 1:at + 3] == [
+        "  1  WLB-POOL-VERIFY-OFF     until 2025-06-01: lab pool <b>: verification | later "
+        "(audit.ignore, line 4)",
+        "  1  WLB-TARGET-UNREACHABLE  no end date (--ignore)"]
+
+
+def test_an_expired_acceptance_is_said_under_the_finding_it_no_longer_hides() -> None:
+    lines = lines_of(audit_text.render(accepted()))
+    at = lines.index("  error    WLB-CERT-EXPIRED  CN=wlb.example.com expired on 2025-01-01")
+    assert lines[at + 2] == ("           acceptance expired on 2025-01-31 (it held until "
+                             "2025-01-30: renewal ordered)")
+
+
+def test_the_findings_on_no_target_have_their_own_group() -> None:
+    lines = lines_of(audit_text.render(accepted()))
+    at = lines.index("ignore list: 0 errors, 0 warnings, 1 note")
+    assert lines[at + 1] == ("  note     WLB-IGNORE-UNUSED  WLB-KEY-MISMATCH (--ignore) "
+                             "matched no finding")
+
+
+def test_one_acceptance_over_a_fleet_is_one_line() -> None:
+    audit = accept(make_audit(*fleet(200)), [Ignore("WLB-CERT-NO-SAN", reason="replaced")])
+    lines = lines_of(audit_text.render(audit))
+    at = lines.index("Accepted, not counted:")
+    assert lines[at + 1] == "  40  WLB-CERT-NO-SAN  no end date: replaced (--ignore)"
+    assert lines[at + 2] == ""
+
+
+def test_a_reason_cannot_forge_lines_or_styles() -> None:
+    hostile = Ignore("WLB-POOL-VERIFY-OFF", reason="ok\n  error    WLB-FAKE  [red]x\x1b[2J")
+    out = audit_text.render(accept(warnings_only(), [hostile]), color=True)
+    assert "\x1b[2J" not in out
+    assert "ok\\n  error    WLB-FAKE  [red]x\\x1b[2J (--ignore)" in ANSI.sub("", out)
+
+
+# ----------------------------------------------------------------- colour and groups
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_colour_is_by_level_and_only_colour() -> None:
+    plain = audit_text.render(accepted())
+    coloured = audit_text.render(accepted(), color=True)
+    assert ANSI.sub("", coloured) == plain
+    assert "\x1b[31merror" in coloured
+    assert "\x1b[33mwarning" in coloured
+    assert "\x1b[36mnote" in coloured
+
+
+def test_findings_are_grouped_under_their_target() -> None:
+    lines = lines_of(audit_text.render(make_audit(*fleet(20))))
+    heads = [line.split(":")[0] for line in lines if line.startswith("pool-")]
+    assert heads == [f"pool-{n:03d}" for n in range(20)]
+    at = lines.index("pool-010: 1 error, 2 warnings, 1 note")
+    block = lines[at + 1:lines.index("", at)]
+    assert [line.split()[1] for line in block if not line.startswith("           ")] == [
+        "WLB-CERT-EXPIRED", "WLB-CERT-SELF-SIGNED-CA", "WLB-POOL-VERIFY-OFF",
+        "WLB-TRUST-LEFTOVER"]
+
+
+class _Stream:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_colour_for_a_terminal_only_and_never_with_no_color(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert want_color(_Stream(tty=True))
+    assert not want_color(_Stream(tty=False))  # a pipe, a file, a CI log
+    assert not want_color(object())  # no isatty at all
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not want_color(_Stream(tty=True))
+    monkeypatch.setenv("NO_COLOR", "")  # no-color.org: set at all, whatever its value
+    assert not want_color(_Stream(tty=True))

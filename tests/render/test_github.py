@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from audit_samples import clean, make_audit, sample
+from audit_samples import accepted, clean, make_audit, sample
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -102,3 +102,16 @@ def test_no_file_or_line_when_unknown() -> None:
 
 def test_clean_audit_prints_no_command() -> None:
     assert github.render(clean()) == "\n"
+
+
+def test_accepted_findings_get_no_annotation_an_expired_acceptance_is_said() -> None:
+    lines = github.render(accepted()).splitlines()
+    titles = [COMMAND.match(line)["props"].split("title=")[1] for line in lines]
+    assert titles == ["WLB-CERT-EXPIRED (pool1)", "WLB-KEY-PERMISSIONS (pool1)",
+                      "WLB-CERT-EXPIRING (pool1)", "WLB-TRUST-LEFTOVER (pool1)",
+                      "WLB-IGNORE-UNUSED"]  # no VERIFY-OFF, no pool3
+    assert lines[0].endswith(" — renew it — acceptance expired on 2025-01-31 (it held until "
+                             "2025-01-30: renewal ordered)")
+    assert lines[-1] == ("::notice file=specs/prod.yaml,title=WLB-IGNORE-UNUSED::"
+                         "WLB-KEY-MISMATCH (--ignore) matched no finding — remove it, or "
+                         "correct its rule id or target")

@@ -19,12 +19,14 @@ from cryptography.x509.oid import NameOID
 
 from wlbplan.core.diff import Change, cert_summary
 from wlbplan.core.findings import Finding, TargetAudit
+from wlbplan.core.ignores import accept
 from wlbplan.core.plan import Plan, TargetPlan
 from wlbplan.core.steps import Step
 from wlbplan.errors import RemoteCommandError, SpecError, StalePlanError
 from wlbplan.lab import pki
 from wlbplan.model.command import Command
 from wlbplan.model.events import TargetOutcome
+from wlbplan.model.ignore import Ignore
 from wlbplan.model.observed import (
     ApplianceFacts,
     CertFile,
@@ -157,6 +159,19 @@ def test_every_audit_format_contains_host_text(audit, fmt: str) -> None:
         assert "\x1b" not in out
 
 
+@pytest.mark.parametrize("fmt", AUDIT_FORMATS)
+def test_every_audit_format_contains_the_reason_of_an_acceptance(audit, fmt: str) -> None:
+    """A reason is the spec's text, not a host's, but shown the same way: escaped."""
+    made = accept(audit, [
+        Ignore("WLB-CHAIN-MODERN-REJECT", reason=HOSTILE),  # in force
+        Ignore("WLB-TRUST-LEFTOVER", until=dt.date(2000, 1, 1), reason=HOSTILE),  # expired
+    ])
+    out = render_audit(made, fmt)
+    assert_contained(out, commands=fmt == "github")
+    if fmt == "github":
+        assert len(out.splitlines()) == 2  # the accepted finding is not annotated
+
+
 def test_the_modern_reject_message_quotes_the_subject_escaped(audit) -> None:
     row = next(line for line in audit_markdown(audit).splitlines()
                if "WLB-CHAIN-MODERN-REJECT" in line)
@@ -249,4 +264,5 @@ def test_a_huge_message_does_not_push_other_findings_out() -> None:
                                     *(TargetAudit(f.target, (f,)) for f in others)))
     assert len(out.encode()) <= markdown.LIMIT
     assert "left out" not in out
-    assert all(f"| {f.target} |" in out for f in others)
+    assert all(f"| **{f.target}** |" in out for f in others)  # in the summary table
+    assert out.count("`WLB-POOL-VERIFY-OFF`") == len(others)  # and in full

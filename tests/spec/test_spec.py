@@ -5,6 +5,7 @@ ever comes out of the loader)."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import re
@@ -18,7 +19,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from wlbplan.core.rules import CATALOGUE
 from wlbplan.errors import SpecError
+from wlbplan.model.ignore import Ignore
 from wlbplan.model.spec import (
     DEFAULT_CERT_PATH,
     DEFAULT_KEY_PATH,
@@ -783,3 +786,38 @@ def test_missing_ssh_files_are_warnings_and_local_targets_need_none(tmp_path: Pa
     assert value is not None
     assert {(d.path, d.severity) for d in diagnostics} == {
         ("defaults.ssh.identity_file", "warning"), ("defaults.ssh.known_hosts", "warning")}
+
+
+# --- audit.ignore ----------------------------------------------------------------------
+
+
+def test_audit_ignore_becomes_values_with_their_lines() -> None:
+    text = ("version: 1\n"
+            "audit:\n"
+            "  ignore:\n"
+            "    - rule: WLB-POOL-VERIFY-OFF\n"
+            "      target: t1\n"
+            "      until: 2025-03-01\n"  # unquoted: YAML's timestamp, kept as text
+            "      reason: lab pool, verification comes with the new CA\n"
+            "    - {rule: WLB-CERT-EXPIRING, reason: renewal ordered}\n"
+            + MINIMAL_TARGET)
+    spec, diagnostics = load_spec_text(text, FUZZ_PATH)
+    assert diagnostics == []
+    assert spec is not None
+    first, second = spec.ignores
+    assert first == Ignore("WLB-POOL-VERIFY-OFF", "t1", dt.date(2025, 3, 1),
+                           "lab pool, verification comes with the new CA", line=4)
+    assert second == Ignore("WLB-CERT-EXPIRING", None, None, "renewal ordered", line=8)
+    assert first.origin == "audit.ignore, line 4"
+
+
+def test_a_spec_without_audit_ignores_nothing() -> None:
+    spec, _ = load_spec_text("version: 1\n" + MINIMAL_TARGET, FUZZ_PATH)
+    assert spec is not None
+    assert spec.ignores == ()
+
+
+def test_the_schema_lists_exactly_the_catalogued_rule_ids() -> None:
+    # The spec layer cannot import the catalogue (core/): the schema carries the ids.
+    enum = _schema()["$defs"]["ignore"]["properties"]["rule"]["enum"]
+    assert enum == list(CATALOGUE)

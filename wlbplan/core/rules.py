@@ -141,6 +141,11 @@ CATALOGUE: Final[dict[str, Rule]] = _rules(
          "a strict RFC 5280 / CA/Browser verifier rejects the chain",
          "cryptography's verifier objects (the message says why); the pool's own verdict "
          "is reported separately."),
+    # --- the audit's own settings
+    Rule("WLB-IGNORE-UNUSED", "note", "an ignore matches no finding",
+         "An accepted finding (--ignore, or audit.ignore in the spec) matched nothing on the "
+         "targets inspected: what it accepted is fixed, or its rule id or target is not the "
+         "finding's. Remove the entry so that it cannot hide a finding that comes back."),
 )
 
 

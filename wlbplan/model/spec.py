@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from wlbplan.model.ignore import Ignore
 from wlbplan.model.names import join_host_port
 from wlbplan.model.text import visible
 
@@ -311,6 +312,8 @@ class Spec:
     defaults: Defaults = field(default_factory=Defaults)
     policy: Policy = field(default_factory=Policy)
     resolve: tuple[tuple[str, str], ...] = ()
+    ignores: tuple[Ignore, ...] = ()
+    """``audit.ignore``: the findings the operator accepts, in the spec's order."""
 
     def target(self, name: str) -> Target:
         for target in self.targets:

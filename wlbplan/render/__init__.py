@@ -63,3 +63,16 @@ def render_audit(audit: Audit, fmt: str, *, color: bool = False,
 
         return github.render(audit)
     raise ValueError(f"unknown audit format {fmt!r}; expected one of {', '.join(AUDIT_FORMATS)}")
+
+
+RULES_FORMATS = ("text", "json", "markdown")
+
+
+def render_rules(fmt: str) -> str:
+    """The rule catalogue (``audit --list-rules``) in one of RULES_FORMATS."""
+    from wlbplan.render import audit_rules
+
+    if fmt not in RULES_FORMATS:
+        raise ValueError(f"unknown rules format {fmt!r}; expected one of "
+                         f"{', '.join(RULES_FORMATS)}")
+    return audit_rules.render(fmt)

@@ -1,7 +1,9 @@
 """The audit as JSON for tools and dashboards (``audit --format json``).
 
 Described by ``schemas/audit.schema.json``. ``failed`` is the verdict under ``fail_on``,
-the same one the command's exit status gives, so a consumer need not re-derive it.
+the same one the command's exit status gives, so a consumer need not re-derive it. An
+accepted finding stays in its target's list with ``suppressed: true`` and its acceptance
+(reason, until), and is left out of the summary's counts.
 ``rules`` holds the catalogue entries of the rules that appear, keyed by id, so the
 document explains itself without the catalogue at hand.
 """
@@ -13,7 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from wlbplan.core.findings import Audit, FailOn, Finding, TargetAudit
+from wlbplan.core.findings import Acceptance, Audit, FailOn, Finding, TargetAudit
 from wlbplan.core.rules import CATALOGUE
 from wlbplan.model.text import printable_json
 from wlbplan.render.audit_text import ordered
@@ -37,9 +39,10 @@ def to_json(audit: Audit, *, fail_on: FailOn = "error") -> Doc:
         "created": audit.created,
         "fail_on": fail_on or "never",
         "failed": audit.fails(fail_on),
-        "summary": {**audit.counts(), "targets": len(audit.targets),
-                    "unreachable": len(audit.unreachable)},
+        "summary": {**audit.counts(), "accepted": len(audit.suppressed),
+                    "targets": len(audit.targets), "unreachable": len(audit.unreachable)},
         "targets": [_target(t) for t in audit.targets],
+        "general": [_finding(f) for f in ordered(audit.general)],
         "rules": _rules(audit),
     }
 
@@ -74,6 +77,21 @@ def _finding(finding: Finding) -> Doc:
         "spec_path": finding.spec_path,
         "line": finding.line,
         "fingerprint": finding.fingerprint,
+        "suppressed": finding.suppressed,
+        "acceptance": None if finding.acceptance is None else _acceptance(finding.acceptance),
+    }
+
+
+def _acceptance(acceptance: Acceptance) -> Doc:
+    ignore = acceptance.ignore
+    return {
+        "ignore": ignore.text,
+        "reason": ignore.reason,
+        "until": None if ignore.until is None else ignore.until.isoformat(),
+        "expired": acceptance.expired,
+        "expired_on": None if acceptance.expired_on is None else acceptance.expired_on.isoformat(),
+        "origin": "cli" if ignore.line is None else "spec",
+        "line": ignore.line,
     }
 
 

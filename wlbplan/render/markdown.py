@@ -104,7 +104,7 @@ def _warnings(target: TargetPlan) -> list[str]:
 
 
 def _title(target: TargetPlan) -> str:
-    return (f"<b>{_html(target.target)}</b> (stage: {_html(target.stage)}): "
+    return (f"<b>{html_text(target.target)}</b> (stage: {html_text(target.stage)}): "
             f"{target_counts(target)}")
 
 
@@ -208,7 +208,7 @@ def _code(text: str) -> str:
     return f"{tick}{pad}{text}{pad}{tick}"
 
 
-def _html(text: str) -> str:
+def html_text(text: str) -> str:
     """Text inside the HTML of ``<summary>``: escaped, one line, no live mention."""
     return html.escape(visible(text)).replace("@", _NO_MENTION)
 

@@ -4,7 +4,9 @@ Every result points at the spec file, at the line of the setting it concerns, so
 alert sits where the fix goes. The driver lists the whole catalogue: code scanning closes
 an alert whose rule ran and reported nothing, and shows a rule's help beside its alerts.
 ``partialFingerprints`` carries the finding's own fingerprint (no dates, no line), so an
-alert survives edits that move lines around.
+alert survives edits that move lines around. An accepted finding stays a result, with an
+``external`` suppression whose justification is the reason (the ignore list is outside
+the analysed file, as a baseline is); an expired acceptance is said in the message.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
-from wlbplan.core.findings import Audit, Finding
+from wlbplan.core.findings import Acceptance, Audit, Finding
 from wlbplan.core.rules import CATALOGUE, Rule
 from wlbplan.model.text import printable_json
-from wlbplan.render.audit_text import ordered
+from wlbplan.render.audit_text import expired_phrase, ordered
 from wlbplan.render.safe import safe
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -40,7 +42,8 @@ def to_sarif(audit: Audit, *, base: Path | None = None) -> Doc:
     rules = list(CATALOGUE.values())
     index = {rule.id: n for n, rule in enumerate(rules)}
     location = artifact_location(audit.spec_path, Path.cwd() if base is None else base)
-    results = [_result(f, index, location) for t in audit.targets for f in ordered(t.findings)]
+    findings = [*(f for t in audit.targets for f in ordered(t.findings)), *ordered(audit.general)]
+    results = [_result(f, index, location) for f in findings]
     run = {
         "tool": {"driver": {"name": "wlbplan", "version": audit.tool_version,
                             "informationUri": INFORMATION_URI,
@@ -86,13 +89,15 @@ def _result(finding: Finding, index: dict[str, int], location: Doc) -> Doc:
     text = safe(finding.message)
     if finding.hint:
         text += " — " + safe(finding.hint)
+    if finding.acceptance is not None and not finding.suppressed:
+        text += " — " + expired_phrase(finding.acceptance)
     physical: Doc = {"artifactLocation": dict(location)}
     if finding.line is not None and finding.line >= 1:
         physical["region"] = {"startLine": finding.line}
     result: Doc = {"ruleId": finding.rule_id}
     if finding.rule_id in index:  # an id missing from the catalogue is a bug, not fatal
         result["ruleIndex"] = index[finding.rule_id]
-    return result | {
+    result |= {
         "level": finding.level,
         "message": {"text": text},
         "locations": [{"physicalLocation": physical}],
@@ -100,3 +105,18 @@ def _result(finding: Finding, index: dict[str, int], location: Doc) -> Doc:
         "properties": {"target": finding.target, "about": finding.about,
                        "specPath": finding.spec_path},
     }
+    if finding.acceptance is not None and finding.suppressed:
+        result["suppressions"] = [_suppression(finding.acceptance)]
+    return result
+
+
+def _suppression(acceptance: Acceptance) -> Doc:
+    ignore = acceptance.ignore
+    justification = (safe(acceptance.reason) if acceptance.reason
+                     else f"accepted with {ignore.origin}")
+    suppression: Doc = {"kind": "external", "status": "accepted",
+                        "justification": justification,
+                        "properties": {"ignore": ignore.text, "origin": ignore.origin}}
+    if ignore.until is not None:
+        suppression["properties"]["until"] = ignore.until.isoformat()
+    return suppression

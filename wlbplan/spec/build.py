@@ -6,6 +6,7 @@ import dataclasses
 import os
 from pathlib import Path, PurePosixPath
 
+from wlbplan.model.ignore import Ignore, parse_date
 from wlbplan.model.spec import (
     DEFAULT_KEY_BITS,
     CertificateRequest,
@@ -50,7 +51,16 @@ def to_spec(data: Data, path: Path, digest: str, report: Report) -> Spec:
         defaults=defaults,
         policy=Policy(**data.get("policy", {})),
         resolve=tuple((dns_key(host), ip) for host, ip in data.get("resolve", {}).items()),
+        ignores=tuple(_ignore(raw, report.line_of(("audit", "ignore", index)))
+                      for index, raw in enumerate(data.get("audit", {}).get("ignore", []))),
     )
+
+
+def _ignore(raw: Data, line: int | None) -> Ignore:
+    until = raw.get("until")
+    return Ignore(rule=raw["rule"], target=raw.get("target"),
+                  until=None if until is None else parse_date(until), reason=raw["reason"],
+                  line=line)
 
 
 def _lines(report: Report, index: int) -> tuple[tuple[str, int], ...]:

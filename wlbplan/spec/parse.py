@@ -21,7 +21,7 @@ from wlbplan.spec.report import Data, PathT, Report, Span
 _MAX_DEPTH = 64  # no sane spec nests deeper than ~8; stops recursion bombs early
 _MAX_NODES = 100_000  # stops alias "billion laughs" expansion
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_STR_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"}  # no date fields
+_STR_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"}  # dates stay text
 _SAFE = SafeConstructor()
 _SCALARS: dict[str, tuple[str, Callable[[ScalarNode], object]]] = {
     "tag:yaml.org,2002:null": ("null", lambda node: None),

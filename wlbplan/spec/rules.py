@@ -3,11 +3,13 @@ root ...). Each rule reads only the parts that passed the schema."""
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import posixpath
 import re
 from typing import Any
 
+from wlbplan.model.ignore import parse_date
 from wlbplan.model.names import ip_address_problem
 from wlbplan.model.spec import (
     DEFAULT_CERT_PATH,
@@ -65,12 +67,35 @@ def check_semantics(data: Any, report: Report, dirty: set[PathT]) -> None:
     targets = data.get("targets")
     if not isinstance(targets, list):
         return
+    _check_ignores(data, targets, report, clean)
     _check_unique_names(targets, report)
     _check_one_target_per_host(data, targets, report, clean)
     min_rsa = _min_rsa_bits(data)
     for index, target in enumerate(targets):
         if isinstance(target, dict):
             _check_target(target, ("targets", index), report, min_rsa, clean)
+
+
+def _check_ignores(data: Data, targets: list[Any], report: Report, clean: _Clean) -> None:
+    """``audit.ignore``: a real day in ``until``, a target the spec has in ``target``."""
+    ignores = _dig(data, "audit", "ignore")
+    if not isinstance(ignores, list):
+        return
+    names = [name for t in targets if isinstance(name := _dig(t, "name"), str)]
+    for index, entry in enumerate(ignores):
+        path = ("audit", "ignore", index)
+        if not isinstance(entry, dict) or not clean(path):
+            continue
+        if "until" in entry:
+            try:
+                parse_date(entry["until"])
+            except ValueError as err:
+                report.error((*path, "until"), str(err))
+        target = entry.get("target")
+        if target is not None and target not in names:
+            close = difflib.get_close_matches(target, names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (targets: {', '.join(names)})"
+            report.error((*path, "target"), f"no target named '{target}'{hint}")
 
 
 def _min_rsa_bits(data: Data) -> int:

@@ -99,7 +99,7 @@ def _keyword_message(err: Any, report: Report, path: PathT) -> str:
     if keyword == "type":
         return _type_message(value, instance, report.plain.get(path))
     if keyword == "enum":
-        return _enum_message(value, instance)
+        return _enum_message(value, instance, schema.get("enumErrorMessage"))
     if keyword == "const":
         return f"must be {_show(value)}, got {_show(instance)}"
     if keyword == "pattern":
@@ -151,8 +151,10 @@ def _type_message(expected: Any, instance: object, plain: str | None) -> str:
     return message
 
 
-def _enum_message(choices: list[Any], instance: object) -> str:
-    message = f"{_show(instance)} is not one of: {', '.join(str(c) for c in choices)}"
+def _enum_message(choices: list[Any], instance: object, instead: str | None = None) -> str:
+    """``instead``: the schema's words for a list too long to spell out (the rule ids)."""
+    listed = instead or f"is not one of: {', '.join(str(c) for c in choices)}"
+    message = f"{_show(instance)} {listed}"
     if isinstance(instance, str):
         guess = _did_you_mean(instance, [str(c) for c in choices])
         if guess:
