@@ -1,4 +1,4 @@
-"""The apply lock on the coordinator: one file created atomically (noclobber), with its id,
+"""The apply lock on the coordinator: one file published atomically, whole, with its id,
 owner, pid and time, so that two applies never run on one pool at once."""
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ LOCK_FILE = "apply.lock"
 UNREADABLE = "unreadable"  # the id force-unlock takes for a lock file cut short
 _POLL = 0.5
 
-# $1 = folder, $2 = lock file; the lock's JSON arrives on stdin. `set -C` makes the
-# redirection fail when the file exists: the create is the atomic test-and-set. The
-# folder must be this user's (or root's) and writable by no one else, as the journals'
-# are (StrictModes): anyone who can write there can fake or remove a lock. Exit 3 says so.
+# $1 = folder, $2 = lock file; the lock's JSON arrives on stdin. The record is written
+# to a private temporary file first, then published by `ln`: link(2) is the atomic
+# test-and-set (it fails when the name exists), and the lock is never seen before its
+# record is whole (a lock read half-written would name no owner, and offer force-unlock
+# of a live lock). The folder must be this user's (or root's) and writable by no one
+# else, as the journals' are (StrictModes): anyone who can write there can fake or
+# remove a lock. Exit 3 says so.
 _ACQUIRE = (
     'umask 077; mkdir -p -m 0700 -- "$1" || exit 1; '
     'if [ -L "$1" ] || [ ! -d "$1" ]; then echo "$1 is not a plain folder" >&2; exit 3; fi; '
@@ -39,7 +42,8 @@ _ACQUIRE = (
     'case $(stat -c %a -- "$1") in *[2367]?|*[2367]) '
     '  echo "$1 is writable by group or others (mode $(stat -c %a -- "$1"))" >&2; exit 3;; '
     'esac; '
-    'set -C && cat > "$2"'
+    't=$(mktemp -- "$2.XXXXXX") || exit 1; '
+    'cat > "$t" && ln -T -- "$t" "$2"; made=$?; rm -f -- "$t"; exit $made'
 )
 _UNSAFE = 3
 # $1 = lock file, $2 = id: remove it only when it is still ours.
