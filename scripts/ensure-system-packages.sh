@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install the system packages the lab needs (stunnel4, openssh-server, python3-venv),
+# Install the system packages the lab needs (stunnel4, openssh-server, python3-venv;
+# strace for the tests),
 # with apt-get when run as root; otherwise say exactly what to install.
 set -eu
 
@@ -7,6 +8,8 @@ missing=""
 command -v stunnel4 >/dev/null 2>&1 || missing="$missing stunnel4"
 { command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; } || missing="$missing openssh-server"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+# The tests of files on the hosts read every file operation of an apply from the kernel.
+command -v strace >/dev/null 2>&1 || missing="$missing strace"
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
 

@@ -171,10 +171,16 @@ def _undo_remove_backups(ctx: Context, record: UndoRecord) -> None:
 # ---- install the chain and the key -------------------------------------------------------
 
 _INSTALL = 'chmod 600 -- "$3" && mv -f -- "$1" "$2" && mv -f -- "$3" "$4"'
-# $1 cert $2 key $3 backup cert $4 backup key $5 pending key $6 staged chain.
+# $1 cert $2 key $3 backup cert $4 backup key $5 pending key $6 staged chain. A live
+# file is only ever replaced by a rename onto it, never moved away first: a reader (a
+# stunnel starting) finds the old file or the new one, whole, at every instant. The new
+# key keeps its pending name as a second link (no copy of the secret is made); each
+# restore copy is made afresh, never written through an earlier run's leftover.
 _RESTORE = (
     'rm -f -- "$6"; '
-    'if [ -e "$2" ] && ! cmp -s -- "$2" "$4"; then mv -f -- "$2" "$5"; fi; '
+    'if [ -e "$2" ] && ! cmp -s -- "$2" "$4"; then '
+    'rm -f -- "$5" && ln -- "$2" "$5" || exit 1; fi; '
+    'rm -f -- "$2.wlbplan-restore" "$1.wlbplan-restore" && '
     'cp -p -- "$4" "$2.wlbplan-restore" && mv -f -- "$2.wlbplan-restore" "$2" && '
     'cp -p -- "$3" "$1.wlbplan-restore" && mv -f -- "$1.wlbplan-restore" "$1"'
 )

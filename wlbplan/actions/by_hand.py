@@ -50,9 +50,9 @@ def _reconnect(ctx: Context, r: UndoRecord) -> str:
 
 
 def _restore(ctx: Context, r: UndoRecord) -> str:
-    return (f"on the appliance, copy {r['backup_key']} over {r['key']} and "
-            f"{r['backup_cert']} over {r['cert']} keeping their modes (`cp -p`), then "
-            f"{_on_appliance(ctx)}")
+    return (f"on the appliance, put {r['backup_key']} back as {r['key']} and "
+            f"{r['backup_cert']} as {r['cert']}, each copied beside it with `cp -p` (mode "
+            f"and owner kept) and renamed onto it with `mv`, then {_on_appliance(ctx)}")
 
 
 def _restart(ctx: Context, r: UndoRecord) -> str:
