@@ -16,6 +16,7 @@ import ast
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,12 @@ _LINE = re.compile(r"^(?P<time>\d+\.\d+) (?P<call>\w+)\((?P<args>.*)\) += (?P<re
 
 
 def available() -> bool:
-    return shutil.which("strace") is not None
+    """strace is installed and the kernel lets it trace (a container may forbid ptrace)."""
+    if shutil.which("strace") is None:
+        return False
+    probe = subprocess.run(["strace", "-qq", "-e", "trace=none", "--", "true"],
+                           capture_output=True, timeout=30, check=False)
+    return probe.returncode == 0
 
 
 def traced(argv: list[str], log: Path) -> list[str]:

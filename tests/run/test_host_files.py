@@ -84,7 +84,7 @@ from wlbplan.lab.layout import TargetLayout
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(not syscalls.available(),
-                                 reason="strace is not installed (make test installs it)")]
+                                 reason="strace missing or not allowed to trace")]
 
 
 @dataclass
