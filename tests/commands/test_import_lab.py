@@ -78,12 +78,13 @@ def options(lab: control.Lab, target: str, *, paths: bool = True) -> list[str]:
     """The import options that say how to reach ``target``: the lab spec's own values."""
     data = yaml.safe_load(lab.spec_path.read_text())
     pool, wlb = next((t["pool"], t["wlb"]) for t in data["targets"] if t["name"] == target)
-    args = ["--name", target, "--pool", pool["coordinator"],
-            "--wlb", wlb.get("ssh_host", "localhost"), "--connection", pool["connection"],
+    args = ["--name", target, "--pool", pool["coordinator"], "--connection", pool["connection"],
             "--xe", pool["xe"], "--trust-dir", pool["trust_dir"],
             "--state-dir", pool["state_dir"], "--restart", wlb["restart"],
             "--stunnel-conf", wlb["stunnel_conf"],
             "--resolve", f"{wlb['address']}={data['resolve'][wlb['address']]}"]
+    if "ssh_host" in wlb:
+        args += ["--wlb", wlb["ssh_host"]]
     if paths:
         args += ["--cert-path", wlb["paths"]["cert"], "--key-path", wlb["paths"]["key"]]
     ssh = data.get("defaults", {}).get("ssh")

@@ -33,9 +33,10 @@ def _resolve_pair(ctx: click.Context, param: click.Parameter,
 @click.command("import")
 @click.option("--pool", "pool_host", metavar=_HOST, required=True,
               help="The pool coordinator, where xe runs (pool.coordinator).")
-@click.option("--wlb", "wlb_host", metavar=_HOST, required=True,
-              help="Where to reach the WLB appliance (wlb.ssh_host when it differs from the "
-                   "name the pool uses, which comes from the pool's wlb-url).")
+@click.option("--wlb", "wlb_host", metavar=_HOST, default=None,
+              help="Where to reach the WLB appliance over SSH (wlb.ssh_host when it differs "
+                   "from the name the pool uses, which comes from the pool's wlb-url). "
+                   "Needed unless --connection local.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="The spec file to write (default: NAME.yaml); certificate files the spec "
                    "names are written beside it.")
@@ -77,7 +78,7 @@ def _resolve_pair(ctx: click.Context, param: click.Parameter,
 @click.option("--stunnel-conf", default=None, help="The appliance's stunnel configuration file.")
 @click.option("--resolve", multiple=True, metavar="NAME=ADDRESS", callback=_resolve_pair,
               help="Connect to ADDRESS for NAME (the spec's resolve:), repeatable.")
-def import_(pool_host: str, wlb_host: str, out: Path | None, force: bool, name: str | None,
+def import_(pool_host: str, wlb_host: str | None, out: Path | None, force: bool, name: str | None,
             report: Path | None, report_target: str | None, connection: str,
             **options: Any) -> int:
     """Write a spec that describes a pool and its WLB appliance as they are now.
@@ -91,6 +92,8 @@ def import_(pool_host: str, wlb_host: str, out: Path | None, force: bool, name: 
     from wlbplan.core.plan import plan_or_refusal
     from wlbplan.limits import INSPECTION, TooLarge, read_file
 
+    if wlb_host is None and connection == "ssh":
+        raise click.UsageError("--wlb HOST is needed: where to reach the appliance over SSH")
     if report is None and report_target is not None:
         raise click.UsageError("--target goes with --from-inspect")
     if report is not None and (options["cert_path"] or options["key_path"]):
@@ -106,16 +109,17 @@ def import_(pool_host: str, wlb_host: str, out: Path | None, force: bool, name: 
             raise WlbplanError(str(err)) from None
         observed = imported.read_report(data, report_target, str(report))
     chosen = name or (observed.target if observed else imported.default_name(pool_host))
-    access = _access(chosen, pool_host, wlb_host, connection, options)
+    access = _access(chosen, pool_host, wlb_host or "localhost", connection, options)
     spec_path = out or Path(f"{chosen}.yaml")
+    # The options (and a name from a report) checked as a spec before any file or host.
+    skeleton = imported.load(imported.skeleton(access), spec_path, "the options given")
     _refuse_existing([spec_path], force)
     check_destination(spec_path, "spec")
     if observed is None:
         from wlbplan.run.discover import discover
 
-        skeleton = imported.load(imported.skeleton(access), spec_path, "the options")
         observed = discover(skeleton, skeleton.targets[0])
-        origin = f"an inspection of {pool_host} and {wlb_host}"
+        origin = f"an inspection of {pool_host}" + (f" and {wlb_host}" if wlb_host else "")
     else:
         origin = f"{report} (wlbplan inspect)"
     observed = imported.as_target(observed, chosen)

@@ -94,7 +94,7 @@ def load(text: str, path: Path, what: str) -> Spec:
     spec, diagnostics = load_spec_text(text, path)
     if spec is None:
         errors = "; ".join(f"{d.path or 'spec'}: {d.message}" for d in diagnostics if d.is_error)
-        raise ImportRefused(f"{what} is not a valid spec: {errors}")
+        raise ImportRefused(f"{what}: not a valid spec: {errors}")
     return spec
 
 
