@@ -87,6 +87,8 @@ def test_from_inspect_writes_a_spec_that_plans_no_changes_against_those_facts(
     (["--pool", "p", "--wlb", "w", "--resolve", "wlb"], "give NAME=ADDRESS"),
     (["--pool", "p", "--wlb", "w", "--resolve", "wlb=nowhere", "--out", "OUT"],
      "'nowhere' is not an IP address"),
+    (["--pool", "p", "--wlb", "w", "--identity-file", "no-key", "--out", "OUT"],
+     "no-key (for root@p:22) does not exist"),
     (["--pool", "p", "--wlb", "w", "--out", "no/such/folder/x.yaml"],
      "the folder no/such/folder does not exist"),
 ])
@@ -110,3 +112,42 @@ def test_the_yaml_holds_the_names_given_literally(report: Path, tmp_path: Path,
     assert code == 0, err
     data = yaml.safe_load((tmp_path / "east.yaml").read_text())
     assert data["targets"][0]["wlb"]["restart"] == 'svc stunnel restart # "now": yes'
+
+
+def test_host_text_in_the_verdict_is_shown_escaped(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A subject with a terminal escape, in plan's warning about an expiring certificate:
+    escaped on stderr, and in the spec's comments."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    key = pki.make_key()
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "\x1b[2Jevil"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, FQDN)])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(pki.now() - dt.timedelta(days=1))
+            .not_valid_after(pki.now() + dt.timedelta(days=5))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(FQDN)]), False)
+            .sign(key, hashes.SHA256())).public_bytes(serialization.Encoding.PEM).decode()
+    seen = Observed(
+        target="east",
+        appliance=ApplianceFacts(cert=CertFile("/etc/ssl/certs/server.pem", True, (cert,)),
+                                 key=KeyFile("/etc/ssl/certs/server.key", False),
+                                 served=Served(chain=(cert,))),
+        pool=PoolFacts(uuid="0b5e4b43-7d1c-4c2e-9a3e-2f1d6c9b8a71", coordinator="c",
+                       hosts=("c",), xapi_version="25.6.0", wlb_url=f"{FQDN}:8012",
+                       wlb_username="wlbuser", wlb_enabled=True, wlb_verify_cert=False,
+                       trusted=(TrustedCert("wlb.pem", cert),)))
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"format_version": "1.0", "targets": [seen.to_json()]}))
+    code, err = run(capsys, "--from-inspect", report, "--pool", "p", "--wlb", "w",
+                    "--out", tmp_path / "east.yaml")
+    assert code == 0, err
+    assert "WLB-CERT-EXPIRING" in err
+    assert "\\x1b[2Jevil" in err
+    assert "\x1b" not in err
+    assert "\x1b" not in (tmp_path / "east.yaml").read_text()

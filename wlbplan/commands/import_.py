@@ -14,7 +14,8 @@ import click
 from wlbplan.errors import WlbplanError
 
 if TYPE_CHECKING:
-    from wlbplan.core.imported import Access
+    from wlbplan.core.imported import Access, Imported
+    from wlbplan.model.observed import Observed
 
 _HOST = "HOST"
 
@@ -89,8 +90,6 @@ def import_(pool_host: str, wlb_host: str | None, out: Path | None, force: bool,
     """
     from wlbplan.commands.paths import check_destination
     from wlbplan.core import imported
-    from wlbplan.core.plan import plan_or_refusal
-    from wlbplan.limits import INSPECTION, TooLarge, read_file
 
     if wlb_host is None and connection == "ssh":
         raise click.UsageError("--wlb HOST is needed: where to reach the appliance over SSH")
@@ -99,20 +98,13 @@ def import_(pool_host: str, wlb_host: str | None, out: Path | None, force: bool,
     if report is not None and (options["cert_path"] or options["key_path"]):
         raise click.UsageError("--from-inspect: the report says which certificate and key "
                                "files were read; --cert-path and --key-path do not apply")
-    observed = None
-    if report is not None:
-        try:
-            data = read_file(report, INSPECTION)
-        except OSError as err:
-            raise WlbplanError(f"cannot read {report}: {err.strerror or err}") from None
-        except TooLarge as err:
-            raise WlbplanError(str(err)) from None
-        observed = imported.read_report(data, report_target, str(report))
+    observed = _read_report(report, report_target) if report is not None else None
     chosen = name or (observed.target if observed else imported.default_name(pool_host))
     access = _access(chosen, pool_host, wlb_host or "localhost", connection, options)
     spec_path = out or Path(f"{chosen}.yaml")
     # The options (and a name from a report) checked as a spec before any file or host.
-    skeleton = imported.load(imported.skeleton(access), spec_path, "the options given")
+    skeleton = imported.load(imported.skeleton(access), spec_path, "the options given",
+                             check_files=True)
     _refuse_existing([spec_path], force)
     check_destination(spec_path, "spec")
     if observed is None:
@@ -124,16 +116,40 @@ def import_(pool_host: str, wlb_host: str | None, out: Path | None, force: bool,
         origin = f"{report} (wlbplan inspect)"
     observed = imported.as_target(observed, chosen)
     made = imported.derive(observed, access, when=_today(), origin=origin)
-    spec = imported.load(made.text(), spec_path, "the spec wlbplan import made")
+    _write_spec(made, observed, spec_path, force)
+    return 0
+
+
+def _read_report(report: Path, target: str | None) -> Observed:
+    from wlbplan.core.imported import read_report
+    from wlbplan.limits import INSPECTION, TooLarge, read_file
+
+    try:
+        data = read_file(report, INSPECTION)
+    except OSError as err:
+        raise WlbplanError(f"cannot read {report}: {err.strerror or err}") from None
+    except TooLarge as err:
+        raise WlbplanError(str(err)) from None
+    return read_report(data, target, str(report))
+
+
+def _write_spec(made: Imported, observed: Observed, spec_path: Path, force: bool) -> None:
+    """The certificates, then plan's verdict on the spec (it reads them), then the spec."""
+    from wlbplan.core.imported import load, verdict
+    from wlbplan.core.plan import plan_or_refusal
+    from wlbplan.model.text import visible
+
+    spec = load(made.text(), spec_path, "the spec wlbplan import made")
     files = {spec_path.parent / file_name: pem for file_name, pem in made.files}
     _refuse_existing(list(files), force)
     for path, pem in files.items():
         _write(path, pem)
-    verdict = imported.verdict(plan_or_refusal(spec, spec.targets[0], observed))
-    _write(spec_path, made.text(verdict))
+    said = verdict(plan_or_refusal(spec, spec.targets[0], observed))
+    _write(spec_path, made.text(said))
     written = ", ".join(str(p) for p in [spec_path, *files])
-    click.echo(f"Wrote {written}.\n" + "\n".join(verdict).rstrip(), err=True)
-    return 0
+    # Host text (a subject in a refusal) is shown escaped, as everywhere.
+    lines = [f"Wrote {written}.", *(line for line in said if line)]
+    click.echo("\n".join(visible(line) for line in lines), err=True)
 
 
 def _access(name: str, pool_host: str, wlb_host: str, connection: str,

@@ -26,7 +26,7 @@ from wlbplan import certs
 from wlbplan.core.desired import SUBJECT_OIDS, managed
 from wlbplan.core.plan import TargetPlan
 from wlbplan.errors import ImportRefused, VerifyError
-from wlbplan.model.names import ip_address_problem
+from wlbplan.model.names import file_name_problem, ip_address_problem
 from wlbplan.model.observed import Observed, observed_from_json
 from wlbplan.model.spec import (
     DEFAULT_CERT_PATH,
@@ -89,9 +89,9 @@ def skeleton(access: Access) -> str:
     return emit(_top(access, target))
 
 
-def load(text: str, path: Path, what: str) -> Spec:
+def load(text: str, path: Path, what: str, *, check_files: bool = False) -> Spec:
     """``text`` as a validated spec, or ImportRefused quoting every error."""
-    spec, diagnostics = load_spec_text(text, path)
+    spec, diagnostics = load_spec_text(text, path, check_files=check_files)
     if spec is None:
         errors = "; ".join(f"{d.path or 'spec'}: {d.message}" for d in diagnostics if d.is_error)
         raise ImportRefused(f"{what}: not a valid spec: {errors}")
@@ -152,9 +152,16 @@ def observed_from_report(document: Any, target: str | None, source: str) -> Obse
         raise ImportRefused(f"{source} has no target {target!r} (it has {', '.join(names)})")
     facts = {k: v for k, v in chosen.items() if k not in ("observed_digest", "derived")}
     try:
-        return observed_from_json(facts)
+        seen = observed_from_json(facts)
     except ValueError as err:
         raise ImportRefused(f"{source}: {err}") from None
+    for item in seen.pool.trusted:  # the rule inspection applies to what a pool lists
+        problem = file_name_problem(item.name)
+        if problem:
+            raise ImportRefused(f"{source}: the pool lists a CA certificate named "
+                                f"{item.name[:80]!r}, which is not a safe certificate name: "
+                                f"it {problem} (xapi's own rule)")
+    return seen
 
 
 def read_report(data: bytes, target: str | None, source: str) -> Observed:
@@ -169,13 +176,13 @@ def read_report(data: bytes, target: str | None, source: str) -> Observed:
 
 def wlb_endpoint(wlb_url: str, name: str) -> tuple[str, int]:
     """The host and port of the pool's wlb-url: the name it reaches WLB by, and where."""
-    host, _, port = wlb_url.rpartition(":")
-    problem = host_problem(url_host(wlb_url)) if host else "has no host:port"
     if not wlb_url:
         raise ImportRefused(
             f"{name}: the pool is not connected to WLB (its wlb-url is empty), so there is no "
             "appliance to describe: connect it first (xe pool-initialize-wlb "
             "wlb_url=<fqdn>:<port> …), then import it")
+    host, _, port = wlb_url.rpartition(":")
+    problem = host_problem(url_host(wlb_url)) if host else "has no host:port"
     if problem is None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         problem = "has no port 1-65535"
     if problem is not None:
