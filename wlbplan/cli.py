@@ -51,13 +51,14 @@ def cli() -> None:
 def _register() -> None:
     from wlbplan.commands.apply import apply, force_unlock, rollback
     from wlbplan.commands.audit import audit
+    from wlbplan.commands.import_ import import_
     from wlbplan.commands.inspect import inspect
     from wlbplan.commands.plan import plan, show
     from wlbplan.commands.validate import schema, validate
     from wlbplan.lab.cli import lab
 
     for command in (validate, inspect, plan, show, apply, rollback, force_unlock, audit,
-                    schema, lab):
+                    import_, schema, lab):
         cli.add_command(command)
 
 

@@ -64,5 +64,10 @@ class VerifyError(WlbplanError):
     """A certificate or TLS check failed."""
 
 
+class ImportRefused(WlbplanError):
+    """``wlbplan import`` cannot write a spec that describes what it found (the message
+    says what is missing and how to provide it)."""
+
+
 class LabError(WlbplanError):
     """The local lab could not be built, started, changed or stopped."""

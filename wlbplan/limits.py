@@ -35,6 +35,8 @@ class Cap:
 SPEC = Cap("a spec file", 4 * MiB)
 # A plan carries every target's public certificates and observed facts, twice at most.
 PLAN = Cap("a plan file", 32 * MiB)
+# What `wlbplan inspect --format json` writes: every target's facts, like a plan's.
+INSPECTION = Cap("an inspection report", 32 * MiB)
 # A journal holds one target's plan and a few lines per step.
 JOURNAL = Cap("a journal", 8 * MiB)
 # A full public CA store (Mozilla's) is about 220 KiB.

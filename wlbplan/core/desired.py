@@ -126,14 +126,14 @@ def _request(target: Target, observed: Observed, replace: bool) -> Desired:
                    trust=(), verify=observed.pool.wlb_verify_cert, pending=pending)
 
 
-_SUBJECT_OIDS = {"C": NameOID.COUNTRY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME,
+SUBJECT_OIDS = {"C": NameOID.COUNTRY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME,
                  "L": NameOID.LOCALITY_NAME, "O": NameOID.ORGANIZATION_NAME,
                  "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "emailAddress": NameOID.EMAIL_ADDRESS}
 
 
 def request_subject(request: CertificateRequest) -> x509.Name:
     """The subject ``openssl req -subj`` makes from the spec (same order, CN last)."""
-    attrs = [x509.NameAttribute(_SUBJECT_OIDS[k], v) for k, v in request.subject.items()]
+    attrs = [x509.NameAttribute(SUBJECT_OIDS[k], v) for k, v in request.subject.items()]
     return x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, request.common_name)])
 
 

@@ -52,12 +52,14 @@ def load_spec_with_diagnostics(path: Path, *, check_files: bool = True,
     return _load(raw, path, files=check_files)
 
 
-def load_spec_text(text: str, path: Path) -> tuple[Spec | None, list[Diagnostic]]:
-    """Like ``load_spec_with_diagnostics`` for text already in memory (no I/O at all).
+def load_spec_text(text: str, path: Path, *, check_files: bool = False,
+                   ) -> tuple[Spec | None, list[Diagnostic]]:
+    """Like ``load_spec_with_diagnostics`` for text already in memory (no I/O at all,
+    unless ``check_files``: then the local files it names are checked too).
 
     ``path`` names the file in diagnostics and anchors relative local paths.
     """
-    return _load(text.encode("utf-8", "surrogatepass"), path)
+    return _load(text.encode("utf-8", "surrogatepass"), path, files=check_files)
 
 
 def spec_digest(path: Path) -> str:
