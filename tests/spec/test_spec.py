@@ -318,6 +318,86 @@ def test_every_field_reaches_the_model(full_spec: Any) -> None:
     assert target.verify is False
 
 
+@pytest.mark.parametrize("key", ["signed", "root", "ssh"])
+def test_a_local_path_the_os_cannot_look_at_is_that_fields_error(tmp_path: Path,
+                                                                   key: str) -> None:
+    """200 'é' are 200 characters (within the schema's 255 a part) but 400 bytes, more
+    than a file name can hold: the OS refuses even to look (ENAMETOOLONG). That is the
+    field's error at its line, never a crash (exit 3)."""
+    (tmp_path / "root.pem").write_text("x")
+    long = f"{tmp_path}/{'é' * 200}/x.pem"
+    files = {"signed": str(tmp_path / "root.pem"), "root": str(tmp_path / "root.pem")}
+    if key != "ssh":
+        files[key] = long
+    ssh = f"\n    ssh: {{identity_file: '{long}'}}" if key == "ssh" else ""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""version: 1
+targets:
+  - name: t1{ssh}
+    pool: {{coordinator: xs1.example.com}}
+    wlb: {{address: wlb.example.com}}
+    certificate:
+      source: ca-signed
+      request: {{common_name: wlb.example.com}}
+      signed: '{files["signed"]}'
+      root: '{files["root"]}'
+""")
+    loaded, diagnostics = load_spec_with_diagnostics(spec)
+    assert loaded is None
+    where = "targets[0].ssh.identity_file" if key == "ssh" else f"targets[0].certificate.{key}"
+    (error,) = [d for d in diagnostics if d.is_error]
+    assert error.path == where
+    assert error.start is not None
+    assert "File name too long" in error.message
+
+
+PATH_FIELDS = {  # every path a spec holds, with the part of a target it sits in
+    "ssh.identity_file": "ssh: {identity_file: %s}",
+    "ssh.known_hosts": "ssh: {known_hosts: %s}",
+    "pool.trust_dir": "pool: {coordinator: xs1.example.com, trust_dir: %s}",
+    "pool.state_dir": "pool: {coordinator: xs1.example.com, state_dir: %s}",
+    "wlb.paths.cert": "wlb: {address: wlb.example.com, paths: {cert: %s}}",
+    "wlb.paths.key": "wlb: {address: wlb.example.com, paths: {key: %s}}",
+    "wlb.stunnel_conf": "wlb: {address: wlb.example.com, stunnel_conf: %s}",
+    "certificate.request.csr_out": "certificate: {source: ca-signed, request: "
+                                   "{common_name: wlb.example.com, csr_out: %s}}",
+    "certificate.signed": "certificate: {source: ca-signed, request: "
+                          "{common_name: wlb.example.com}, signed: %s, root: /r.pem}",
+    "certificate.root": "certificate: {source: ca-signed, request: "
+                        "{common_name: wlb.example.com}, root: %s}",
+    "certificate.intermediates[0]": "certificate: {source: ca-signed, request: "
+                                    "{common_name: wlb.example.com}, intermediates: [%s]}",
+}
+BAD_PATHS = {
+    '"/srv/a\\nb/server.pem"': "must not contain control characters",
+    '"/srv/a\\tb/server.pem"': "must not contain control characters",
+    '"/srv/\\e[31m/server.pem"': "must not contain control characters",
+    f'"/srv/{"a" * 256}/server.pem"': "longer than 255 characters",
+    f'"/{"a/" * 2048}x"': "must be at most 4095 characters",
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_PATHS), ids=["newline", "tab", "escape", "part",
+                                                      "length"])
+@pytest.mark.parametrize("where", list(PATH_FIELDS))
+def test_every_path_refuses_what_no_host_can_hold_at_its_line(where: str, bad: str) -> None:
+    """A line break in a path splits the lines wlbplan reads back (the appliance's backups
+    are listed one a line: ``/a\\nb/server.pem_orig`` came back as two paths, so a second
+    rotation would not see its own backup); a part longer than a file name, or a path
+    longer than Linux's PATH_MAX, is refused by the host half-way through an apply."""
+    parts = {"pool": "pool: {coordinator: xs1.example.com}",
+             "wlb": "wlb: {address: wlb.example.com}",
+             "certificate": "certificate: {source: self-signed}"}
+    own = PATH_FIELDS[where] % bad
+    parts = {k: v for k, v in parts.items() if not own.startswith(k)}
+    body = "\n    ".join([own, *parts.values()])
+    text = f"version: 1\ntargets:\n  - name: t1\n    {body}\n"
+    (error,) = [d for d in _errors(text) if d.path.startswith(f"targets[0].{where}")]
+    assert error.start is not None
+    assert error.start.line == 4
+    assert BAD_PATHS[bad] in error.message
+
+
 def test_merge_keys_share_settings() -> None:
     a, b = load_spec(DATA / "good" / "merge-keys.yaml").targets
     assert a.pool == PoolSpec("xs1.example.com", connection="local")

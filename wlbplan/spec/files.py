@@ -9,7 +9,9 @@ validates need not hold the runner's key.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,33 +45,49 @@ def _uses_ssh(target: Data) -> bool:
     return any(isinstance(p, dict) and p.get("connection", "ssh") == "ssh" for p in parts)
 
 
+@contextlib.contextmanager
+def _looking_at(file: Path, where: PathT, report: Report) -> Iterator[None]:
+    """A path the OS cannot even look at (a name too long for it, a folder it may not
+    enter) is that field's error, said in the OS's words: never a crash."""
+    try:
+        yield
+    except OSError as err:
+        report.error(where, f"{file}: {err.strerror or err}")
+
+
 def _check_ssh(ssh: Data, path: PathT, base: Path, report: Report) -> None:
     for key in ("identity_file", "known_hosts"):
         if not isinstance(ssh.get(key), str):
             continue
         where = (*path, key)
         file = local_path(ssh[key], base)
-        if file.exists():
-            problem = _unreadable(file)
-            if problem:
-                report.error(where, f"{file}: {problem}")
-        elif key == "known_hosts" and ssh.get("host_key_policy") == "accept-new":
-            _check_folder(file.parent, where, report, "known_hosts")
-        else:
-            report.warning(where, f"{file} does not exist here; the machine that runs "
-                                  "plan and apply needs it")
+        with _looking_at(file, where, report):
+            _check_ssh_file(ssh, key, file, where, report)
+
+
+def _check_ssh_file(ssh: Data, key: str, file: Path, where: PathT, report: Report) -> None:
+    if file.exists():
+        problem = _unreadable(file)
+        if problem:
+            report.error(where, f"{file}: {problem}")
+    elif key == "known_hosts" and ssh.get("host_key_policy") == "accept-new":
+        _check_folder(file.parent, where, report, "known_hosts")
+    else:
+        report.warning(where, f"{file} does not exist here; the machine that runs "
+                              "plan and apply needs it")
 
 
 def _check_certificate(cert: Data, path: PathT, base: Path, report: Report) -> None:
     signer = cert.get("signer") is not None
     if isinstance(cert.get("signed"), str):
         file = local_path(cert["signed"], base)
-        if signer and not file.exists():
-            _check_folder(file.parent, (*path, "signed"), report, "signer's output")
-        else:
-            _must_read(file, (*path, "signed"), report,
-                       "" if signer else "; leave `signed` out until the CA has signed the "
-                       "CSR (the request stage needs no certificate)")
+        with _looking_at(file, (*path, "signed"), report):
+            if signer and not file.exists():
+                _check_folder(file.parent, (*path, "signed"), report, "signer's output")
+            else:
+                _must_read(file, (*path, "signed"), report,
+                           "" if signer else "; leave `signed` out until the CA has signed "
+                           "the CSR (the request stage needs no certificate)")
     if isinstance(cert.get("root"), str):
         _must_read(local_path(cert["root"], base), (*path, "root"), report)
     intermediates = cert.get("intermediates")
@@ -80,16 +98,19 @@ def _check_certificate(cert: Data, path: PathT, base: Path, report: Report) -> N
     request = cert.get("request")
     if isinstance(request, dict) and isinstance(request.get("csr_out"), str):
         out = local_path(request["csr_out"], base)
-        if out.is_dir():
-            report.error((*path, "request", "csr_out"), f"{out} is a folder; name a file")
-        else:
-            _check_folder(out.parent, (*path, "request", "csr_out"), report, "CSR")
+        where = (*path, "request", "csr_out")
+        with _looking_at(out, where, report):
+            if out.is_dir():
+                report.error(where, f"{out} is a folder; name a file")
+            else:
+                _check_folder(out.parent, where, report, "CSR")
 
 
 def _must_read(file: Path, where: PathT, report: Report, advice: str = "") -> None:
-    problem = "not found" if not file.exists() else _unreadable(file)
-    if problem:
-        report.error(where, f"{file}: {problem}{advice}")
+    with _looking_at(file, where, report):
+        problem = "not found" if not file.exists() else _unreadable(file)
+        if problem:
+            report.error(where, f"{file}: {problem}{advice}")
 
 
 def _unreadable(file: Path) -> str:
