@@ -59,10 +59,14 @@ def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: 
 def _explain_failures(spec: Path, made: Plan, saved: bool) -> None:
     """Terraform's rule: a plan with errors is not saved. Say which targets to fix, or how
     to plan the others alone."""
+    from wlbplan.model.text import visible
+
     others = [t.target for t in made.targets if t.failure is None]
     lines = ["Error: no plan could be made for:"]
     for target in made.failed:
-        reason = "\n      ".join(target.reason.splitlines())
+        # The reason quotes what the hosts and the spec hold (xe's words, a certificate's
+        # subject, a path): each of its own lines is shown escaped, never raw.
+        reason = "\n      ".join(visible(line) for line in target.reason.split("\n"))
         lines.append(f"  - {target.target} ({target.status}): {reason}")
     if saved:
         lines.append("The plan was not saved: a saved plan covers every selected target.")
