@@ -7,11 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hostile import VALUES, Hostile
 
 from wlbplan.actions.base import Context, StepFailed
 from wlbplan.actions.pool import install, uninstall
 from wlbplan.connectors.local import LocalRunner
 from wlbplan.core.steps.pool import CA_COMMANDS
+from wlbplan.model.names import file_name_problem
 from wlbplan.model.spec import CertificateSpec, PoolSpec, Spec, Target, WlbSpec
 from wlbplan.run.sessions import Sessions
 
@@ -47,6 +49,24 @@ def test_an_unsafe_name_is_refused_before_anything_runs(ctx: Context, name: str)
     with pytest.raises(StepFailed, match="refusing the CA certificate name"):
         uninstall(ctx, XE, name, missing_ok=True)
     assert _asked(ctx) == ""
+
+
+@pytest.mark.parametrize("value", VALUES, ids=[v.id for v in VALUES])
+def test_a_hostile_name_is_refused_or_passed_as_it_is(ctx: Context, value: Hostile,
+                                                      tmp_path: Path) -> None:
+    """Every corpus value as a name from a plan file or a journal (as it is and as a
+    .pem): refused before xe runs, or given to xe as that one argument."""
+    canary = tmp_path / "CANARY"
+    for name in (value.value(canary), value.value(canary) + ".pem"):
+        if file_name_problem(name):
+            test_an_unsafe_name_is_refused_before_anything_runs(ctx, name)
+            continue
+        install(ctx, XE, name, PEM)
+        uninstall(ctx, XE, name, missing_ok=False)
+        asked = _asked(ctx).splitlines()[-2:]
+        assert asked[0].endswith(f"/{name}")
+        assert asked[1] == f"pool-uninstall-ca-certificate name={name}"
+    assert not canary.exists()
 
 
 def test_a_safe_name_is_installed_and_removed(ctx: Context) -> None:

@@ -16,8 +16,12 @@ from typing import Any
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
+from hostile import VALUES, in_one_name
+from inprocess import unprintable_lines
+from inprocess import wlbplan as run_inprocess
 
 from wlbplan.lab import control, stunnel, xe_state
+from wlbplan.model.names import file_name_problem
 
 pytestmark = pytest.mark.lab
 
@@ -108,3 +112,63 @@ def test_a_der_encoded_key_is_reported_before_the_next_restart(lab: control.Lab)
     assert "WLB-FILE-UNREADABLE" not in found["pool2"]
     # What the finding warns of: the appliance's stunnel does not start with that key.
     assert stunnel.restart(layout).returncode != 0
+
+
+# ---- names the hosts list: every hostile value, through apply and plan (issue 10) ----------
+
+@pytest.fixture(params=["local", pytest.param("ssh", marks=pytest.mark.ssh)])
+def folder_lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[control.Lab]:
+    """Two pools on Citrix Hypervisor 8.2's xapi: pool-certificate-list lists the trust
+    folder's files, so every name in it is the host's to choose."""
+    made = control.up(tmp_path / "lab", targets=2, hosts=1, ssh=request.param == "ssh",
+                      xapi="ch82")
+    try:
+        yield made
+    finally:
+        control.down(made.dir)
+
+
+def _foreign_ca(name: str) -> bytes:
+    from wlbplan.lab import pki
+
+    return pki.build(f"Foreign CA {name[:40]}", key=pki.make_key("ec", 256), ca=True).cert_pem
+
+
+def test_hostile_file_names_on_the_hosts_are_data(folder_lab: control.Lab,
+                                                  tmp_path: Path) -> None:
+    """Every corpus value as a file name (tests/hostile.py: the canary's path spelled by
+    printf, a name holds no '/'): in pool1's trust folder the unsafe ones refuse that pool,
+    by name; pool2's odd but safe ones (a leading '-', '--') are read as its trust, and
+    its appliance's backups listing holds every value. apply, then plan, read them all;
+    no name ever runs, no file is touched."""
+    canary = tmp_path / "CANARY"
+    names = [n for n in (in_one_name(v, canary) for v in VALUES) if n is not None]
+    unsafe = [n for n in names if file_name_problem(n)]
+    safe = [n for n in names if not file_name_problem(n)]
+    assert len(unsafe) >= 50
+    assert {"-.pem", "-rf.pem", "--help.pem"} <= set(safe)
+    refused, kept = (xe_state.coordinator(folder_lab.layout(t)).certs_dir
+                     for t in ("pool1", "pool2"))
+    for name in unsafe:
+        (refused / name).write_bytes(_foreign_ca(name))
+    foreign = {name: _foreign_ca(name) for name in safe}
+    for name, pem in foreign.items():
+        (kept / name).write_bytes(pem)
+    appliance = folder_lab.layout("pool2").certs_dir
+    for name in names:
+        (appliance / f"server.pem_orig{name}").write_bytes(b"not a certificate\n")
+
+    applied = run_inprocess("apply", folder_lab.spec_path, "--auto-approve")
+    planned = run_inprocess("plan", folder_lab.spec_path)
+    for done in (applied, planned):
+        assert done.code == 1, done.said
+        assert "Traceback" not in done.err, done.said
+        assert not unprintable_lines(done), unprintable_lines(done)
+        assert "pool1: the coordinator lists a CA certificate named" in done.err, done.said
+        assert "not a safe certificate name" in done.err, done.said
+    # apply refuses every target when one cannot be inspected; plan shows the other's.
+    assert "pool2" not in applied.out + applied.err.replace("pool1", ""), applied.said
+    assert "pool2.01.pool.install_ca" in planned.out, planned.said
+    assert not canary.exists()
+    assert {n: (kept / n).read_bytes() for n in safe} == foreign
+    assert sorted(p.name for p in refused.iterdir()) == sorted(unsafe)
