@@ -1,11 +1,24 @@
-"""Fixtures the data-driven suites share (differ cases, audit cases, audit properties)."""
+"""Fixtures the data-driven suites share (differ cases, audit cases, audit properties), and
+the hypothesis profiles every property test runs under."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from differ_fixtures import Registry, registry
+from hypothesis import settings
+
+# "ci", the default (`make test`): the same examples on every run and no example database,
+# so a failure in CI is a failure on every machine. "dev": fresh random examples each run,
+# and the database replays what failed before; use it to hunt (HYPOTHESIS_PROFILE=dev).
+# Neither sets a deadline: two cores shared by parallel workers make timings noise.
+# How many examples the parsers of untrusted text get is property_settings.PARSER_EXAMPLES.
+settings.register_profile("ci", deadline=None, derandomize=True, database=None,
+                          print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -119,6 +120,11 @@ def _exit_interrupted() -> NoReturn:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: map every outcome to the documented exit codes."""
+    if not sys.warnoptions:
+        # A library's warning speaks to its developers, in Python's words (cryptography on
+        # a host's certificate with a malformed name: "UserWarning: Attribute's length
+        # must be ..."): the operator reads wlbplan's own findings instead. -W shows them.
+        warnings.simplefilter("ignore")
     try:
         with _signals_stop():
             rv = cli.main(args=argv, prog_name="wlbplan", standalone_mode=False)

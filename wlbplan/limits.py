@@ -26,6 +26,7 @@ class Cap:
 
     what: str
     size: int
+    advice: str = "is it the right file?"
 
     def __str__(self) -> str:
         return _human(self.size)
@@ -42,7 +43,9 @@ JOURNAL = Cap("a journal", 8 * MiB)
 # A full public CA store (Mozilla's) is about 220 KiB.
 PEM = Cap("a certificate file", 2 * MiB)
 # One inspection script's output: every trusted CA certificate, base64-encoded, and more.
-OUTPUT = Cap("the output of one remote command", 16 * MiB)
+OUTPUT = Cap("the output of one remote command", 16 * MiB,
+             "the host printed far more than that command should; run it there by hand to "
+             "see what it prints")
 
 
 class TooLarge(WlbplanError):
@@ -51,7 +54,7 @@ class TooLarge(WlbplanError):
 
 def too_large(cap: Cap, source: str) -> TooLarge:
     return TooLarge(f"{source} is larger than {cap}, the most wlbplan reads from {cap.what}; "
-                    "it was not read (is it the right file?)")
+                    f"it was not read ({cap.advice})")
 
 
 def read_capped(read: Callable[[int], bytes], cap: Cap, source: str) -> bytes:

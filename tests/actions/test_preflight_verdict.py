@@ -14,6 +14,9 @@ import threading
 from pathlib import Path, PurePosixPath
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from property_settings import PARSER
 
 from wlbplan.actions.pool import handshake_verdict
 from wlbplan.core.steps.pool import bundle_path, preflight_argv
@@ -95,6 +98,47 @@ def test_a_reset_with_an_openssl_error_is_no_pass() -> None:
         "\n4007A1B2C3D40000:error:0A000410:SSL routines:ssl3_read_bytes:sslv3 alert "
         "handshake failure:../ssl/record/rec_layer_s3.c:1601:SSL alert number 40\n")
     assert _verdict(output, 1) is not None
+
+
+# ---- any output (issue 10) ------------------------------------------------------------------
+
+CAPTURES = [(DATA / name).read_text() for name in sorted(p.name for p in DATA.glob("*.txt"))]
+LINES = [line for text in CAPTURES for line in text.splitlines()] + [
+    "verify error:num=62:hostname mismatch", "Verify return code: 10 (certificate has expired)",
+    "New, TLSv1.2, Cipher is (NONE)", "read:errno=104", "closed", "-----BEGIN CERTIFICATE-----",
+    "-----END CERTIFICATE-----", "connect:errno=111", "x:error:y:z:w:v"]
+
+
+LINE = st.sampled_from(LINES) | st.text(max_size=30)
+# (where, how many lines to drop there, lines to put in their place)
+EDIT = st.tuples(st.integers(0, 60), st.integers(0, 3), st.lists(LINE, max_size=2))
+
+
+def _edited(capture: str, edits: list[tuple[int, int, list[str]]], cut: int | None) -> str:
+    lines = capture.splitlines()
+    for at, drop, put in edits:
+        lines[at:at + drop] = put
+    text = "\n".join(lines)
+    return text if cut is None else text[:cut]
+
+
+# A capture with lines dropped, replaced or added, perhaps cut short; or lines in any order.
+OUTPUT = st.one_of(
+    st.builds(_edited, st.sampled_from(CAPTURES), st.lists(EDIT, max_size=4),
+              st.none() | st.integers(0, 2500)),
+    st.lists(LINE, max_size=8).map("\n".join),
+)
+FACT = st.builds(RawFact, OUTPUT, st.sampled_from([0, 1, 124, 255]))
+
+
+@PARSER
+@given(st.fixed_dictionaries({}, optional={"handshake": FACT, "bundle": FACT}),
+       st.booleans())
+def test_any_output_gives_a_pass_or_a_reason(raw: dict[str, RawFact], legacy: bool) -> None:
+    verdict = handshake_verdict(raw, legacy=legacy)
+    assert verdict is None or (isinstance(verdict, str) and verdict)
+    if verdict is None:
+        assert "Verify return code: 0 (ok)" in raw["handshake"].output
 
 
 # ---- the preflight's own command over IPv6 (issue 16 #13) ---------------------------------

@@ -44,6 +44,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from property_settings import PARSER
 
 from wlbplan import certs
 from wlbplan.core import rules
@@ -680,7 +681,7 @@ def test_parse_bundle_names_the_broken_block() -> None:
         certs.parse_pem_bundle(good + broken)
 
 
-@settings(max_examples=300)
+@PARSER
 @given(st.binary(max_size=2048))
 def test_parse_bundle_never_raises_anything_but_verify_error(data: bytes) -> None:
     try:
@@ -705,7 +706,7 @@ def test_parse_bundle_finds_every_certificate_among_noise(
     assert [c.public_bytes(serialization.Encoding.PEM) for c in parsed] == [p for _, p in parts]
 
 
-@settings(deadline=None, max_examples=200)
+@PARSER
 @given(st.integers(min_value=0), st.binary(min_size=1, max_size=4))
 def test_parse_bundle_with_a_corrupted_body(position: int, junk: bytes) -> None:
     pem = _SAMPLE.leaf.cert_pem
@@ -726,7 +727,8 @@ _DER = _SAMPLE.leaf.cert.public_bytes(serialization.Encoding.DER)
 # Found by fuzzing DER: cryptography raises InvalidVersion (not a ValueError) at load,
 # and ValueError only when the subject or issuer is first read.
 @pytest.mark.filterwarnings("ignore:Parsed a serial number")  # fuzzed serials go negative
-@settings(deadline=None, max_examples=300)
+@pytest.mark.filterwarnings("ignore:Attribute's length")  # a fuzzed countryName
+@PARSER
 @example(12, b"\x42")  # the version INTEGER: "66 is not a valid X509 version"
 @example(_DER.index(b"\x06\x03\x55\x04\x03") + 2, b"\x00")  # a broken CN attribute
 @example(_DER.index(b"\x06\x03\x55\x1d\x0e") + 4, b"\x23")  # SKI becomes a 2nd AKI
@@ -743,7 +745,7 @@ def test_parse_bundle_with_mutated_der(position: int, junk: bytes) -> None:
         certs.describe(cert)  # whatever parses can be described
 
 
-@settings(max_examples=200)
+@PARSER
 @given(st.binary(max_size=512))
 def test_parse_public_key_never_raises_anything_but_verify_error(data: bytes) -> None:
     blob = b"-----BEGIN PUBLIC KEY-----\n" + base64.encodebytes(data) + b"-----END PUBLIC KEY-----"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+from property_settings import PARSER
 
 from wlbplan.core.stunnel_conf import Served, served_files
 
@@ -35,6 +36,7 @@ def test_no_service_on_the_port_is_said() -> None:
         "the service on port 8012 names no cert"
 
 
+@PARSER
 @given(st.text(max_size=400), st.integers(1, 65535))
 def test_any_text_gives_files_or_a_problem(text: str, port: int) -> None:
     found = served_files(text, port)

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from property_settings import PARSER
 
 from wlbplan import certs
 from wlbplan.connectors.local import LocalRunner
@@ -65,7 +66,7 @@ EXPECTED: dict[str, Expect] = {
     "fault-cn-mismatch": Expect(cert=(f"CN=other-{FQDN}",)),
     "key-missing": Expect(key="missing"),
     "key-der": Expect(key="der"),
-    "cert-garbage": Expect(cert="no PEM certificate found", served="old"),
+    "cert-garbage": Expect(cert="the file holds no complete PEM certificate", served="old"),
     "backups": Expect(backups=("server.key_orig", "server.pem_orig")),
     "ca-signed": Expect(cert=LAB_CHAIN),
 }
@@ -425,20 +426,15 @@ PEMISH = st.one_of(
     st.just("-----END CERTIFICATE-----\n"),
 )
 OUTPUTS = st.one_of(
-    st.text(),
+    st.text(max_size=200),
     st.lists(st.one_of(PEMISH, st.text(max_size=40)), max_size=5).map("".join),
     st.sampled_from([r.output for p in sorted(DATA.glob("*.appliance.txt"))
                      for r in facts.parse(p.read_text()).values()]),
 )
 RAW = st.builds(RawFact, output=OUTPUTS, exit_code=st.integers(-(2**31), 2**31))
-MAYBE_RAW = st.one_of(st.none(), RAW)
-PROPERTY = settings(deadline=None, max_examples=300,
-                    suppress_health_check=[HealthCheck.too_slow])
 
 
-@PROPERTY
-@given(MAYBE_RAW)
-def test_parse_cert_never_raises(raw: RawFact | None) -> None:
+def _check_cert(raw: RawFact | None) -> None:
     got = appliance.parse_cert(raw, "/p")
     assert isinstance(got, CertFile)
     assert not (got.chain and got.error), "a chain or an error, not both"
@@ -448,10 +444,7 @@ def test_parse_cert_never_raises(raw: RawFact | None) -> None:
         assert got.error
 
 
-@PROPERTY
-@given(MAYBE_RAW, MAYBE_RAW)
-def test_parse_key_never_raises_nor_echoes_openssl(stat: RawFact | None,
-                                                   public: RawFact | None) -> None:
+def _check_key(stat: RawFact | None, public: RawFact | None) -> None:
     got = appliance.parse_key(stat, public, "/k")
     assert isinstance(got, KeyFile)
     if got.public_key is not None:
@@ -464,35 +457,41 @@ def test_parse_key_never_raises_nor_echoes_openssl(stat: RawFact | None,
         assert got.error in (None, expected)
 
 
-@PROPERTY
-@given(MAYBE_RAW)
-def test_parse_served_never_raises(raw: RawFact | None) -> None:
+def _check_served(raw: RawFact | None) -> None:
     got = appliance.parse_served(raw)
     assert isinstance(got, Served)
     assert bool(got.chain) != bool(got.error), "exactly one of a chain and an error"
 
 
-@PROPERTY
-@given(MAYBE_RAW)
-def test_parse_csr_never_raises(raw: RawFact | None) -> None:
+def _check_csr(raw: RawFact | None) -> None:
     got = appliance.parse_csr(raw)
     assert got is None or got.startswith("-----BEGIN CERTIFICATE REQUEST-----")
 
 
-@PROPERTY
-@given(MAYBE_RAW)
-def test_parse_lines_never_raises(raw: RawFact | None) -> None:
+def _check_lines(raw: RawFact | None) -> None:
     got = appliance.parse_lines(raw)
     assert isinstance(got, tuple)
     assert list(got) == sorted(got)
     assert all(line and line == line.strip() for line in got)
 
 
-@PROPERTY
-@given(st.dictionaries(st.sampled_from(["cert", "key.stat", "key.public", "backups", "served",
-                                        "hostname", "pending.key.public", "pending.csr",
-                                        "other"]), RAW))
-def test_parse_never_raises(raw: dict[str, RawFact]) -> None:
+FACT_NAMES = ["cert", "key.stat", "key.public", "key.der", "backups", "served", "hostname",
+              "pending.key.public", "pending.csr", "other"]
+
+
+# One draw feeds every parser of the appliance's output (each is tested on every one of
+# the 2,000 examples), then the whole.
+@PARSER
+@given(st.dictionaries(st.sampled_from(FACT_NAMES), RAW, max_size=6))
+def test_every_appliance_parser_on_any_output(raw: dict[str, RawFact]) -> None:
+    outputs = list(raw.values()) or [None]
+    for one in (*outputs, None):
+        _check_cert(one)
+        _check_served(one)
+        _check_csr(one)
+        _check_lines(one)
+    _check_key(raw.get("key.stat"), raw.get("key.public"))
+    _check_key(outputs[0], outputs[-1])
     assert isinstance(appliance.parse(raw, _TARGET), ApplianceFacts)
 
 

@@ -18,8 +18,9 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from property_settings import PARSER
 
 from wlbplan.connectors.local import LocalRunner
 from wlbplan.inspect import script
@@ -381,15 +382,6 @@ TEXTS = st.one_of(
 )
 
 
-@given(TEXTS)
-@example(f"{MARK} n {b64('x' + chr(10) + '²')} .")
-@example(f"{MARK} n {b64('x' + chr(10) + '①')} .")
-@example(f"{MARK} n {b64('x' + chr(10) + '1' * 5000)} .")
-@settings(suppress_health_check=[HealthCheck.filter_too_much])
-def test_parse_never_raises(text: str) -> None:
-    """Statuses of Unicode digits ('²', '①') or of more than 4300 digits once passed an
-    isdigit() check and crashed int(); they are plain lines to ignore now."""
-    script.parse(text)
 
 
 @pytest.mark.parametrize("status", ["²", "①", "٣", "1" * 5000])
@@ -411,10 +403,6 @@ def _well_typed(facts: dict[str, RawFact], text: str) -> None:
                    for ln in text.splitlines())
 
 
-@given(TEXTS)
-@settings(suppress_health_check=[HealthCheck.filter_too_much])
-def test_parse_returns_well_typed_facts(text: str) -> None:
-    _well_typed(script.parse(text), text)
 
 
 NOT_FROM_THE_PREAMBLE = {
@@ -460,12 +448,18 @@ def test_parse_rejects_a_status_the_preamble_cannot_write(case: str) -> None:
 
 
 @given(TEXTS)
+@example(f"{MARK} n {b64('x' + chr(10) + '²')} .")
+@example(f"{MARK} n {b64('x' + chr(10) + '①')} .")
+@example(f"{MARK} n {b64('x' + chr(10) + '1' * 5000)} .")
 @example(NOT_FROM_THE_PREAMBLE["empty name"])
 @example(NOT_FROM_THE_PREAMBLE["no closing"])
-@settings(suppress_health_check=[HealthCheck.filter_too_much])
-def test_parse_returns_only_facts_the_preamble_could_write(text: str) -> None:
-    """Names as fact() accepts them, a closing ".", OUTPUT "\\n" and a 1-3 ASCII digit
-    status, read back as written (the 0..255 range is left to STATUS_RANGE_BUG)."""
+@PARSER
+def test_parse_returns_only_well_typed_facts_the_preamble_could_write(text: str) -> None:
+    """Never raises; names as fact() accepts them, a closing ".", OUTPUT "\\n" and a 1-3
+    ASCII digit status, read back as written (the 0..255 range is left to
+    STATUS_RANGE_BUG). Statuses of Unicode digits ('²', '①') or of more than 4300 digits
+    once passed an isdigit() check and crashed int(); they are plain lines to ignore now."""
+    _well_typed(script.parse(text), text)
     _check_preamble_shaped(text)
 
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from property_settings import PARSER
 
 from wlbplan.limits import JOURNAL as JOURNAL_CAP
 from wlbplan.run import apply as apply_mod
-from wlbplan.run.journal import JOURNAL, Journal, JournalError
+from wlbplan.run.journal import (
+    JOURNAL,
+    Journal,
+    JournalError,
+    Replay,
+    journal_owner_alive,
+)
 
 HEADER = {"target": "pool1", "lock_id": "L-1", "spec": "/x/spec.yaml", "spec_digest": "d",
           "observed_digest": "o"}
@@ -271,3 +281,67 @@ def test_a_step_run_again_after_its_undo_is_undone_again(tmp_path: Path) -> None
     assert [e.undo for e in replay.pending_undo()] == [
         {"kind": "k", "run": "second"}, {"kind": "k", "n": 1}]
     assert replay.undo_attempted
+
+
+# ---- the strict reader on anything (issue 10) --------------------------------------------
+
+# Cheap, flat, and every JSON type (2,000 examples run in CI): values of the wrong type.
+JSONISH = st.one_of(st.sampled_from([None, True, False, 0, -1, 2**70, 1.5, "", "x", [], {},
+                                     [1], ["a", "b"], {"kind": "x"}, [[1]]]),
+                    st.integers(-3, 8), st.text(max_size=8))
+# Records shaped like wlbplan's: an event and some of the fields records have, each a
+# value it could hold or one of another type (cheap draws: 2,000 examples run in CI).
+FIELDS = st.sampled_from(["target", "index", "action", "undo", "ok", "purpose", "failures",
+                          "outcome", "lock_id", "pid", "host", "plan"])
+VALUES = st.one_of(
+    st.sampled_from(["pool1", 1, 2, "pool.install_ca", {"kind": "local.remove", "path": "/x"},
+                     {"kind": []}, True, "rollback", "resume", ["what failed"], "applied",
+                     "L-1", 2**70, -1, 0, socket.gethostname(), {"format_version": "9"}]),
+    JSONISH)
+RECORD = st.builds(
+    lambda event, fields: {**fields, "event": event},
+    st.sampled_from(["begin", "resume", "step", "done", "undone", "incomplete", "end",
+                     "explode"]) | JSONISH,
+    st.dictionaries(FIELDS, VALUES, max_size=5))
+HEADED = st.tuples(st.booleans(), st.lists(RECORD, max_size=6), st.booleans()).map(
+    lambda t: ([{"event": "begin", "target": "pool1"}] if t[0] else []) + t[1])
+
+
+def _lines(records: list[Any], cut: bool) -> bytes:
+    raw = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+    return raw[:-7] if cut and raw else raw
+
+
+def _parsed(raw: bytes) -> tuple[Replay | None, str]:
+    try:
+        return Journal(Path("/nonexistent/state"), "pool1").parse(raw), ""
+    except JournalError as err:  # the one error a journal may give
+        return None, str(err)
+
+
+JOURNALS = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=300).map(str.encode),
+    st.builds(_lines, HEADED, st.booleans()),
+    st.lists(st.sampled_from([b"{", b"}", b"[", b"]", b'"event"', b":", b",", b'"begin"',
+                              b"\n", b"1", b"null", b"\xff"]), max_size=40).map(b"".join),
+)
+
+
+@PARSER
+@given(JOURNALS)
+@example(b'{"event": "begin", "target": "pool1", "host": "%s", "pid": %d}\n'
+         % (socket.gethostname().encode(), 2**70))  # kill(2) took it: OverflowError
+@example(b"[" * 100_000 + b"\n")  # json.loads: RecursionError
+def test_any_journal_is_a_replay_or_a_journal_error(raw: bytes) -> None:
+    replay, error = _parsed(raw)
+    if replay is None:
+        assert "damaged" in error
+        return
+    assert replay.header.get("target") == "pool1"
+    assert all(isinstance(e.index, int) and isinstance(e.action, str) for e in replay.started)
+    assert all(e.undo is None or isinstance(e.undo, dict) for e in replay.started)
+    replay.pending_undo()
+    replay.unfinished()
+    assert all(isinstance(f, str) for f in replay.incomplete)
+    assert journal_owner_alive(replay.header) in (True, False)

@@ -21,7 +21,8 @@ def registry() -> dict[str, Action]:
 def undo(ctx: Context, record: UndoRecord) -> None:
     """Run one journaled undo record (it names its own kind), only when it touches nothing
     but what this target's apply may have touched."""
-    kind = record.get("kind", "")
+    kind = record.get("kind")
+    kind = kind if isinstance(kind, str) else ""  # a list as the kind is no kind
     handler = {**pool.UNDO, **appliance.UNDO}.get(kind)
     confine = {**pool.CONFINE, **appliance.CONFINE}.get(kind)
     if handler is None or confine is None:

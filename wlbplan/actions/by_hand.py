@@ -113,5 +113,7 @@ def by_hand(ctx: Context, record: UndoRecord) -> str:
         return "restore what this step changed (its undo record is in the journal)"
     try:
         return explain(ctx, record)
-    except (KeyError, TypeError, AttributeError):  # a record from another wlbplan
+    # A record from another wlbplan, or one no wlbplan wrote: [["x"]] as pairs was a
+    # ValueError that ended a rollback with a traceback.
+    except (LookupError, TypeError, AttributeError, ValueError):
         return "restore what this step changed (its undo record is in the journal)"

@@ -73,16 +73,32 @@ def parse_pem_bundle(data: bytes) -> list[x509.Certificate]:
     """Every certificate in a PEM bundle, in file order.
 
     Text between blocks and non-certificate blocks (keys, CRLs) are ignored, as
-    OpenSSL does when it reads a CAfile. Anything unusable raises VerifyError.
+    OpenSSL does when it reads a CAfile. Anything unusable raises VerifyError, whose
+    message says what is wrong in words (never a library's internals, never PEM armour,
+    which every renderer would redact together with the rest of the message).
     """
     if len(data) > _MAX_BUNDLE:
         raise VerifyError(f"certificate bundle is too large ({len(data)} bytes)")
     blocks = [m.group(0) for m in _PEM_BLOCK.finditer(data) if m.group(1) in _CERT_LABELS]
     if len(_CERT_BEGIN.findall(data)) != len(blocks):
-        raise VerifyError("certificate bundle has a BEGIN CERTIFICATE line without its END line")
+        raise VerifyError("certificate bundle has a BEGIN CERTIFICATE line without its END "
+                          "line (cut short?)")
     if not blocks:
-        raise VerifyError("no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")
+        raise VerifyError(f"no PEM certificate found: {_no_certificate(data)}")
     return [_load_block(block, number) for number, block in enumerate(blocks, start=1)]
+
+
+def _no_certificate(data: bytes) -> str:
+    """Why a bundle holds no certificate, in the words an operator can act on."""
+    if not data.strip():
+        return "it is empty"
+    if b"PRIVATE KEY-----" in data:
+        # Never more than that: nothing of a key is ever repeated.
+        return "it holds a private key where a certificate is expected"
+    if data.startswith(b"\x30") and not data.isascii():
+        return ("it is binary, DER-encoded perhaps; wlbplan reads PEM: convert it with "
+                "`openssl x509 -inform DER -in FILE -out FILE.pem`")
+    return "there is no BEGIN CERTIFICATE line"
 
 
 def _load_block(block: bytes, number: int) -> x509.Certificate:
@@ -92,8 +108,24 @@ def _load_block(block: bytes, number: int) -> x509.Certificate:
         # describe() needs so a broken one fails here, with the block number.
         _ = (cert.subject, cert.issuer, cert.extensions, cert.public_key())
     except _PARSE_ERRORS as err:
-        raise VerifyError(f"certificate {number} in the bundle is not valid: {err}") from None
+        raise VerifyError(f"certificate {number} in the bundle is not valid: "
+                          f"{_why(block, err)}") from None
     return cert
+
+
+_ARMOUR = re.compile(rb"-----[A-Z0-9 ]+-----")
+_BASE64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+
+
+def _why(block: bytes, err: Exception) -> str:
+    """cryptography's reason in words: its texts quote Rust parser states and FAQ links."""
+    body = b"".join(_ARMOUR.sub(b"", block).split())
+    if not _BASE64.fullmatch(body) or len(body) % 4:
+        return "its base64 text is damaged"
+    said = str(err)
+    if "asn1" in said.lower() or "ParseError" in said or "Unable to load" in said:
+        return "its content is not a well-formed X.509 certificate (DER)"
+    return said.split(". See https://")[0][:200]
 
 
 def to_pem(certs: Iterable[x509.Certificate]) -> bytes:
@@ -109,11 +141,11 @@ def parse_public_key_pem(data: bytes) -> CertificatePublicKeyTypes:
         )
     blocks = [m.group(0) for m in _PEM_BLOCK.finditer(data) if m.group(1) in _PUBLIC_LABELS]
     if not blocks:
-        raise VerifyError("no PEM public key found (expected -----BEGIN PUBLIC KEY-----)")
+        raise VerifyError("no PEM public key found (no BEGIN PUBLIC KEY line)")
     try:
         key = serialization.load_pem_public_key(blocks[0])
     except _PARSE_ERRORS as err:
-        raise VerifyError(f"public key is not valid: {err}") from None
+        raise VerifyError(f"public key is not valid: {_why(blocks[0], err)}") from None
     if not isinstance(key, _CERT_KEY_CLASSES):
         raise VerifyError(f"unsupported public key type {type(key).__name__}")
     return key

@@ -78,7 +78,7 @@ class LocalRunner:
     ) -> tuple[bytes, bytes]:
         """``communicate`` with each stream capped: a command that prints without end is
         killed at the cap, never held in memory whole."""
-        source = f"the output of `{command.display()}` on {self.host}"
+        source = f"the output of `{command.brief()}` on {self.host}"
         streams = [_Drain(proc, pipe, source) for pipe in (proc.stdout, proc.stderr) if pipe]
         if proc.stdin is not None:
             threading.Thread(target=_feed, args=(proc.stdin, command.stdin or b""),

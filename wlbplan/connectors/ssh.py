@@ -93,7 +93,7 @@ class SshRunner:
         except ThreadException as exc:
             if any(isinstance(w.value, TooLarge) for w in exc.exceptions):
                 # The reader stopped at the cap and invoke closed the channel.
-                raise too_large(OUTPUT, f"the output of `{command.display()}` on "
+                raise too_large(OUTPUT, f"the output of `{command.brief()}` on "
                                         f"{self.host}") from None
             raise self._failed(conn, command, exc) from None
         except (SSHException, OSError, EOFError) as exc:

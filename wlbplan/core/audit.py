@@ -157,6 +157,14 @@ def _unique(findings: Sequence[Finding]) -> Iterator[Finding]:
 def _locked(held: LockInfo | None, alive: bool | None, where: _Where) -> Iterator[Finding]:
     if held is None:
         return
+    if held.unreadable:
+        yield where.finding(
+            "WLB-POOL-LOCKED", f"the pool is locked: {held.describe()}", about="pool",
+            where="pool",
+            hint=f"if no apply is running on this pool, remove it with "
+                 f"`{where.command('force-unlock')} {held.id}` (then "
+                 f"`{where.command('rollback')}` if an apply died here)")
+        return
     owner = ("its process is still running on this machine" if alive else
              "its process is gone from this machine" if alive is False else
              "it ran on another machine, where only that machine can tell if it still runs")

@@ -142,8 +142,9 @@ def _self_signed(target: Target, observed: Observed) -> Desired:
     if not chain:
         problem = observed.appliance.cert.error or "missing"
         raise VerifyError(
-            f"{target.name}: the appliance's certificate {observed.appliance.cert.path} is "
-            f"{problem}; a self-signed target trusts what the appliance has, so fix that first"
+            f"{target.name}: the appliance's certificate {observed.appliance.cert.path} cannot "
+            f"be used ({problem}); a self-signed target trusts what the appliance has, so fix "
+            "that first"
         )
     leaf = _load(chain[0])
     anchor = Anchor(role="wlb", fingerprint=certs.fingerprint(leaf), pem=chain[0])

@@ -273,6 +273,9 @@ def read_plan(path: str | os.PathLike[str]) -> Plan:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise PlanFileError(f"{source} is not a plan file (not UTF-8 text)") from None
+    except RecursionError:
+        raise PlanFileError(f"{source} is not a plan file: its JSON is nested too deeply") \
+            from None
     except json.JSONDecodeError as err:
         if _SPEC_LINE.search(raw):
             raise PlanFileError(

@@ -105,6 +105,11 @@ def parse_cert(raw: RawFact | None, path: str) -> CertFile:
         return CertFile(path=path, present=False)
     if not raw.ok:
         return CertFile(path=path, present=True, error=raw.problem())
+    if not raw.output.strip():
+        # The script prints complete certificate blocks only: a file cut short, empty or
+        # not PEM at all leaves nothing.
+        return CertFile(path=path, present=True, error="the file holds no complete PEM "
+                        "certificate (empty, cut short, or not PEM)")
     try:
         chain = tuple(_pem(c) for c in certs.parse_pem_bundle(raw.output.encode()))
     except VerifyError as err:

@@ -100,6 +100,9 @@ def parse(raw: dict[str, RawFact], target: Target) -> PoolFacts:
     def value(name: str) -> str:
         return _value(raw, name, target)
 
+    # The pool's uuid first: every later command was given it, so when it is wrong (a
+    # garbage or an enormous output) what they said is only the echo of that.
+    uuid = _uuid(value("uuid"), "pool-list", target)
     names = _ca_names(value("certs"), target)
     coordinator = _uuid(value("param.master"), "the pool's master", target)
     hosts = tuple(_uuid(h, "a host", target) for h in _names(value("hosts")))
@@ -109,7 +112,7 @@ def parse(raw: dict[str, RawFact], target: Target) -> PoolFacts:
     if not xapi:
         raise _unusable(target, "the xapi version", xapi, "a version")
     return PoolFacts(
-        uuid=_uuid(value("uuid"), "pool-list", target),
+        uuid=uuid,
         coordinator=coordinator,
         hosts=hosts,
         xapi_version=xapi,

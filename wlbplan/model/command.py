@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from wlbplan.model.text import shell_word
+from wlbplan.model.text import clip, shell_word
 
 MASK = "********"
 
@@ -40,6 +40,11 @@ class Command:
         argument before joining: once quoted, a secret with a quote or a space in it no
         longer matches the value it was given as."""
         return " ".join(self._shown(part) for part in self.argv)
+
+    def brief(self, limit: int = 160) -> str:
+        """``display()`` cut to ``limit`` characters, for messages: an inspection script
+        is pages long, and its head names it well enough."""
+        return clip(self.display(), limit)
 
     def _shown(self, part: str) -> str:
         secrets = [s for s in self.secrets if s]

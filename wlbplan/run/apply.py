@@ -251,10 +251,9 @@ def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: P
     lock_id = replay.header.get("lock_id")
     holder = lock.read_lock(sessions.pool, target)
     if holder is not None and holder.id != lock_id:
-        raise LockError(
-            f"{target.name}: the pool is locked by another apply ({holder.describe()}); "
-            "wait for it to finish before rolling back"
-        )
+        raise LockError(lock.held_message(
+            target, holder, sessions.pool.host,
+            "nothing was undone; wait for it to finish before rolling back"))
     ctx = Context(spec, target, sessions)
     entries = replay.pending_undo()
     report(_event("rollback_start", target.name,
@@ -340,8 +339,9 @@ def _adopt_lock(sessions: Sessions, target: Target, lock_id: object) -> LockInfo
     if holder is None:
         return lock.acquire(sessions.pool, target)
     if holder.id != lock_id:
-        raise LockError(f"{target.name}: the pool is locked by another apply "
-                        f"({holder.describe()}); the interrupted apply's lock was {lock_id}")
+        raise LockError(lock.held_message(
+            target, holder, sessions.pool.host,
+            f"nothing was resumed (the interrupted apply's lock was {lock_id})"))
     return holder
 
 

@@ -184,6 +184,11 @@ class Journal:
                                f"{err.strerror or err}") from None
         except TooLarge as err:
             raise self._damaged(str(err)) from None
+        return self.parse(raw)
+
+    def parse(self, raw: bytes) -> Replay:
+        """What the bytes of this target's journal say (no file is touched); JournalError
+        for anything but the records wlbplan writes, in the order it writes them."""
         try:
             lines = raw.decode("utf-8").split("\n")
         except UnicodeDecodeError:
@@ -201,7 +206,7 @@ class Journal:
         for number, line in enumerate(complete, 1):
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise self._damaged(f"line {number} is not JSON") from None
             problem = _malformed(record, first=number == 1, target=self.target)
             if problem is not None:
@@ -244,7 +249,7 @@ def _malformed(record: Any, *, first: bool, target: str) -> str | None:
     if not isinstance(record, dict):
         return "not a JSON object"
     event = record.get("event")
-    if event not in _EVENTS:
+    if not isinstance(event, str) or event not in _EVENTS:
         return f"unknown event {event!r}"
     if first != (event == "begin"):
         return "the apply's header (event begin) must be the first line, and only there"

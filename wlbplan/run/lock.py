@@ -18,12 +18,13 @@ from dataclasses import asdict
 from wlbplan.connectors.base import Runner
 from wlbplan.errors import Interrupted, LockError
 from wlbplan.model.command import Command, script
-from wlbplan.model.lock import LockInfo
+from wlbplan.model.lock import UNREADABLE, LockInfo, parse_lock
 from wlbplan.model.spec import Target
 from wlbplan.run.pids import alive
 
 LOCK_FILE = "apply.lock"
-UNREADABLE = "unreadable"  # the id force-unlock takes for a lock file cut short
+__all__ = ["LOCK_FILE", "UNREADABLE", "acquire", "force_unlock", "held_message", "lock_path",
+           "new_lock", "owner_alive", "read_lock", "release"]
 _POLL = 0.5
 
 # $1 = folder, $2 = lock file; the lock's JSON arrives on stdin. The record is written
@@ -68,11 +69,7 @@ def read_lock(runner: Runner, target: Target) -> LockInfo | None:
     result = runner.run(Command(("cat", "--", lock_path(target))))
     if not result.ok:
         return None
-    try:
-        return LockInfo(**json.loads(result.stdout))
-    except (ValueError, TypeError):
-        return LockInfo(id=UNREADABLE, owner="unknown", pid=0, created="unknown",
-                        target=target.name)
+    return parse_lock(result.stdout, target.name)
 
 
 def acquire(runner: Runner, target: Target, timeout: float = 0.0,
@@ -119,11 +116,25 @@ def acquire(runner: Runner, target: Target, timeout: float = 0.0,
 def _held_message(target: Target, holder: LockInfo | None, host: str) -> str:
     if holder is None:
         return f"{target.name}: could not create the lock {lock_path(target)} on {host}"
+    if holder.unreadable:
+        return held_message(target, holder, host, "nothing was changed")
     return (
         f"{target.name}: another apply is running on this pool: {holder.describe()}. "
         f"Wait for it (--lock-timeout), or if it is dead and you are sure, run "
         f"`{target.command('force-unlock', holder.id)}`"
     )
+
+
+def held_message(target: Target, holder: LockInfo, host: str, outcome: str) -> str:
+    """Why a pool locked by ``holder`` (not this run's lock) is refused, and what to do."""
+    if holder.unreadable:
+        return (
+            f"{target.name}: the pool's lock file {lock_path(target)} on {host} is not a lock "
+            f"record wlbplan writes (cut short, damaged or written by something else), so "
+            f"wlbplan cannot tell which apply holds it; {outcome}. If no apply is running "
+            f"on this pool, remove it with `{target.command('force-unlock', UNREADABLE)}`")
+    return (f"{target.name}: the pool is locked by another apply ({holder.describe()}); "
+            f"{outcome}")
 
 
 def release(runner: Runner, target: Target, lock_id: str) -> bool:
@@ -143,7 +154,7 @@ def force_unlock(runner: Runner, target: Target, lock_id: str) -> LockInfo:
             "the exact id, as `wlbplan audit` or the refused apply showed it"
         )
     removed = (runner.run(Command(("rm", "-f", "--", lock_path(target)))).ok
-               if holder.id == UNREADABLE else release(runner, target, lock_id))
+               if holder.unreadable else release(runner, target, lock_id))
     if not removed:
         raise LockError(f"{target.name}: could not remove {lock_path(target)}")
     return holder
@@ -152,6 +163,6 @@ def force_unlock(runner: Runner, target: Target, lock_id: str) -> LockInfo:
 def owner_alive(info: LockInfo) -> bool | None:
     """Does the process that took this lock still run? None when it ran on another machine
     (a pid means nothing elsewhere)."""
-    if info.id == UNREADABLE or info.owner.rpartition("@")[2] != socket.gethostname():
+    if info.unreadable or info.owner.rpartition("@")[2] != socket.gethostname():
         return None
     return alive(info.pid)

@@ -2,9 +2,10 @@
 certificate or an impossible output folder stops ``validate`` (and ``plan``, ``apply``)
 before any host is touched, every problem at once, each at its line.
 
-Certificate files live with the spec (a repository): missing is an error. SSH files live
-on the machine that runs wlbplan: missing here is a warning, since a laptop that only
-validates need not hold the runner's key.
+Certificate files live with the spec (a repository): missing, or not a PEM certificate
+(DER, a key, empty, damaged), is an error. SSH files live on the machine that runs
+wlbplan: missing here is a warning, since a laptop that only validates need not hold the
+runner's key.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from wlbplan import certs
+from wlbplan.errors import WlbplanError
+from wlbplan.limits import PEM, read_file
 from wlbplan.spec.build import local_path
 from wlbplan.spec.report import PathT, Report
 
@@ -87,7 +91,7 @@ def _check_certificate(cert: Data, path: PathT, base: Path, report: Report) -> N
             else:
                 _must_read(file, (*path, "signed"), report,
                            "" if signer else "; leave `signed` out until the CA has signed "
-                           "the CSR (the request stage needs no certificate)")
+                           "the CSR (the request stage needs no certificate)", pem=not signer)
     if isinstance(cert.get("root"), str):
         _must_read(local_path(cert["root"], base), (*path, "root"), report)
     intermediates = cert.get("intermediates")
@@ -106,11 +110,27 @@ def _check_certificate(cert: Data, path: PathT, base: Path, report: Report) -> N
                 _check_folder(out.parent, where, report, "CSR")
 
 
-def _must_read(file: Path, where: PathT, report: Report, advice: str = "") -> None:
+def _must_read(file: Path, where: PathT, report: Report, advice: str = "", *,
+               pem: bool = True) -> None:
+    """``pem``: the file must hold PEM certificates (a signer's output is replaced)."""
     with _looking_at(file, where, report):
         problem = "not found" if not file.exists() else _unreadable(file)
         if problem:
             report.error(where, f"{file}: {problem}{advice}")
+        elif pem:
+            problem = _not_certificates(file)
+            if problem:
+                report.error(where, f"{file}: {problem}")
+
+
+def _not_certificates(file: Path) -> str:
+    try:
+        certs.parse_pem_bundle(read_file(file, PEM))
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    except WlbplanError as err:  # TooLarge names the cap; VerifyError says what is wrong
+        return str(err)
+    return ""
 
 
 def _unreadable(file: Path) -> str:

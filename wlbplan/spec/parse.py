@@ -34,6 +34,38 @@ _SCALARS: dict[str, tuple[str, Callable[[ScalarNode], object]]] = {
 UNUSABLE = object()  # no document to validate (None is a document: `~`, `&a`)
 
 
+class _TooDeep(Exception):
+    """The YAML nests deeper than any spec: stopped where it happens (``mark``)."""
+
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__("the YAML is nested too deeply")
+        self.mark = mark
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing deep nesting as soon as it is read: its scanner
+    slows down with every open bracket (3000 of them took seconds to refuse) and its
+    composer recurses once per level."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= _MAX_DEPTH:
+            raise _TooDeep(self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        if self.depth > _MAX_DEPTH:
+            raise _TooDeep(self.get_mark())
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 class _Abort(Exception):
     """Building the data cannot go on usefully (alias loop, bomb); carries the reason."""
 
@@ -51,22 +83,50 @@ def parse(raw: bytes, report: Report) -> Any:
         _report_undecodable(raw, err, report)
         return UNUSABLE
     try:
-        root = yaml.compose(report.text, Loader=yaml.SafeLoader)
+        root = yaml.compose(report.text, Loader=_Loader)
     except yaml.YAMLError as err:
         _report_yaml_error(err, report)
         return UNUSABLE
-    except RecursionError:
-        report.error((), "the YAML is nested too deeply")
+    except _TooDeep as err:
+        report.add("error", (), str(err), span=Span.at((err.mark.index, err.mark.line,
+                                                         err.mark.column)))
         return UNUSABLE
     if root is None:
         hint = "Start from examples/self-signed.yaml."
         report.add("error", (), "the spec is empty", hint, span=Span.at((0, 0, 0)))
+        return UNUSABLE
+    if _expanded_size(root, {}, set()) > _MAX_NODES:
+        # Counted before anything is built: a "billion laughs" is refused in milliseconds.
+        report.add("error", (), _TOO_LARGE, span=Span.of(root))
         return UNUSABLE
     try:
         return _Builder(report).build(root, ())
     except _Abort as abort:
         report.add("error", (), abort.message, span=Span.of(abort.node))
         return UNUSABLE
+
+
+_TOO_LARGE = "the document is too large (an alias expanding too often?)"
+
+
+def _expanded_size(node: Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """How many nodes building ``node`` would visit, every alias expanded, counted once
+    per distinct node (so aliases cost nothing here); capped just past ``_MAX_NODES``.
+    A node inside itself counts nothing: the builder reports that loop."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if id(node) in open_ or isinstance(node, ScalarNode):
+        return 1
+    open_.add(id(node))
+    children = (node.value if isinstance(node, SequenceNode)
+                else [part for pair in node.value for part in pair])
+    total = 1
+    for child in children:
+        total = min(total + _expanded_size(child, sizes, open_), _MAX_NODES + 1)
+    open_.discard(id(node))
+    sizes[id(node)] = total
+    return total
 
 
 def _report_undecodable(raw: bytes, err: UnicodeDecodeError, report: Report) -> None:
@@ -108,7 +168,7 @@ class _Builder:
     def build(self, node: Node, path: PathT) -> Any:
         self.count += 1
         if self.count > _MAX_NODES:
-            raise _Abort(node, "the document is too large (an alias expanding too often?)")
+            raise _Abort(node, _TOO_LARGE)
         if len(path) > _MAX_DEPTH:
             raise _Abort(node, "the document is nested too deeply")
         self.report.values[path] = Span.of(node)
