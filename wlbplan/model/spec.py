@@ -73,7 +73,7 @@ class Diagnostic:
 
 HostKeyPolicy = Literal["strict", "accept-new"]
 Connection = Literal["ssh", "local"]
-CertificateSource = Literal["self-signed", "ca-signed"]
+CertificateSource = Literal["self-signed", "ca-signed", "acme"]
 KeyType = Literal["rsa", "ec"]
 
 # Defaults live here once; tests check the JSON Schema's "default" keywords agree.
@@ -237,6 +237,63 @@ class Signer:
         )
 
 
+HOOK_PLACEHOLDERS = ("domain", "name", "value")
+
+
+@dataclass(frozen=True)
+class ChallengeHooks:
+    """How a dns-01 challenge's TXT record is set and cleared: two argv lists (run without
+    a shell) with ``{domain}``, ``{name}`` (the ``_acme-challenge`` record) and ``{value}``."""
+
+    set: tuple[str, ...]
+    clear: tuple[str, ...]
+    type: Literal["dns-01"] = "dns-01"
+
+    @staticmethod
+    def argv(command: tuple[str, ...], domain: str, name: str, value: str) -> tuple[str, ...]:
+        """Each argument with its placeholders replaced; never joined into a shell line.
+        str.replace, not str.format: other braces in an argument stay as they are."""
+        said = {"domain": domain, "name": name, "value": value}
+        out = []
+        for arg in command:
+            for key in HOOK_PLACEHOLDERS:
+                arg = arg.replace("{" + key + "}", said[key])
+            out.append(arg)
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class AcmeAccount:
+    email: str | None = None
+    key_file: Path | None = None
+    """None: ``acme/`` in the state folder, one key per directory, made 0600 on first use."""
+
+
+@dataclass(frozen=True)
+class ExternalAccountBinding:
+    """Names of the environment variables that hold the EAB key id and HMAC key."""
+
+    kid_env: str
+    hmac_env: str
+
+
+DEFAULT_RENEW_BEFORE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class AcmeSpec:
+    """An ACME CA (RFC 8555) that issues the appliance's certificate from its CSR."""
+
+    directory: str
+    root: Path
+    challenge: ChallengeHooks
+    ca_file: Path | None = None
+    """Trusted to check the ACME server's own HTTPS; None: the system store."""
+    account: AcmeAccount = field(default_factory=AcmeAccount)
+    eab: ExternalAccountBinding | None = None
+    renew_before_days: int = DEFAULT_RENEW_BEFORE_DAYS
+
+
 @dataclass(frozen=True)
 class CertificateSpec:
     source: CertificateSource
@@ -245,6 +302,7 @@ class CertificateSpec:
     intermediates: tuple[Path, ...] = ()
     root: Path | None = None
     signer: Signer | None = None
+    acme: AcmeSpec | None = None
 
 
 @functools.cache

@@ -9,9 +9,14 @@ from pathlib import Path, PurePosixPath
 from wlbplan.model.ignore import Ignore, parse_date
 from wlbplan.model.spec import (
     DEFAULT_KEY_BITS,
+    DEFAULT_RENEW_BEFORE_DAYS,
+    AcmeAccount,
+    AcmeSpec,
     CertificateRequest,
     CertificateSpec,
+    ChallengeHooks,
     Defaults,
+    ExternalAccountBinding,
     KeySpec,
     Policy,
     PoolSpec,
@@ -134,6 +139,24 @@ def _certificate(raw: Data, address: str, base: Path) -> CertificateSpec:
         intermediates=tuple(local_path(item, base) for item in raw.get("intermediates", [])),
         root=_optional_local(raw.get("root"), base),
         signer=None if signer is None else Signer(tuple(signer["command"])),
+        acme=_acme(raw["acme"], base) if "acme" in raw else None,
+    )
+
+
+def _acme(raw: Data, base: Path) -> AcmeSpec:
+    account = raw.get("account", {})
+    eab = raw.get("eab")
+    challenge = raw["challenge"]
+    return AcmeSpec(
+        directory=raw["directory"],
+        root=local_path(raw["root"], base),
+        challenge=ChallengeHooks(set=tuple(challenge["set"]), clear=tuple(challenge["clear"]),
+                                 type=challenge["type"]),
+        ca_file=_optional_local(raw.get("ca_file"), base),
+        account=AcmeAccount(email=account.get("email"),
+                            key_file=_optional_local(account.get("key_file"), base)),
+        eab=None if eab is None else ExternalAccountBinding(eab["kid_env"], eab["hmac_env"]),
+        renew_before_days=raw.get("renew_before_days", DEFAULT_RENEW_BEFORE_DAYS),
     )
 
 

@@ -99,6 +99,8 @@ def _check_certificate(cert: Data, path: PathT, base: Path, report: Report) -> N
         for n, item in enumerate(intermediates):
             if isinstance(item, str):
                 _must_read(local_path(item, base), (*path, "intermediates", n), report)
+    if isinstance(cert.get("acme"), dict):
+        _check_acme(cert["acme"], (*path, "acme"), base, report)
     request = cert.get("request")
     if isinstance(request, dict) and isinstance(request.get("csr_out"), str):
         out = local_path(request["csr_out"], base)
@@ -108,6 +110,35 @@ def _check_certificate(cert: Data, path: PathT, base: Path, report: Report) -> N
                 report.error(where, f"{out} is a folder; name a file")
             else:
                 _check_folder(out.parent, where, report, "CSR")
+
+
+def _check_acme(acme: Data, path: PathT, base: Path, report: Report) -> None:
+    for key in ("root", "ca_file"):
+        if isinstance(acme.get(key), str):
+            _must_read(local_path(acme[key], base), (*path, key), report)
+    account = acme.get("account")
+    key_file = account.get("key_file") if isinstance(account, dict) else None
+    if not isinstance(key_file, str):
+        return
+    where = (*path, "account", "key_file")
+    file = local_path(key_file, base)
+    with _looking_at(file, where, report):
+        if not file.exists():
+            _check_folder(file.parent, where, report, "ACME account key")
+            return
+        problem = _unreadable(file) or secret_file_problem(file)
+        if problem:
+            report.error(where, f"{file}: {problem}")
+
+
+def secret_file_problem(file: Path) -> str:
+    """Why a file holding a secret (the ACME account key) is refused: "" when it is fine.
+    Like OpenSSH with a private key: one that group or others can read is not used."""
+    mode = file.stat().st_mode
+    if mode & 0o077:
+        return (f"group or others can read or write it (mode {mode & 0o777:04o}); "
+                f"`chmod 600 {file}`, and make a new account key if others may have read it")
+    return ""
 
 
 def _must_read(file: Path, where: PathT, report: Report, advice: str = "", *,

@@ -14,6 +14,7 @@ from wlbplan.model.names import ip_address_problem
 from wlbplan.model.spec import (
     DEFAULT_CERT_PATH,
     DEFAULT_STATE_DIR,
+    HOOK_PLACEHOLDERS,
     SUBJECT_MAX_LENGTH,
     Policy,
     is_ip_literal,
@@ -235,19 +236,28 @@ _CA_ONLY = ("signed", "intermediates", "root", "signer")
 
 
 def _check_source(certificate: Data, path: PathT, report: Report, clean: _Clean) -> None:
-    if certificate["source"] == "self-signed":
+    source = certificate["source"]
+    if source != "acme" and "acme" in certificate:
+        report.error((*path, "acme"), "'acme' applies to source: acme only", on_key=True)
+    if source in ("self-signed", "acme"):
         for key in _CA_ONLY:
             if key in certificate:
+                hint = " (the ACME CA's root is acme.root)" if key == "root" and \
+                    source == "acme" else ""
                 report.error(
-                    (*path, key), f"'{key}' applies to source: ca-signed only", on_key=True
-                )
+                    (*path, key), f"'{key}' applies to source: ca-signed only{hint}",
+                    on_key=True)
+    if source == "self-signed":
         return
     if "request" not in certificate:
         report.error(
             (*path, "source"),
-            "source: ca-signed needs certificate.request",
+            f"source: {source} needs certificate.request",
             "The key and CSR are made on the appliance; request says what goes in the CSR.",
         )
+    if source == "acme":
+        _check_acme(certificate, path, report, clean)
+        return
     for key in ("signed", "signer"):
         if key in certificate and "root" not in certificate:
             report.error(
@@ -266,6 +276,36 @@ def _check_source(certificate: Data, path: PathT, report: Report, clean: _Clean)
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _check_acme(certificate: Data, path: PathT, report: Report, clean: _Clean) -> None:
+    acme_path = (*path, "acme")
+    if "acme" not in certificate:
+        report.error((*path, "source"), "source: acme needs certificate.acme",
+                     "acme says which CA issues the certificate (its directory URL and "
+                     "root) and how its challenge is answered.")
+        return
+    names = _dig(certificate, "request", "alt_names")
+    if isinstance(names, list) and clean((*path, "request", "alt_names")):
+        for index, name in enumerate(names):
+            if isinstance(name, str) and name.startswith("IP:"):
+                report.error((*path, "request", "alt_names", index),
+                             f"'{name}': a dns-01 challenge proves names, not IP "
+                             "addresses; an ACME certificate carries DNS names only",
+                             "The pool must reach WLB by name (wlb.address) to verify it.")
+    challenge_path = (*acme_path, "challenge")
+    if not clean(challenge_path):
+        return
+    challenge = certificate["acme"]["challenge"]
+    for hook in ("set", "clear"):
+        used = {name for arg in challenge[hook] for name in _PLACEHOLDER.findall(arg)}
+        for name in sorted(used - set(HOOK_PLACEHOLDERS)):
+            report.error((*challenge_path, hook),
+                         f"unknown placeholder {{{name}}} (use {{domain}}, {{name}} and "
+                         "{value})")
+    if not any("{value}" in arg for arg in challenge["set"]):
+        report.error((*challenge_path, "set"),
+                     "the set command must contain {value}: the TXT value it publishes")
 
 
 def _check_signer(command: list[str], path: PathT, report: Report) -> None:
