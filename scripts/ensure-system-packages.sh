@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the system packages the lab needs (stunnel4, openssh-server, python3-venv;
-# strace for the tests),
+# pebble for the ACME lab; strace for the tests),
 # with apt-get when run as root; otherwise say exactly what to install.
 set -eu
 
@@ -10,6 +10,9 @@ command -v stunnel4 >/dev/null 2>&1 || missing="$missing stunnel4"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 # The tests of files on the hosts read every file operation of an apply from the kernel.
 command -v strace >/dev/null 2>&1 || missing="$missing strace"
+# The ACME lab's CA: Pebble and pebble-challtestsrv (one Debian package).
+{ command -v pebble >/dev/null 2>&1 && command -v pebble-challtestsrv >/dev/null 2>&1; } \
+  || missing="$missing pebble"
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
 

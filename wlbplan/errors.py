@@ -64,6 +64,11 @@ class VerifyError(WlbplanError):
     """A certificate or TLS check failed."""
 
 
+class AcmeError(WlbplanError):
+    """An ACME CA refused, failed or could not be reached: the message says what the CA
+    said (its problem type and detail) and what to do."""
+
+
 class ImportRefused(WlbplanError):
     """``wlbplan import`` cannot write a spec that describes what it found (the message
     says what is missing and how to provide it)."""

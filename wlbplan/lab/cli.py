@@ -33,17 +33,28 @@ def lab() -> None:
                    "legacy: older xapi (the WLB leaf itself must be trusted); "
                    "ch82: Citrix Hypervisor 8.2, xapi 1.249 (only the older "
                    "pool-certificate-install/-uninstall commands, leaf trusted).")
-def up(lab_dir: Path, targets: int, hosts: int, ssh: bool, xapi: str) -> int:
+@click.option("--acme", is_flag=True,
+              help="Also run an ACME CA (Pebble and pebble-challtestsrv on 127.0.0.1); the "
+                   "spec asks for source: acme, its dns-01 challenges through the lab's hook.")
+@click.option("--acme-eab", is_flag=True,
+              help="With --acme: a CA that requires external account binding (the key id "
+                   "and HMAC key go in the lab's logins.env).")
+def up(lab_dir: Path, targets: int, hosts: int, ssh: bool, xapi: str, acme: bool,
+       acme_eab: bool) -> int:
     """Build and start a lab; print the path of its ready spec last."""
     from wlbplan.lab import control
 
-    made = control.up(lab_dir, targets=targets, hosts=hosts, ssh=ssh, xapi=xapi)
+    made = control.up(lab_dir, targets=targets, hosts=hosts, ssh=ssh, xapi=xapi, acme=acme,
+                      acme_eab=acme_eab)
     for target in made.targets:
         layout = made.layout(target.name)
         click.echo(f"{target.name}: WLB {target.fqdn}:{target.port} (stunnel), "
                    f"{hosts} hosts, xe {layout.xe}")
     if made.ssh_port is not None:
         click.echo(f"sshd: 127.0.0.1:{made.ssh_port}")
+    if made.acme is not None:
+        click.echo(f"acme: {made.acme.directory_url} (Pebble"
+                   + (", external account binding required" if made.acme.eab else "") + ")")
     click.echo(str(made.spec_path))
     return 0
 
@@ -88,6 +99,11 @@ def status(lab_dir: Path) -> int:
     if made.ssh_port is not None:
         pid = running.get("sshd")
         click.echo(f"  sshd 127.0.0.1:{made.ssh_port} " + (f"pid {pid}" if pid else "DOWN"))
+    if made.acme is not None:
+        for role in ("pebble", "challtestsrv"):
+            pid = running.get(role)
+            click.echo(f"  {role} " + (f"pid {pid}" if pid else "DOWN")
+                       + (f" ({made.acme.directory_url})" if role == "pebble" else ""))
     click.echo(f"spec: {made.spec_path}")
     return 0
 

@@ -8,10 +8,10 @@ import shlex
 from pathlib import Path
 
 from wlbplan.errors import LabError
-from wlbplan.lab import appliance, folder, labspec, sshd, stunnel, xe_state
+from wlbplan.lab import appliance, folder, labspec, pebble, sshd, stunnel, xe_state
 from wlbplan.lab.layout import LOGINS_FILE, STATE_FILE, wlb_fqdn
 from wlbplan.lab.procs import free_port
-from wlbplan.lab.record import XAPI_MODES, Lab, LabTarget, load, to_json
+from wlbplan.lab.record import XAPI_MODES, AcmePorts, Lab, LabTarget, load, to_json
 
 __all__ = ["XAPI_MODES", "Lab", "LabTarget", "down", "load", "pids", "purge", "up"]
 
@@ -26,11 +26,15 @@ def pids(lab: Lab) -> dict[str, int]:
     sshd_pid = sshd.pid(lab.ssh)
     if sshd_pid is not None:
         found["sshd"] = sshd_pid
+    if lab.acme is not None:
+        found.update(pebble.pids(pebble.AcmeLayout(lab.acme_dir), lab.acme))
     return found
 
 
 def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
-       xapi: str = "current") -> Lab:
+       xapi: str = "current", acme: bool = False, acme_eab: bool = False) -> Lab:
+    """``acme``: also run an ACME CA (Pebble) and write a spec with ``source: acme``;
+    ``acme_eab``: one that requires external account binding."""
     if xapi not in XAPI_MODES:
         raise LabError(f"--xapi must be one of {', '.join(XAPI_MODES)}, not {xapi!r}")
     if targets < 1 or hosts < 1:
@@ -51,12 +55,14 @@ def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
         targets=tuple(names),
         ssh_port=free_port() if ssh else None,
         resolve={t.fqdn: "127.0.0.1" for t in names},
+        acme=AcmePorts.pick(acme_eab) if acme or acme_eab else None,
     )
     # Record the lab before starting anything, so that `lab down` can always stop it.
     (lab_dir / STATE_FILE).write_text(to_json(lab))
     try:
         logins = {target.name: _build_target(lab, target) for target in lab.targets}
-        _write_logins(lab, logins)
+        extra = _start_acme(lab) if lab.acme is not None else {}
+        _write_logins(lab, logins, extra)
         if lab.ssh_port is not None:
             sshd.prepare(lab.ssh, lab.ssh_port)
             sshd.start(lab.ssh, lab.ssh_port)
@@ -87,7 +93,16 @@ def _build_target(lab: Lab, target: LabTarget) -> str:
     return password
 
 
-def _write_logins(lab: Lab, wlb_passwords: dict[str, str]) -> None:
+def _start_acme(lab: Lab) -> dict[str, str]:
+    assert lab.acme is not None
+    layout = pebble.AcmeLayout(lab.acme_dir)
+    logins: dict[str, str] = pebble.prepare(layout, lab.acme, lab.acme_dir / ".pycache")
+    pebble.start(layout, lab.acme)
+    return logins
+
+
+def _write_logins(lab: Lab, wlb_passwords: dict[str, str],
+                  extra: dict[str, str] | None = None) -> None:
     """The logins `pool-initialize-wlb` needs, as environment variables (0600), so an
     operator can try the reconnect-by-name flow (the spec's wlb.credentials name them)."""
     lines = ["# The lab's WLB and XenServer logins, for `wlbplan apply` reconnecting a pool",
@@ -100,6 +115,7 @@ def _write_logins(lab: Lab, wlb_passwords: dict[str, str]) -> None:
                   f"{prefix}_XS_USER=root",
                   # The emulated xapi takes any XenServer login; a real pool checks it.
                   f"{prefix}_XS_PASS={secrets.token_urlsafe(12)}"]
+    lines += [f"{name}={value}" for name, value in (extra or {}).items()]
     path = lab.dir / LOGINS_FILE
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -145,4 +161,6 @@ def _stop(lab: Lab) -> dict[str, int]:
     sshd_pid = sshd.stop(lab.ssh)
     if sshd_pid is not None:
         stopped["sshd"] = sshd_pid
+    if lab.acme is not None:
+        stopped.update(pebble.stop_all(pebble.AcmeLayout(lab.acme_dir), lab.acme))
     return stopped

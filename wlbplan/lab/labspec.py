@@ -36,9 +36,30 @@ def _target(lab: Lab, target: LabTarget) -> dict[str, Any]:
         "name": target.name,
         "pool": pool,
         "wlb": wlb,
-        "certificate": {"source": "self-signed"},
+        "certificate": _acme(lab, target) if lab.acme is not None else {"source": "self-signed"},
         "verify": True,
     }
+
+
+def _acme(lab: Lab, target: LabTarget) -> dict[str, Any]:
+    """``source: acme`` through the lab's Pebble, its challenges through the lab's hook."""
+    from wlbplan.lab.pebble import EAB_HMAC_ENV, EAB_KID_ENV, AcmeLayout
+
+    assert lab.acme is not None
+    where = AcmeLayout(lab.acme_dir)
+    hook = str(where.hook)
+    acme: dict[str, Any] = {
+        "directory": lab.acme.directory_url,
+        "ca_file": str(where.https_ca),
+        "root": str(where.ca_root),
+        "account": {"email": f"ops@{target.fqdn}"},
+        "challenge": {"type": "dns-01", "set": [hook, "set", "{name}", "{value}"],
+                      "clear": [hook, "clear", "{name}"]},
+        "renew_before_days": 30,
+    }
+    if lab.acme.eab:
+        acme["eab"] = {"kid_env": EAB_KID_ENV, "hmac_env": EAB_HMAC_ENV}
+    return {"source": "acme", "request": {"key": {"type": "rsa", "bits": 2048}}, "acme": acme}
 
 
 def render(lab: Lab) -> str:

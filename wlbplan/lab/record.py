@@ -25,6 +25,25 @@ class LabTarget:
 
 
 @dataclass(frozen=True)
+class AcmePorts:
+    directory: int
+    management: int
+    dns: int
+    dns_management: int
+    eab: bool = False
+
+    @staticmethod
+    def pick(eab: bool) -> AcmePorts:
+        from wlbplan.lab.procs import free_port
+
+        return AcmePorts(free_port(), free_port(), free_port(), free_port(), eab)
+
+    @property
+    def directory_url(self) -> str:
+        return f"https://127.0.0.1:{self.directory}/dir"
+
+
+@dataclass(frozen=True)
 class Lab:
     """What ``lab.json`` records: enough to find, check and stop everything."""
 
@@ -34,6 +53,8 @@ class Lab:
     targets: tuple[LabTarget, ...]
     ssh_port: int | None = None
     resolve: dict[str, str] = field(default_factory=dict)
+    acme: AcmePorts | None = None
+    """The ports of the lab's ACME CA (Pebble), when ``lab up --acme`` started one."""
 
     def layout(self, name: str) -> TargetLayout:
         return TargetLayout(self.dir / name)
@@ -55,6 +76,10 @@ class Lab:
     def spec_path(self) -> Path:
         return self.dir / SPEC_FILE
 
+    @property
+    def acme_dir(self) -> Path:
+        return self.dir / "acme"
+
 
 def to_json(lab: Lab) -> str:
     return json.dumps(
@@ -65,6 +90,7 @@ def to_json(lab: Lab) -> str:
             "ssh_port": lab.ssh_port,
             "resolve": lab.resolve,
             "targets": [vars(t) for t in lab.targets],
+            **({"acme": vars(lab.acme)} if lab.acme is not None else {}),
         },
         indent=2,
     )
@@ -124,4 +150,15 @@ def _lab(folder: Path, data: Any) -> Lab:
     if data.get("resolve", resolve) != resolve:
         raise ValueError("its resolve map is not the lab's")
     return Lab(dir=folder, xapi=data["xapi"], hosts=hosts, targets=tuple(targets),
-               ssh_port=None if ssh_port is None else _port(ssh_port), resolve=resolve)
+               ssh_port=None if ssh_port is None else _port(ssh_port), resolve=resolve,
+               acme=_acme(data["acme"]) if "acme" in data else None)
+
+
+def _acme(data: Any) -> AcmePorts:
+    if not isinstance(data, dict) or set(data) != {"directory", "management", "dns",
+                                                   "dns_management", "eab"}:
+        raise ValueError("its acme ports are not the lab's")
+    if type(data["eab"]) is not bool:
+        raise ValueError("acme.eab is not true or false")
+    return AcmePorts(_port(data["directory"]), _port(data["management"]), _port(data["dns"]),
+                     _port(data["dns_management"]), data["eab"])

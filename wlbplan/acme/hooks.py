@@ -1,0 +1,40 @@
+"""The dns-01 challenge hooks: the spec's argv lists, each argument's placeholders
+replaced on their own, run without a shell on this machine."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+from wlbplan.errors import AcmeError
+from wlbplan.model.spec import ChallengeHooks
+from wlbplan.model.text import visible
+
+HOOK_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Record:
+    """One TXT record a challenge needs: the name it proves, where, and what."""
+
+    domain: str
+    name: str
+    value: str
+
+
+def run(hooks: ChallengeHooks, which: str, record: Record) -> None:
+    """Run the ``set`` or ``clear`` hook for ``record``; AcmeError if it fails."""
+    command = hooks.set if which == "set" else hooks.clear
+    argv = hooks.argv(command, record.domain, record.name, record.value)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=HOOK_TIMEOUT,
+                              check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        why = f"did not finish within {HOOK_TIMEOUT:.0f}s" if isinstance(
+            err, subprocess.TimeoutExpired) else (err.strerror or str(err))
+        raise AcmeError(f"the challenge's {which} hook ({argv[0]}) for {record.name}: "
+                        f"{visible(why)}") from None
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip()[-400:] or "no output"
+        raise AcmeError(f"the challenge's {which} hook ({argv[0]}) failed for {record.name} "
+                        f"(exit {done.returncode}): {visible(said)}")
