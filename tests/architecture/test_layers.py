@@ -20,8 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "wlbplan"
 
 PURE = ("wlbplan.model", "wlbplan.spec", "wlbplan.certs", "wlbplan.core", "wlbplan.errors",
         "wlbplan.limits")
-EFFECTS = ("wlbplan.connectors", "wlbplan.run", "wlbplan.actions", "wlbplan.inspect",
-           "wlbplan.commands", "wlbplan.cli", "wlbplan.lab")
+EFFECTS = ("wlbplan.connectors", "wlbplan.acme", "wlbplan.run", "wlbplan.actions",
+           "wlbplan.inspect", "wlbplan.commands", "wlbplan.cli", "wlbplan.lab")
 LAB_MOUNT = ("wlbplan.cli", "wlbplan.lab.cli")
 
 

@@ -8,14 +8,14 @@ stopped half-way. The shared parts live in ``actions.base``; the catalogue is he
 
 from __future__ import annotations
 
-from wlbplan.actions import appliance, pool
+from wlbplan.actions import acme, appliance, pool
 from wlbplan.actions.base import Action, Context, StepFailed, UndoRecord
 
 __all__ = ["Action", "Context", "StepFailed", "UndoRecord", "registry", "undo"]
 
 
 def registry() -> dict[str, Action]:
-    return {**pool.ACTIONS, **appliance.ACTIONS}
+    return {**pool.ACTIONS, **appliance.ACTIONS, **acme.ACTIONS}
 
 
 def undo(ctx: Context, record: UndoRecord) -> None:
@@ -23,8 +23,8 @@ def undo(ctx: Context, record: UndoRecord) -> None:
     but what this target's apply may have touched."""
     kind = record.get("kind")
     kind = kind if isinstance(kind, str) else ""  # a list as the kind is no kind
-    handler = {**pool.UNDO, **appliance.UNDO}.get(kind)
-    confine = {**pool.CONFINE, **appliance.CONFINE}.get(kind)
+    handler = {**pool.UNDO, **appliance.UNDO, **acme.UNDO}.get(kind)
+    confine = {**pool.CONFINE, **appliance.CONFINE, **acme.CONFINE}.get(kind)
     if handler is None or confine is None:
         raise StepFailed(f"the journal holds an undo this wlbplan does not know: {record!r}")
     problem = confine(ctx, record)

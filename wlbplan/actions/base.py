@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from wlbplan.connectors.base import Runner
@@ -29,6 +30,11 @@ class Context:
     spec: Spec
     target: Target
     sessions: Sessions
+    state_dir: Path | None = None
+    """The apply's state folder (journals; the ACME account key's default home)."""
+    outputs: dict[str, Any] = field(default_factory=dict, compare=False)
+    """What a step hands to the run (the ACME order's chain), by action; the run journals
+    it with the step's completion."""
 
     def runner(self, on: str) -> Runner:
         return self.sessions.appliance if on == "appliance" else self.sessions.pool

@@ -86,6 +86,12 @@ def _put_back(ctx: Context, r: UndoRecord) -> str:
             "step's undo record in the journal)")
 
 
+def _acme_clear(ctx: Context, r: UndoRecord) -> str:
+    records = ", ".join(f"_acme-challenge.{n.removeprefix('*.')}" for n in r["names"])
+    return (f"remove the challenge TXT record(s) {records} from DNS (the spec's "
+            "acme.challenge.clear hook does it)")
+
+
 _BY_KIND: dict[str, Callable[[Context, UndoRecord], str]] = {
     "pool.uninstall_ca": _uninstall_ca,
     "pool.install_ca": _install_ca,
@@ -99,6 +105,7 @@ _BY_KIND: dict[str, Callable[[Context, UndoRecord], str]] = {
     "local.remove": _local_remove,
     "local.restore": _local_restore,
     "appliance.put_back": _put_back,
+    "acme.clear": _acme_clear,
 }
 
 

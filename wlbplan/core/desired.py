@@ -10,6 +10,7 @@ stage (a key and CSR made on the appliance).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,7 +25,7 @@ from wlbplan.model.observed import Observed
 from wlbplan.model.spec import CertificateRequest, Target, is_ip_literal, url_host
 
 PREFIX = "wlbplan-"
-Stage = Literal["trust", "request", "install"]
+Stage = Literal["trust", "request", "install", "order"]
 Role = Literal["wlb", "leaf", "intermediate", "root"]
 
 
@@ -55,6 +56,17 @@ class Pending:
 
 
 @dataclass(frozen=True)
+class AcmeOrder:
+    """Order stage: a certificate to order from an ACME CA, and why it is due."""
+
+    reason: str
+    directory: str
+    names: tuple[str, ...]
+    root: Anchor
+    """The CA's root (``acme.root``): the pool trusts it; the issued chain must end at it."""
+
+
+@dataclass(frozen=True)
 class Desired:
     target: str
     stage: Stage
@@ -68,6 +80,8 @@ class Desired:
     """Install stage: which key goes with the new chain (the pending one, or the live one)."""
     wlb_url: str = ""
     """The pool's wlb-url once applied (its host part is what xapi checks the name against)."""
+    order: AcmeOrder | None = None
+    """Order stage: the ACME order the apply makes before installing what it returns."""
 
     @property
     def wlb_host(self) -> str:
@@ -79,10 +93,15 @@ def managed(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
-def desired_state(target: Target, observed: Observed, *, replace: bool = False) -> Desired:
+def desired_state(target: Target, observed: Observed, *, replace: bool = False,
+                  now: dt.datetime | None = None, issued: tuple[str, ...] = ()) -> Desired:
     """``replace`` makes a new pending key and CSR even if matching ones exist; on a
-    CA-signed target that has its certificate, that is a rotation's request stage."""
+    CA-signed target that has its certificate, that is a rotation's request stage (on an
+    ACME target, an order now). ``now``: the clock an ACME renewal is judged by;
+    ``issued``: the chain an ACME order of this apply returned (leaf first)."""
     spec = target.certificate
+    if spec.source == "acme":
+        return _acme(target, observed, replace, now or dt.datetime.now(dt.UTC), issued)
     if spec.source == "self-signed":
         made = _self_signed(target, observed)
     elif replace or spec.signed is None or (spec.signer is not None and
@@ -152,6 +171,34 @@ def _self_signed(target: Target, observed: Observed) -> Desired:
                    verify=target.verify)
 
 
+def _acme(target: Target, observed: Observed, replace: bool, now: dt.datetime,
+          issued: tuple[str, ...]) -> Desired:
+    from wlbplan.core.renewal import acme_names, renewal
+
+    acme, request = target.certificate.acme, target.certificate.request
+    assert acme is not None  # the spec loader requires both for source: acme
+    assert request is not None
+    root = _read_all(acme.root, "ACME root")[0]
+    if issued:  # the order of this apply returned its chain: install it as ca-signed does
+        leaf, *others = certs.parse_pem_bundle("".join(issued).encode())
+        made = _chain_desired(target, observed, leaf, others, root, "the issued chain")
+        return _with_url(target, observed, made)
+    due = "replace: a new key and certificate were asked for (--replace)" if replace else \
+        renewal(target, observed, root, now).due
+    if due is None:  # what the appliance serves is what the spec asks: keep it trusted
+        leaf, *others = certs.parse_pem_bundle("".join(observed.appliance.cert.chain).encode())
+        made = _chain_desired(target, observed, leaf, others, root, "the served chain")
+        return _with_url(target, observed, made)
+    names = tuple(n.removeprefix("DNS:") for n in acme_names(request))
+    anchor = Anchor("root", certs.fingerprint(root), _pem(root))
+    ordering = dataclasses.replace(
+        _request(target, observed, replace), stage="order", trust=(anchor,),
+        verify=target.verify, order=AcmeOrder(due, acme.directory, names, anchor))
+    assert ordering.pending is not None
+    pending = dataclasses.replace(ordering.pending, sans=tuple(sorted(acme_names(request))))
+    return _with_url(target, observed, dataclasses.replace(ordering, pending=pending))
+
+
 def _ca_signed(target: Target, observed: Observed) -> Desired:
     spec = target.certificate
     # The spec loader guarantees both for ca-signed with a signed certificate.
@@ -161,19 +208,31 @@ def _ca_signed(target: Target, observed: Observed) -> Desired:
     # join the intermediates.
     leaf, *bundled = _read_all(spec.signed, "signed")
     given = [c for path in spec.intermediates for c in _read_all(path, "intermediate")]
-    others = [*bundled, *given]
     root = _read_all(spec.root, "root")[0]
+    files = ", ".join(str(p) for p in (spec.signed, *spec.intermediates, spec.root))
+    return _chain_desired(target, observed, leaf, [*bundled, *given], root,
+                          f"the chain of {spec.signed}", files)
+
+
+def _chain_desired(target: Target, observed: Observed, leaf: x509.Certificate,
+                   others: list[x509.Certificate], root: x509.Certificate, what: str,
+                   files: str = "") -> Desired:
+    """Serve ``leaf`` up to ``root`` and trust what the pool needs for it (install stage)."""
+    spec = target.certificate
+    root_file = spec.root if spec.acme is None else spec.acme.root
     ordered = certs.order_chain(leaf, [*others, root])
-    if not ordered.complete:
-        files = ", ".join(str(p) for p in (spec.signed, *spec.intermediates, spec.root))
+    if not ordered.complete and files:
         raise VerifyError(f"{target.name}: {ordered.problem} (the chain was built from "
                           f"{files}); add the missing certificate to certificate.intermediates")
+    if not ordered.complete:
+        raise VerifyError(f"{target.name}: {what}: {ordered.problem}")
     if ordered.certs[-1] != root:
         top = ordered.certs[-1].subject.rfc4514_string()
         raise VerifyError(
-            f"{target.name}: the chain of {spec.signed} ends at '{top}', not at the root given "
-            f"in certificate.root ({spec.root}: '{root.subject.rfc4514_string()}'); set "
-            "root to the CA that really issued the chain"
+            f"{target.name}: {what} ends at '{top}', not at the root given "
+            f"in {'acme.root' if spec.acme else 'certificate.root'} ({root_file}: "
+            f"'{root.subject.rfc4514_string()}'); set root to the CA that really issued the "
+            "chain"
         )
     chain = tuple(_pem(c) for c in ordered.certs)
     trust = [Anchor("root", certs.fingerprint(root), _pem(root))]
@@ -202,8 +261,8 @@ def _key_source(target: Target, observed: Observed, leaf: x509.Certificate,
     if app.cert.chain == chain:
         return "live"  # installed already; the key check is inspect's and audit's business
     raise VerifyError(
-        f"{target.name}: {target.certificate.signed}: the signed certificate was not issued "
-        f"for this appliance: its public key matches neither the pending key "
+        f"{target.name}: {target.certificate.signed or 'the issued chain'}: the signed "
+        f"certificate was not issued for this appliance: its public key matches neither the pending key "
         f"({'absent' if not app.pending_key else 'present'}) nor the live key "
         f"{app.key.path}. Send the CSR wlbplan made to the CA, or run plan without "
         "`signed` to make a new key and CSR."

@@ -182,7 +182,23 @@ def diff(desired: Desired, observed: Observed) -> tuple[Change, ...]:
             path = [str(p) for p in level.path(output_format="list")]
             change = _change(kind, path, desired, observed)
             changes.setdefault(change.path, change)  # one change per thing, however deep
+    if desired.order is not None:
+        changes["appliance.chain"] = _ordered_chain(desired, observed)
     return tuple(sorted(changes.values(), key=_order))
+
+
+def _ordered_chain(desired: Desired, observed: Observed) -> Change:
+    """Order stage: the chain the CA will issue is not known yet; what it will be is."""
+    order, pending = desired.order, desired.pending
+    assert order is not None  # only called for the order stage
+    assert pending is not None
+    served = observed.appliance.cert.chain
+    after = {"subject": f"(as the CA issues it, for {order.names[0]})",
+             "sans": list(pending.sans), "issuer": f"the ACME CA at {order.directory}",
+             "key": f"{pending.key_type} {pending.key_bits}",
+             "root": cert_summary(order.root.pem)["subject"]}
+    return Change("appliance.chain", "update" if served else "create",
+                  [cert_summary(p) for p in served], [after], order.reason)
 
 
 _ORDER = ("appliance.pending_key", "appliance.csr", "pool.trust+", "appliance.chain",

@@ -49,7 +49,7 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
             "xapi's stunnel client offers ECDHE-RSA cipher suites only: the pool could not "
             "connect to a WLB with a non-RSA key, even with verification off. Use "
             "key: {type: rsa, bits: 3072}.", ())
-    if desired.stage == "request" or not desired.chain:
+    if desired.stage in ("request", "order") or not desired.chain:
         return GateResult(None, ())
     chain = [_load(p) for p in desired.chain]
     trust = trust_after(desired, observed)
@@ -69,7 +69,8 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
     if desired.stage == "install" and findings:
         # A certificate wlbplan is about to install must meet the policy; one already on
         # the appliance (self-signed) is only warned about, as audit does.
-        problems = "; ".join(f"{_file_of(target, f.subject)}: {f.message}" for f in findings)
+        problems = "; ".join(f"{_file_of(target, f.subject) or 'the issued chain'}: "
+                             f"{f.message}" for f in findings)
         return GateResult(f"{target.name}: {problems}", ())
     warnings = [_say(f) for f in findings]
     warnings += [_say(f) for f in certs.modern_policy_findings(chain, trust, host)]
@@ -81,7 +82,8 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
         return GateResult(str(err), tuple(warnings))
     if verdict.ok:
         return GateResult(None, tuple(warnings))
-    source = f" ({target.certificate.signed})" if desired.stage == "install" else ""
+    signed = target.certificate.signed or "the issued chain"
+    source = f" ({signed})" if desired.stage == "install" else ""
     return GateResult(
         f"{target.name}{source}: once this plan is applied the pool would refuse WLB at {host} "
         f"({verdict}); turning wlb-verify-cert on would cut the pool off from WLB. "

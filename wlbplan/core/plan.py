@@ -20,6 +20,7 @@ from wlbplan.core import gate
 from wlbplan.core.desired import Desired, desired_state
 from wlbplan.core.diff import Change, diff, observed_view
 from wlbplan.core.steps import Step
+from wlbplan.core.steps import acme as acme_steps
 from wlbplan.core.steps import appliance as appliance_steps
 from wlbplan.core.steps import pool as pool_steps
 from wlbplan.errors import VerifyError
@@ -70,6 +71,8 @@ class TargetPlan:
     ``replace`` and ``time`` it renders this plan again, to check a saved one."""
     replace: bool = False
     """``--replace``: a new pending key and CSR even if matching ones exist."""
+    issued: tuple[str, ...] = ()
+    """ACME: the chain this apply's order returned, which this (install) plan installs."""
     time: str = ""
     """The clock the steps were made with (timestamped backup names), RFC 3339 UTC."""
 
@@ -125,16 +128,23 @@ def make_plan(spec: Spec, targets: list[TargetPlan], created: str | None = None)
 
 
 def plan_one(spec: Spec, target: Target, observed: Observed, *, replace: bool = False,
-             stamp: dt.datetime | None = None) -> TargetPlan:
-    """Desired state, the gate (VerifyError when the pool would refuse WLB), diff, steps."""
-    desired = desired_state(target, observed, replace=replace)
+             stamp: dt.datetime | None = None, issued: tuple[str, ...] = ()) -> TargetPlan:
+    """Desired state, the gate (VerifyError when the pool would refuse WLB), diff, steps.
+    ``issued``: the chain an ACME order of this apply returned, to install."""
+    clock = _clock(stamp)
+    desired = desired_state(target, observed, replace=replace, now=clock, issued=issued)
     verdict = gate.check(target, observed, desired, spec.policy)
     if verdict.refusal is not None:
         raise VerifyError(verdict.refusal)
-    made = plan_target(spec, target, observed, desired, diff(desired, observed), stamp)
+    made = plan_target(spec, target, observed, desired, diff(desired, observed), clock)
     waiting = "" if made.steps else _waiting(spec, target, observed, desired)
     return dataclasses.replace(made, notes=made.notes + verdict.warnings, reason=waiting,
-                               replace=replace)
+                               replace=replace, issued=issued)
+
+
+def _clock(stamp: dt.datetime | None) -> dt.datetime:
+    # To the second, as recorded: the same record renders the same backup names.
+    return (stamp or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
 
 
 def _waiting(spec: Spec, target: Target, observed: Observed, desired: Desired) -> str:
@@ -174,12 +184,16 @@ def next_step(spec: Spec, target: Target) -> str | None:
 
 def plan_target(spec: Spec, target: Target, observed: Observed, desired: Desired,
                 changes: tuple[Change, ...], stamp: dt.datetime | None = None) -> TargetPlan:
-    # To the second, as recorded: the same record renders the same backup names.
-    clock = (stamp or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
-    steps = _request_steps(spec, target, observed, changes) if desired.stage == "request" else \
-        _steps(spec, target, observed, desired, changes, clock)
+    clock = _clock(stamp)
+    if desired.stage == "request":
+        steps = _request_steps(spec, target, observed, changes)
+    elif desired.order is not None:
+        steps = _order_steps(target, observed, desired, changes)
+    else:
+        steps = _steps(spec, target, observed, desired, changes, clock)
+    notes = desired.notes + ((acme_steps.then(desired.order),) if desired.order else ())
     return TargetPlan(target=target.name, observed_digest=observed.digest(), stage=desired.stage,
-                      changes=changes, steps=tuple(steps), notes=desired.notes,
+                      changes=changes, steps=tuple(steps), notes=notes,
                       observed=observed_view(observed),
                       facts=json.loads(json.dumps(observed.to_json())),  # lists, as read back
                       replace=desired.pending is not None and desired.pending.replace,
@@ -191,7 +205,7 @@ def render_again(spec: Spec, target: Target, saved: TargetPlan,
     """What this wlbplan makes of ``saved``'s own record (``observed`` = its facts): a
     saved plan is run only when its steps are exactly these."""
     return plan_one(spec, target, observed, replace=saved.replace,
-                    stamp=parse_time(saved.time))
+                    stamp=parse_time(saved.time), issued=saved.issued)
 
 
 def csr_path(spec: Spec, target: Target) -> Path:
@@ -220,6 +234,29 @@ def _request_steps(spec: Spec, target: Target, observed: Observed,
     signer = target.certificate.signer
     if signer is not None and target.certificate.signed is not None:
         steps.append(appliance_steps.sign(target, signer, out, target.certificate.signed))
+    return steps
+
+
+def _order_steps(target: Target, observed: Observed, desired: Desired,
+                 changes: tuple[Change, ...]) -> list[Step]:
+    """Key and CSR on the appliance (unless matching ones wait there), the ACME order. The
+    install steps follow in the same apply once the chain is issued (``then``)."""
+    request, order = target.certificate.request, desired.order
+    assert request is not None  # the spec loader requires it for source: acme
+    assert order is not None
+    # The CSR lists the CN among its names: a CA issues for exactly what it lists there.
+    request = dataclasses.replace(request, alt_names=tuple(
+        f"DNS:{name}" for name in order.names))
+    paths = {c.path for c in changes}
+    app = observed.appliance
+    steps: list[Step] = []
+    if "appliance.pending_key" in paths:
+        steps.append(appliance_steps.generate_key(target, request,
+                                                  replace=app.pending_key is not None))
+    if steps or "appliance.csr" in paths:
+        steps.append(appliance_steps.make_csr(target, request,
+                                              replace=app.pending_csr is not None))
+    steps.append(acme_steps.order(target, order))
     return steps
 
 

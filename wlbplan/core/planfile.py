@@ -74,7 +74,8 @@ def target_plan_to_json(target: TargetPlan) -> Doc:
         "notes": list(target.notes),
         "blockers": list(target.blockers),
         "facts": copy.deepcopy(target.facts),
-        "options": {"replace": target.replace, "time": target.time},
+        "options": {"replace": target.replace, "time": target.time,
+                    **({"issued": list(target.issued)} if target.issued else {})},
     }
 
 
@@ -137,6 +138,7 @@ def target_plan_from_json(data: Doc) -> TargetPlan:
         facts=dict(data["facts"]),
         replace=data["options"]["replace"],
         time=data["options"]["time"],
+        issued=tuple(data["options"].get("issued", ())),
     )
 
 

@@ -8,6 +8,7 @@ is killed outright leaves its journal, and ``rollback_target`` finishes the job 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -69,7 +70,7 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
     except BaseException:
         lock.release(sessions.pool, target, held.id)
         raise
-    run = Run(Context(spec, target, sessions), plan, journal, report, cancel)
+    run = Run(Context(spec, target, sessions, state_dir), plan, journal, report, cancel)
     try:
         journal.begin({"target": target.name, "lock_id": held.id, "spec": str(spec.path),
                        "spec_digest": spec.digest, "observed_digest": plan.observed_digest,
@@ -78,7 +79,7 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
     except BaseException:
         lock.release(sessions.pool, target, held.id)
         raise
-    return _execute(run, held.id, lambda: _run_steps(run))
+    return _execute(run, held.id, lambda: _run_plan(run))
 
 
 def _not_stopped(target: Target, cancel: threading.Event, when: str) -> None:
@@ -127,10 +128,11 @@ def _still_fresh(target: Target, plan: TargetPlan, sessions: Sessions) -> None:
 
 
 def _check_environment(target: Target, plan: TargetPlan) -> None:
+    from wlbplan.actions import acme
     from wlbplan.actions.pool import check_environment
 
     for step in plan.steps:
-        missing = check_environment(step)
+        missing = check_environment(step) or acme.check_environment(step)
         if missing:
             raise WlbplanError(f"{target.name}: {step.action} needs these environment "
                                f"variables set before anything is changed: {missing}")
@@ -159,13 +161,45 @@ def _run_steps(run: Run, first: int = 1) -> None:
             run.report(_event("apply_errored", name, f"{ident}: {err}", step=ident,
                               seconds=round(time.monotonic() - started, 3)))
             raise
-        run.journal.done(index)
+        run.journal.done(index, run.ctx.outputs.pop(step.action, None))
         run.done.append(ident)
         run.report(_event("apply_complete", name, f"{ident}: done", step=ident,
                           seconds=round(time.monotonic() - started, 3)))
     if run.cancel.is_set():
         # A signal during the last step still means "stop and undo", as for any other.
         raise Interrupted(f"{name}: interrupted during the last step")
+
+
+def _run_plan(run: Run, first: int = 1) -> None:
+    """The plan's steps from ``first``; after an ACME order, the steps that install what
+    it returned, planned now and journaled before they run."""
+    _run_steps(run, first)
+    if run.plan.stage == "order" and run.journal.replay().extension is None:
+        _install_issued(run)
+
+
+def _install_issued(run: Run) -> None:
+    from wlbplan.actions.acme import output_chain
+    from wlbplan.core.plan import plan_one
+    from wlbplan.inspect.run import inspect_target
+
+    ctx, name = run.ctx, run.ctx.target.name
+    index = next(i for i, s in enumerate(run.plan.steps, 1) if s.action == "acme.order")
+    chain = output_chain(run.journal.replay().outputs.get(index))
+    # Looked at again: the key and CSR the order was made for are on the appliance now.
+    then = plan_one(ctx.spec, ctx.target, inspect_target(ctx.target, ctx.sessions),
+                    issued=chain)
+    first = len(run.plan.steps) + 1
+    run.journal.extend(target_plan_to_json(then))
+    run.plan = joined(run.plan, then)
+    run.report(_event("acme_issued", name, f"{name}: the CA issued the certificate; "
+                      f"installing it in {len(then.steps)} more step(s)"))
+    _run_steps(run, first)
+
+
+def joined(plan: TargetPlan, then: TargetPlan) -> TargetPlan:
+    """An order stage's plan followed by the install steps planned once it ran."""
+    return dataclasses.replace(plan, steps=plan.steps + then.steps)
 
 
 def _roll_back(run: Run, entries: list[Entry], cause: BaseException,
@@ -254,7 +288,7 @@ def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: P
         raise LockError(lock.held_message(
             target, holder, sessions.pool.host,
             "nothing was undone; wait for it to finish before rolling back"))
-    ctx = Context(spec, target, sessions)
+    ctx = Context(spec, target, sessions, state_dir)
     entries = replay.pending_undo()
     report(_event("rollback_start", target.name,
                   f"{target.name}: undoing {len(entries)} step(s) from {journal.path}"))
@@ -286,13 +320,15 @@ def resume_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Pat
         return TargetOutcome(target.name, "nothing_to_do")
     replay = journal.replay()
     plan = _resumable(spec, target, journal, replay)
+    if replay.extension is not None:
+        plan = joined(plan, _recorded(spec, target, journal, replay.extension))
     _not_stopped(target, cancel, "before resuming")
     held = _adopt_lock(sessions, target, replay.header.get("lock_id"))
     journal.resume({"lock_id": held.id, "pid": os.getpid(), "host": socket.gethostname(),
                     "owner": held.owner})
     first = next((i for i in range(1, len(plan.steps) + 1) if i not in replay.done),
                  len(plan.steps) + 1)
-    run = Run(Context(spec, target, sessions), plan, journal, report, cancel,
+    run = Run(Context(spec, target, sessions, state_dir), plan, journal, report, cancel,
               done=[step_id(target.name, i, s) for i, s in enumerate(plan.steps, 1)
                     if i < first])
     report(_event("resume_start", target.name,
@@ -301,7 +337,7 @@ def resume_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Pat
 
     def work() -> None:
         _undo_unfinished(run, journal.replay().unfinished())
-        _run_steps(run, first)
+        _run_plan(run, first)
 
     return _execute(run, held.id, work)
 
@@ -331,6 +367,19 @@ def _resumable(spec: Spec, target: Target, journal: Journal, replay: Replay) -> 
     except PlanFileError as err:
         raise JournalError(f"{err}; it is not resumed: run {rollback}") from None
     return plan
+
+
+def _recorded(spec: Spec, target: Target, journal: Journal,
+              data: dict[str, Any]) -> TargetPlan:
+    """The install steps an ACME order's apply recorded, run only as wlbplan renders them."""
+    where = f"{target.name}: the steps recorded after the ACME order in {journal.path}"
+    try:
+        then = read_target_plan(data, where)
+        check_target(spec, then, where)
+    except PlanFileError as err:
+        raise JournalError(f"{err}; it is not resumed: run "
+                           f"`{target.command('rollback')}`") from None
+    return then
 
 
 def _adopt_lock(sessions: Sessions, target: Target, lock_id: object) -> LockInfo:

@@ -62,6 +62,11 @@ class Replay:
     """The last rollback went through every step and could not undo these (with what to
     do by hand); empty once a rollback after it undid them."""
     ended: str | None = None
+    outputs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """What completed steps handed on, by step index (the ACME order's chain)."""
+    extension: dict[str, Any] | None = None
+    """The steps planned once the ACME order returned (a target plan), run after the
+    header's: one journal, one rollback for both."""
 
     def pending_undo(self) -> list[Entry]:
         """Started steps not yet undone, last first: what a rollback must still do."""
@@ -147,8 +152,15 @@ class Journal:
     def step(self, index: int, action: str, undo: dict[str, Any] | None) -> None:
         self._write({"event": "step", "index": index, "action": action, "undo": undo})
 
-    def done(self, index: int) -> None:
-        self._write({"event": "done", "index": index})
+    def done(self, index: int, output: dict[str, Any] | None = None) -> None:
+        """Step ``index`` completed; ``output``: what it hands on (public data only)."""
+        self._write({"event": "done", "index": index,
+                     **({"output": output} if output is not None else {})})
+
+    def extend(self, plan: dict[str, Any]) -> None:
+        """More steps for this apply (planned once the ACME order returned), recorded
+        before the first of them runs."""
+        self._write({"event": "extend", "plan": plan})
 
     def undone(self, index: int, ok: bool, message: str = "", *,
                purpose: str = "rollback") -> None:
@@ -237,7 +249,8 @@ _EVENTS: dict[str, dict[str, tuple[type, ...]]] = {
     "begin": {"target": (str,), "lock_id?": (str,), "plan?": (dict,)},
     "resume": {"lock_id": (str,)},
     "step": {"index": (int,), "action": (str,), "undo": (dict, type(None))},
-    "done": {"index": (int,)},
+    "done": {"index": (int,), "output?": (dict,)},
+    "extend": {"plan": (dict,)},
     "undone": {"index": (int,), "ok": (bool,), "purpose?": (str,)},
     "incomplete": {"failures": (list,)},
     "end": {"outcome": (str,)},
@@ -318,6 +331,10 @@ def _apply(replay: Replay, record: dict[str, Any]) -> None:
         replay.done.discard(record["index"])  # started again (resume): not done until said
     elif event == "done":
         replay.done.add(record["index"])
+        if isinstance(record.get("output"), dict):
+            replay.outputs[record["index"]] = record["output"]
+    elif event == "extend":
+        replay.extension = record["plan"]
     elif event == "undone":
         if record.get("purpose", "rollback") == "rollback":
             replay.undo_attempted = True
