@@ -262,8 +262,8 @@ def _key_source(target: Target, observed: Observed, leaf: x509.Certificate,
         return "live"  # installed already; the key check is inspect's and audit's business
     raise VerifyError(
         f"{target.name}: {target.certificate.signed or 'the issued chain'}: the signed "
-        f"certificate was not issued for this appliance: its public key matches neither the pending key "
-        f"({'absent' if not app.pending_key else 'present'}) nor the live key "
+        f"certificate was not issued for this appliance: its public key matches neither the "
+        f"pending key ({'absent' if not app.pending_key else 'present'}) nor the live key "
         f"{app.key.path}. Send the CSR wlbplan made to the CA, or run plan without "
         "`signed` to make a new key and CSR."
     )
