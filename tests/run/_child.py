@@ -104,12 +104,12 @@ def main() -> None:
 
     original_done = journal.Journal.done
 
-    def done_hooked(self: journal.Journal, index: int) -> None:
+    def done_hooked(self: journal.Journal, index: int, output: Any = None) -> None:
         for hook in hooks:
             if hook["on"] == "before_done" and hook["step"] == index \
                     and hook.get("target", self.folder.name) == self.folder.name:
                 act(hook)
-        original_done(self, index)
+        original_done(self, index, output)
 
     journal.Journal.done = done_hooked  # type: ignore[method-assign]
 

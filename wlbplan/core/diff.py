@@ -195,8 +195,7 @@ def _ordered_chain(desired: Desired, observed: Observed) -> Change:
     served = observed.appliance.cert.chain
     after = {"subject": f"(as the CA issues it, for {order.names[0]})",
              "sans": list(pending.sans), "issuer": f"the ACME CA at {order.directory}",
-             "key": f"{pending.key_type} {pending.key_bits}",
-             "root": cert_summary(order.root.pem)["subject"]}
+             "key": f"{pending.key_type} {pending.key_bits}"}
     return Change("appliance.chain", "update" if served else "create",
                   [cert_summary(p) for p in served], [after], order.reason)
 
