@@ -64,7 +64,8 @@ def test_a_wrong_txt_value_makes_the_order_invalid_and_changes_nothing(
     assert_restored(lab, was, tmp_path / "state")
     calls = log.read_text().splitlines()
     assert calls[0].startswith("set _acme-challenge.wlb1.lab.test wrong-"), calls
-    assert calls[1:] and all(c == "clear _acme-challenge.wlb1.lab.test" for c in calls[1:])
+    assert calls[1:]
+    assert all(c == "clear _acme-challenge.wlb1.lab.test" for c in calls[1:])
 
 
 def test_a_rejected_name_is_said_in_the_cas_words_and_changes_nothing(
@@ -147,7 +148,7 @@ def test_an_acme_server_that_is_down_changes_nothing(lab: control.Lab, tmp_path:
     result = wlbplan("apply", str(spec), "--auto-approve", "--state-dir",
                      str(tmp_path / "state"))
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"cannot reach the ACME server at {lab.acme.directory_url}" in result.stderr \
-        if lab.acme else False
+    assert lab.acme is not None
+    assert f"cannot reach the ACME server at {lab.acme.directory_url}" in result.stderr
     assert "Traceback" not in result.stderr
     assert_restored(lab, was, tmp_path / "state")
