@@ -115,6 +115,7 @@ def test_killed_during_the_install_then_resume(lab: control.Lab, children: Child
                            "apply", spec, "--auto-approve")
     code, _, err = finish(proc)
     assert code == -signal.SIGKILL, err
+    assert journal_path(journals).exists()
     again = wlbplan("apply", spec, "--resume")
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"resuming at step {INSTALL_CHAIN} of 13" in again.stderr
