@@ -4,8 +4,6 @@ really does with the issued chain (a TLS handshake with the pool's own bundle)."
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import socket
 import ssl
 import sys
@@ -26,7 +24,7 @@ needs_pebble = pytest.mark.skipif(not pebble.installed(),
 
 @contextmanager
 def acme_lab(folder: Path, **kw: Any) -> Iterator[control.Lab]:
-    with running_lab(folder, hosts=2, acme=True, **kw) as lab:
+    with running_lab(folder, **{"hosts": 2, "acme": True, **kw}) as lab:
         yield lab
 
 
@@ -97,8 +95,8 @@ def journal_texts(*folders: Path) -> list[str]:
     return [p.read_text() for f in folders if f.exists() for p in f.rglob("*.jsonl")]
 
 
-def copy_spec_beside(lab: control.Lab, folder: Path) -> Path:
-    path = folder / "lab.yaml"
-    shutil.copy(lab.spec_path, path)
-    os.chmod(path, 0o644)
-    return path
+def lab_logins(lab: control.Lab) -> dict[str, str]:
+    """The variables of the lab's logins.env (the EAB key id and HMAC key among them)."""
+    pairs = [line.split("=", 1) for line in (lab.dir / "logins.env").read_text().splitlines()
+             if line and not line.startswith("#")]
+    return {name: value for name, value in pairs}
