@@ -23,6 +23,7 @@ from wlbplan.core.plan import TargetPlan, now_utc, plan_one
 from wlbplan.core.rules import Level, rule
 from wlbplan.core.stunnel_conf import Served as StunnelServes
 from wlbplan.errors import VerifyError, WlbplanError
+from wlbplan.limits import PEM, read_file
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.observed import Observed
 from wlbplan.model.spec import Policy, Spec, Target, cli_command, is_ip_literal
@@ -52,7 +53,7 @@ def audit_target(spec: Spec, target: Target, observed: Observed, *,
     found = [*_locked(lock, lock_owner_alive, where), *_pool(seen, where, at), *_trust(seen, where),
              *_appliance(seen, where), *_conf(conf, where),
              *_certificates(seen, where, spec.policy, at),
-             *_drift(planned, where)]
+             *_acme(seen, where, at), *_drift(planned, where)]
     return TargetAudit(target.name, tuple(_unique(found)), target.line())
 
 
@@ -383,6 +384,46 @@ def _renewal(where: _Where, not_after: dt.datetime) -> str:
     return (f"renew it before {by}: make a new self-signed certificate on the appliance "
             f"(into {target.wlb.paths.cert} and {target.wlb.paths.key}), then "
             f"`{where.command('apply')}` makes the pool trust it")
+
+
+# ------------------------------------------------------------------------------- ACME
+
+_OVERDUE = dt.timedelta(days=1)
+"""Due for longer than this, a renewal is overdue: a nightly apply would have run."""
+
+
+def _acme(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Finding]:
+    """When the served ACME certificate is renewed, and whether that is overdue. One that
+    is not the spec's at all (another CA, other names) is drift, reported as such."""
+    from wlbplan.core.renewal import renewal
+
+    acme = where.target.certificate.acme
+    if acme is None or not seen.in_file:
+        return
+    try:
+        root = certs.parse_pem_bundle(read_file(acme.root, PEM))[0]
+    except (OSError, WlbplanError):
+        return  # the plan cannot be made either: WLB-SPEC-UNPLANNABLE says why
+    now = at or dt.datetime.now(dt.UTC)
+    found = renewal(where.target, seen.observed, root, now)
+    if found.next_due is None:
+        return
+    when = f"{found.next_due:%Y-%m-%d}"
+    expires = seen.in_file[0].not_valid_after_utc
+    if now - found.next_due > _OVERDUE:
+        yield where.finding(
+            "WLB-ACME-RENEWAL-OVERDUE",
+            f"renewal was due on {when} and the certificate still served expires "
+            f"{expires:%Y-%m-%d}: the nightly apply is not running or its order fails",
+            about="certificate", where="certificate",
+            hint=f"run `{where.command('apply')}` and read what it says")
+        return
+    said = "is due now" if now >= found.next_due else f"is due on {when}"
+    yield where.finding(
+        "WLB-ACME-RENEWAL", f"the next renewal {said} (renew_before_days: "
+        f"{acme.renew_before_days} before it expires {expires:%Y-%m-%d})",
+        about="certificate", where="certificate",
+        hint=f"`{where.command('apply', '--auto-approve')}` renews it from then on")
 
 
 # ------------------------------------------------------------------------------- drift

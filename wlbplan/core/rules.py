@@ -141,6 +141,16 @@ CATALOGUE: Final[dict[str, Rule]] = _rules(
          "a strict RFC 5280 / CA/Browser verifier rejects the chain",
          "cryptography's verifier objects (the message says why); the pool's own verdict "
          "is reported separately."),
+    # --- ACME (certificate.source: acme)
+    Rule("WLB-ACME-RENEWAL", "note", "when the ACME certificate is next renewed",
+         "The date from which `wlbplan apply` orders a new certificate (renew_before_days "
+         "before the served one expires). Run `wlbplan apply SPEC --auto-approve` nightly "
+         "(cron or CI): it does nothing until then, then renews."),
+    Rule("WLB-ACME-RENEWAL-OVERDUE", "warning",
+         "the ACME certificate should have been renewed by now",
+         "Its renewal has been due for more than a day: the nightly apply is not running, "
+         "or its order fails (its error says why: the CA's problem, the challenge hook, "
+         "the account). Run `wlbplan apply SPEC` and read what it says."),
     # --- the audit's own settings
     Rule("WLB-IGNORE-UNUSED", "note", "an ignore matches no finding",
          "An accepted finding (--ignore, or audit.ignore in the spec) matched nothing on the "
