@@ -13,7 +13,9 @@ A field's ``kind`` says how a value is placed (``placements``):
 - ``alt_name``: as it is, after ``DNS:`` and after ``IP:``;
 - ``argv``: as one more argument of the signer's command (which keeps its placeholders);
 - ``resolve_key`` / ``resolve_value``: as the name, or the address, of a resolve entry;
-- ``report``: as it is; shown in audit reports (escaped), never part of a command.
+- ``report``: as it is; shown in audit reports (escaped), never part of a command;
+- ``sent``: as it is; sent to a server as data (the ACME account's contact e-mail, in the
+  JSON the ACME library signs), never part of a command or a path.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ CERT = (*TARGET, "certificate")
 REQUEST = (*CERT, "request")
 SUBJECT = (*REQUEST, "subject")
 CREDENTIALS = (*TARGET, "wlb", "credentials")
+ACME = (*CERT, "acme")
 IGNORE = ("audit", "ignore", "[]")
 LOGINS = ("username_env", "password_env", "xenserver_username_env", "xenserver_password_env")
 
@@ -94,6 +97,16 @@ FIELDS: tuple[Field, ...] = (
     Field((*CERT, "intermediates", "[]"), "local_path"),
     Field((*CERT, "root"), "local_path"),
     Field((*CERT, "signer", "command", "[]"), "argv"),
+    Field((*ACME, "directory")),
+    Field((*ACME, "ca_file"), "local_path"),
+    Field((*ACME, "root"), "local_path"),
+    Field((*ACME, "account", "email"), "sent"),
+    Field((*ACME, "account", "key_file"), "local_path"),
+    Field((*ACME, "eab", "kid_env")),
+    Field((*ACME, "eab", "hmac_env")),
+    Field((*ACME, "challenge", "type")),
+    Field((*ACME, "challenge", "set", "[]"), "argv"),
+    Field((*ACME, "challenge", "clear", "[]"), "argv"),
     Field(("audit", "ignore", "[]", "rule")),
     Field(("audit", "ignore", "[]", "target")),
     Field(("audit", "ignore", "[]", "until")),
@@ -191,6 +204,12 @@ def _context(base: Path, index: int) -> list[tuple[Where, Where, dict[str, Any]]
         *(((*CERT, key), CERT, signed) for key in ("signed", "intermediates", "root")),
         ((*CERT, "signer"), CERT, {**signed, "signer": {"command": list(SIGNER)}}),
         (CREDENTIALS, CREDENTIALS, {key: key.upper() for key in LOGINS}),
+        (ACME, CERT, {"source": "acme", "request": {"common_name": _address(index)},
+                      "acme": {"directory": "https://ca.example.test/dir",
+                               "root": f"{base}/root.pem",
+                               "challenge": {"type": "dns-01", "set": ["hook", "{value}"],
+                                             "clear": ["hook"]}}}),
+        ((*ACME, "eab"), (*ACME, "eab"), {"kid_env": "ACME_KID", "hmac_env": "ACME_HMAC"}),
     ]
 
 
