@@ -54,7 +54,7 @@ from spec_fields import (
 )
 
 from wlbplan.core.steps.appliance import subject_line
-from wlbplan.lab import control, xe_state
+from wlbplan.lab import control, pki, xe_state
 from wlbplan.model.spec import CertificateRequest, Subject
 from wlbplan.model.text import visible
 from wlbplan.spec.report import format_path
@@ -195,8 +195,11 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, canary: Path) -> Sweep:
     fields per spec (each in a target of its own), each field alone when its spec failed
     for another's reason."""
     base = tmp_path_factory.mktemp("sweep")
+    # Real certificates: a field under test must be the only reason a spec is refused
+    # (an ACME target names acme.root beside its account key file).
+    real = pki.build("wlbplan hardening base", ca=True).cert_pem
     for name in BASE_FILES:
-        (base / name).write_text("-----BEGIN CERTIFICATE-----\n")
+        (base / name).write_bytes(real)
     groups: dict[tuple[str, str, str], list[tuple[Entry, Key]]] = defaultdict(list)
     for value in VALUES:
         for f in FIELDS:

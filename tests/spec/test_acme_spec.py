@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from wlbplan.lab import pki
 from wlbplan.model.spec import DEFAULT_RENEW_BEFORE_DAYS, ChallengeHooks
 from wlbplan.spec import load_spec, load_spec_with_diagnostics, schema_text
 
@@ -32,7 +33,7 @@ def test_every_acme_key_reaches_the_model() -> None:
 
 
 def _write(tmp_path: Path, acme: dict[str, Any]) -> Path:
-    (tmp_path / "root.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "root.pem").write_bytes(pki.build("Test Root CA", ca=True).cert_pem)
     spec = {"version": 1, "targets": [{
         "name": "t", "pool": {"coordinator": "xs.example.com"},
         "wlb": {"address": "wlb.example.com"},

@@ -294,9 +294,11 @@ def _check_acme(certificate: Data, path: PathT, report: Report, clean: _Clean) -
                              "addresses; an ACME certificate carries DNS names only",
                              "The pool must reach WLB by name (wlb.address) to verify it.")
     challenge_path = (*acme_path, "challenge")
-    if not clean(challenge_path):
+    challenge = _dig(certificate, "acme", "challenge")
+    # A missing challenge (or acme of the wrong type) is reported on acme itself.
+    if not isinstance(challenge, dict) or acme_path in clean.dirty or \
+            not clean(challenge_path):
         return
-    challenge = certificate["acme"]["challenge"]
     for hook in ("set", "clear"):
         used = {name for arg in challenge[hook] for name in _PLACEHOLDER.findall(arg)}
         for name in sorted(used - set(HOOK_PLACEHOLDERS)):
