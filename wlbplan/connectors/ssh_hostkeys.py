@@ -1,8 +1,10 @@
 """Host keys for the SSH connector: only the spec's ``known_hosts`` file is trusted.
 
-An unknown host is refused (``strict``) or recorded on first use (``accept-new``); a
-changed or ``@revoked`` key is always refused. ``~/.ssh/known_hosts`` and system files
-are never loaded.
+An unknown host is refused (``strict``, the default) or recorded on first use
+(``accept-new``, only when the spec says so); a changed or ``@revoked`` key is always
+refused. A refusal never writes known_hosts; it shows the offered fingerprint (and the
+recorded one for a changed key) and the spec line to change. ``~/.ssh/known_hosts`` and
+system files are never loaded.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import base64
 import fcntl
 import hashlib
 import os
-import shlex
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from paramiko.hostkeys import HostKeyEntry
 
 from wlbplan.connectors.ssh_target import SshTarget
 from wlbplan.errors import ConnectError
+from wlbplan.model.text import shell_word, visible
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -109,8 +111,38 @@ def _record_known_host(target: SshTarget, path: Path, name: str, key: paramiko.P
 
 
 def _revoked_message(target: SshTarget, key: paramiko.PKey) -> str:
-    return (f"host key {key.get_name()} {fingerprint(key)} offered by {target.address} "
-            f"is marked @revoked in {target.known_hosts.expanduser()}; refusing to connect")
+    return (f"host key {key.get_name()} {fingerprint(key)} offered by "
+            f"{visible(target.address)} is marked @revoked in {_known_hosts(target)}; "
+            f"refusing to connect.{_in_spec(target, 'ssh.known_hosts')}")
+
+
+def _known_hosts(target: SshTarget) -> str:
+    return visible(str(target.known_hosts.expanduser()))
+
+
+def _command(*argv: str) -> str:
+    """A command to paste, each word quoted (and escaped where unprintable)."""
+    return " ".join(shell_word(word) for word in argv)
+
+
+def _in_spec(target: SshTarget, *settings: str) -> str:
+    """Where the spec writes ``settings`` for this target, or where to add them: the
+    lines a refusal asks to change. Empty when the target was not made from a spec."""
+    lines = dict(target.spec_lines)
+    if not lines:
+        return ""
+    written = [f"{name} at {visible(lines[name])}" for name in settings if name in lines]
+    unwritten = [name for name in settings if name not in lines]
+    said = [f"The spec sets {' and '.join(written)}"] if written else []
+    if unwritten:
+        where = lines.get("ssh") or lines.get("")
+        one = len(unwritten) == 1
+        said.append(f"{'it' if written else 'the spec'} does not set "
+                    f"{' or '.join(unwritten)} ({'its default applies' if one else 'defaults'})"
+                    + (f"; add {'it' if one else 'them'} under ssh: at {visible(where)}"
+                       if where else ""))
+    text = ", and ".join(said)
+    return f" {text[0].upper()}{text[1:]}."
 
 
 class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
@@ -133,15 +165,17 @@ class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
 
 class _Strict(_HostKeyPolicy):
     def unknown(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        """Refuse, and never write known_hosts: adding a key is the operator's act."""
         target = self.target
-        known_hosts = target.known_hosts.expanduser()
-        keyscan = shlex.join(["ssh-keyscan", "-p", str(target.port), target.host])
+        keyscan = _command("ssh-keyscan", "-p", str(target.port), target.host)
+        add = f"{keyscan} >> {shell_word(str(target.known_hosts.expanduser()))}"
         raise ConnectError(
-            f"host key of {target.address} is unknown: {hostname} is not in {known_hosts} "
-            f"(the server offered {key.get_name()} {fingerprint(key)}), and wlbplan reads no "
-            "other known_hosts file. After checking that fingerprint out of band, add it with "
-            f"`{keyscan} >> {shlex.quote(str(known_hosts))}`, or set host_key_policy: "
-            "accept-new to record it on first connection."
+            f"host key of {visible(target.address)} is unknown: {visible(hostname)} is not "
+            f"in {_known_hosts(target)} (the server offered {key.get_name()} "
+            f"{fingerprint(key)}), and wlbplan reads no other known_hosts file. After "
+            f"checking that fingerprint out of band, add it with `{add}`, or set "
+            "host_key_policy: accept-new to record it on first connection."
+            + _in_spec(target, "ssh.known_hosts", "ssh.host_key_policy")
         )
 
 
@@ -153,8 +187,9 @@ class _AcceptNew(_HostKeyPolicy):
         except OSError as exc:
             # Unrecorded, the next run would trust whatever key it is offered again.
             raise ConnectError(
-                f"cannot record the new host key of {self.target.address} in {known_hosts} "
-                f"({exc.strerror}); refusing to connect with host_key_policy accept-new"
+                f"cannot record the new host key of {visible(self.target.address)} in "
+                f"{_known_hosts(self.target)} ({exc.strerror}); refusing to connect with "
+                f"host_key_policy accept-new.{_in_spec(self.target, 'ssh.known_hosts')}"
             ) from None
         client.get_host_keys().add(hostname, key.get_name(), key)
 
@@ -170,13 +205,14 @@ def install_host_keys(client: paramiko.SSHClient, target: SshTarget) -> None:
 
 
 def mismatch_message(target: SshTarget, expected: paramiko.PKey, offered: paramiko.PKey) -> str:
-    known_hosts = target.known_hosts.expanduser()
-    remove = shlex.join(["ssh-keygen", "-R", target.known_hosts_name, "-f", str(known_hosts)])
+    remove = _command("ssh-keygen", "-R", target.known_hosts_name, "-f",
+                      str(target.known_hosts.expanduser()))
     return (
-        f"HOST KEY MISMATCH for {target.address}: {known_hosts} records "
-        f"{expected.get_name()} {fingerprint(expected)} for {target.known_hosts_name}, but "
-        f"the server offered {offered.get_name()} {fingerprint(offered)}. Refusing to "
-        "connect: someone may be intercepting the connection, or the host was reinstalled. "
-        "If the change is expected, verify the new fingerprint out of band, then remove the "
-        f"old entry with `{remove}` and connect again."
+        f"HOST KEY MISMATCH for {visible(target.address)}: {_known_hosts(target)} records "
+        f"{expected.get_name()} {fingerprint(expected)} for "
+        f"{visible(target.known_hosts_name)}, but the server offered {offered.get_name()} "
+        f"{fingerprint(offered)}. Refusing to connect: someone may be intercepting the "
+        "connection, or the host was reinstalled. If the change is expected, verify the new "
+        f"fingerprint out of band, then remove the old entry with `{remove}` and connect "
+        f"again.{_in_spec(target, 'ssh.known_hosts')}"
     )

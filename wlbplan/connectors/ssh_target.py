@@ -28,6 +28,10 @@ class SshTarget:
     connect_timeout: float = 10.0
     command_timeout: float | None = None
     """How long a command may run when ``run`` is given no timeout (None: unbounded)."""
+    spec_lines: tuple[tuple[str, str], ...] = ()
+    """Where the spec writes this connection's settings, ``FILE:LINE`` by setting
+    (``ssh.known_hosts``, ``ssh.host_key_policy``; ``ssh`` or ``""``: where to add
+    them): a refused host key names the line to change. Empty when not from a spec."""
 
     def __post_init__(self) -> None:
         # Accept str paths from plain callers; the field types stay honest.

@@ -339,7 +339,9 @@ class Target:
     ssh: SshSettings = field(default_factory=SshSettings)
     lines: tuple[tuple[str, int], ...] = field(default=(), compare=False)
     """Where parts of this target sit in the spec file (``""`` = the target itself,
-    ``"verify"``, ``"wlb.address"`` …), for findings that point at a line."""
+    ``"verify"``, ``"wlb.address"`` …), for findings that point at a line. The ``ssh``
+    settings' lines are those of the values that apply: the target's own, else the
+    spec's ``defaults``."""
 
     spec_path: str = field(default="", compare=False)
     """The spec file this target was read from, as it was given: hints name it."""
@@ -348,6 +350,11 @@ class Target:
         """The line of ``where`` in the spec, else of the target itself."""
         known = dict(self.lines)
         return known.get(where, known.get(""))
+
+    def place(self, where: str = "") -> str:
+        """``FILE:LINE`` of ``where`` in the spec; "" when it is not written there."""
+        line = dict(self.lines).get(where)
+        return f"{self.spec_path}:{line}" if self.spec_path and line else ""
 
     def command(self, verb: str, *more: str) -> str:
         """A wlbplan command line for this target that an operator can paste as it is."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from wlbplan.connectors.base import Runner
 from wlbplan.connectors.factory import runner_for
 from wlbplan.connectors.ssh import SshTarget
-from wlbplan.model.spec import Spec, SshSettings, Target
+from wlbplan.model.spec import Spec, Target
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,12 @@ class Sessions:
     appliance: Runner
 
 
-def _ssh_target(spec: Spec, host: str, settings: SshSettings) -> SshTarget:
+# The spec lines a refused host key names: the settings, and where to add them.
+_SPEC_LINES = ("ssh.known_hosts", "ssh.host_key_policy", "ssh", "")
+
+
+def _ssh_target(spec: Spec, target: Target, host: str) -> SshTarget:
+    settings = target.ssh
     return SshTarget(
         host=spec.address_of(host),
         port=settings.port,
@@ -28,11 +33,13 @@ def _ssh_target(spec: Spec, host: str, settings: SshSettings) -> SshTarget:
         known_hosts=settings.known_hosts or Path("~/.ssh/known_hosts"),
         host_key_policy=settings.host_key_policy,
         connect_timeout=settings.connect_timeout,
+        spec_lines=tuple((where, place) for where in _SPEC_LINES
+                         if (place := target.place(where))),
     )
 
 
-def _runner(spec: Spec, kind: str, host: str, settings: SshSettings) -> Runner:
-    ssh = _ssh_target(spec, host, settings) if kind == "ssh" else None
+def _runner(spec: Spec, target: Target, kind: str, host: str) -> Runner:
+    ssh = _ssh_target(spec, target, host) if kind == "ssh" else None
     # Every command on a target is bounded: a hung host costs at most this.
     return runner_for(kind, spec.address_of(host) if ssh else host, ssh,
                       command_timeout=spec.defaults.command_timeout)
@@ -41,8 +48,8 @@ def _runner(spec: Spec, kind: str, host: str, settings: SshSettings) -> Runner:
 @contextmanager
 def open_sessions(spec: Spec, target: Target) -> Iterator[Sessions]:
     """Runners for the coordinator and the appliance; closed on exit. Connects lazily."""
-    pool = _runner(spec, target.pool.connection, target.pool.ssh_destination, target.ssh)
-    appliance = _runner(spec, target.wlb.connection, target.wlb.ssh_destination, target.ssh)
+    pool = _runner(spec, target, target.pool.connection, target.pool.ssh_destination)
+    appliance = _runner(spec, target, target.wlb.connection, target.wlb.ssh_destination)
     try:
         yield Sessions(pool=pool, appliance=appliance)
     finally:

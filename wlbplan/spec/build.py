@@ -34,6 +34,7 @@ from wlbplan.spec.rules import dns_key
 
 # Parts of a target that findings point at (audit's SARIF / GitHub locations).
 _LINED = ("", "name", "pool", "wlb", "wlb.address", "certificate", "verify")
+_SSH_LINED = ("ssh", "ssh.known_hosts", "ssh.host_key_policy")
 
 
 def to_spec(data: Data, path: Path, digest: str, report: Report) -> Spec:
@@ -73,6 +74,13 @@ def _lines(report: Report, index: int) -> tuple[tuple[str, int], ...]:
     for where in _LINED:
         parts = tuple(part for part in where.split(".") if part)
         line = report.line_of(("targets", index, *parts))
+        if line is not None:
+            found.append((where, line))
+    # Host-key settings: where the value that applies is written (the target's ssh
+    # block, else defaults.ssh), for the refusal that names the line to change.
+    for where in _SSH_LINED:
+        parts = tuple(where.split("."))
+        line = report.line_of(("targets", index, *parts)) or report.line_of(("defaults", *parts))
         if line is not None:
             found.append((where, line))
     return tuple(found)
