@@ -20,6 +20,9 @@ settings.register_profile("ci", deadline=None, derandomize=True, database=None,
 settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# After every test: no private key or password in what it captured or left (issue 10).
+pytest_plugins = ("leakscan",)
+
 
 @pytest.fixture(scope="session")
 def reg() -> Registry:
