@@ -137,8 +137,9 @@ def _in_spec(target: SshTarget, *settings: str) -> str:
     if unwritten:
         where = lines.get("ssh") or lines.get("")
         one = len(unwritten) == 1
+        default = "its default applies" if one else "their defaults apply"
         said.append(f"{'it' if written else 'the spec'} does not set "
-                    f"{' or '.join(unwritten)} ({'its default applies' if one else 'defaults'})"
+                    f"{' or '.join(unwritten)} ({default})"
                     + (f"; add {'it' if one else 'them'} under ssh: at {visible(where)}"
                        if where else ""))
     text = ", and ".join(said)
