@@ -242,18 +242,22 @@ _OUTPUTS = frozenset({".csr", ".crt", ".cer", ".json", ".jsonl", ".md", ".sarif"
                       ".txt", ".log", ".yaml", ".yml", ".lock"})
 
 
+def on_appliance(path: Path) -> bool:
+    """Is this a file of an emulated appliance (the lab's ``poolN/appliance``, or a test's
+    folder standing for it)? That filesystem is where the appliance's keys are made and
+    kept by design, in any file (a combined or malformed server.pem too): the promise is
+    that they never leave it, so its files are sources of keys, never leaks. The pools'
+    hosts get no such pass: a key in a trust store or a journal there is a leak."""
+    return "appliance" in path.parts[:-1]
+
+
 def keeps_keys(path: Path, only_keys: bool) -> bool:
-    """May this file (of PEM blocks only, one a private key) hold keys? Where keys
-    legitimately live, and nowhere else:
-    - anything inside an emulated appliance's root (``poolN/appliance``): the appliance's
-      own filesystem, where its keys are made and kept by design (a combined PEM too);
-    - elsewhere, a file of keys alone: the lab's sshd host key and client identity, test
-      CAs' keys, identities the tests make; but not one named as wlbplan's outputs, nor
-      one with a certificate or CSR beside the key (what wlbplan fetches and writes is
-      certificates and CSRs: a key among them came from where it must not).
-    A key inside any other file (a journal, a report, a plan) is a leak wherever it is."""
-    if "appliance" in path.parts[:-1]:
-        return True
+    """May this file (of PEM blocks only, one a private key) hold keys outside an
+    appliance? A file of keys alone may: the lab's sshd host key and client identity,
+    test CAs' keys, identities the tests make. Not one named as wlbplan's outputs, nor one
+    with a certificate or CSR beside the key: what wlbplan fetches and writes on this side
+    is certificates and CSRs, so a key among them came from where it must not. A key in
+    any other file (a journal, a report, a plan) is a leak wherever it is."""
     named_as_output = path.suffix.lower() in _OUTPUTS or path.name == "known_hosts"
     return only_keys and not named_as_output
 
@@ -361,12 +365,14 @@ def scan_files(roots: Iterable[Path], secrets: Secrets, cache: FileCache,
             continue
         path = Path(name)
         where = f"file {_relative(path, shown)}"
-        if seen.key_file and not keeps_keys(path, seen.only_keys):
-            leaks.append(f"{where}: a private key in a file that is not a key file")
-            continue
-        if seen.key_file:
+        holds_keys = on_appliance(path)
+        if seen.key_file and not holds_keys:
+            if not keeps_keys(path, seen.only_keys):
+                leaks.append(f"{where}: a private key in a file that is not a key file")
             continue
         found = find_leaks(read_text(path) if text is None else text, secrets)
+        if holds_keys:
+            found = [leak for leak in found if leak.startswith("the password")]
         if keeps_passwords(path):
             found = [leak for leak in found if not leak.startswith("the password")]
         leaks += [f"{where}: {leak}" for leak in found]

@@ -170,7 +170,9 @@ def test_files_left_are_searched_and_key_files_are_told_from_leaks(planted: Path
     certs = lab / "pool1" / "appliance" / "etc" / "ssl" / "certs"
     certs.mkdir(parents=True)
     (certs / "server.key").write_bytes(key_pem)
-    (certs / "combined.pem").write_bytes(key_pem)  # the appliance's own files: allowed
+    # The appliance's own files hold keys by design, even in a malformed server.pem.
+    issued = pki.build("wlb1.lab.test", key=pki.make_key())
+    (certs / "server.pem").write_bytes(issued.cert_pem[:-30] + key_pem + issued.cert_pem)
     (lab / "logins.env").write_text("# logins\nPOOL1_WLB_USER=wlbuser\n"
                                     "POOL1_WLB_PASS=Zq8-secret-value\n")
     state = lab / "pool1" / "pool" / "hosts" / "xs1-01" / "var" / "lib" / "wlbplan"
@@ -187,8 +189,10 @@ def test_files_left_are_searched_and_key_files_are_told_from_leaks(planted: Path
     assert scan() == []
     journal.write_text(json.dumps({"undo": body[-345:-300]}) + "\n")  # the primes
     (tmp_path / "request.csr").write_bytes(key_pem)  # a key fetched in place of a CSR
-    issued = pki.build("wlb1.lab.test", key=pki.make_key())
     (tmp_path / "chain.pem").write_bytes(issued.cert_pem + issued.key_pem)  # signed, keyed
+    trust = lab / "pool1" / "pool" / "hosts" / "xs1-01" / "etc" / "stunnel" / "certs"
+    trust.mkdir(parents=True)
+    (trust / "wlb.pem").write_bytes(issued.cert_pem + key_pem)  # a pool host's trust store
     (tmp_path / "id").write_bytes(issued.key_pem)  # an identity a test made: a key file
     (tmp_path / "report.sarif").write_text(json.dumps({"msg": "Zq8-secret-value"}))
     found = scan()
@@ -197,6 +201,8 @@ def test_files_left_are_searched_and_key_files_are_told_from_leaks(planted: Path
         f"file {where}: {WINDOW}+ characters of the private key in {certs / 'server.key'}",
         "file request.csr: a private key in a file that is not a key file",
         "file chain.pem: a private key in a file that is not a key file",
+        "file lab/pool1/pool/hosts/xs1-01/etc/stunnel/certs/wlb.pem: a private key in a file "
+        "that is not a key file",
         "file report.sarif: the password POOL1_WLB_PASS of logins.env",
     ])
 

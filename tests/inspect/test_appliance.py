@@ -326,10 +326,13 @@ KEY_IN_CERT_FILE: dict[str, tuple[Callable[[str, str], str], tuple[str, ...]]] =
 def _run_appliance_script(tmp_path: Path, make_target: Callable[..., Target], server_pem: str,
                           key_pem: bytes) -> tuple[str, Target]:
     """The real appliance script run by the local connector on a server.pem in tmp_path:
-    its raw stdout, and the target."""
-    cert = tmp_path / "server.pem"
+    its raw stdout, and the target. The files stand for the appliance's own, in a folder
+    named so: keys belong there (tests/leakscan.py looks for them everywhere else)."""
+    root = tmp_path / "appliance"
+    root.mkdir()
+    cert = root / "server.pem"
     cert.write_bytes(server_pem.encode())
-    key = tmp_path / "server.key"
+    key = root / "server.key"
     key.write_bytes(key_pem)
     target = make_target(cert=str(cert), key=str(key), port=1)
     result = LocalRunner().run(shell_script(appliance.script(target)), timeout=60)
