@@ -9,6 +9,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import leakscan
+
 from wlbplan.cli import main
 
 
@@ -32,7 +34,10 @@ def wlbplan(*argv: str | Path) -> Run:
             main([str(a) for a in argv])
         except SystemExit as done:
             code = done.code if isinstance(done.code, int) else 1
-    return Run(code, out.getvalue(), err.getvalue())
+    run = Run(code, out.getvalue(), err.getvalue())
+    leakscan.record(f"the output of `wlbplan {argv[0] if argv else ''}` in-process",
+                    run.out, run.err)
+    return run
 
 
 def unprintable_lines(run: Run) -> list[str]:

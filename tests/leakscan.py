@@ -413,6 +413,14 @@ class Recorder:
 _ACTIVE: list[Recorder] = []
 
 
+def record(source: str, *texts: str | bytes) -> None:
+    """Add what a test got some other way (a run in this process whose output went to a
+    buffer) to what its scan reads."""
+    for text in texts:
+        if _ACTIVE:
+            _ACTIVE[-1].text(source, text)
+
+
 _NOT_TESTS = (str(Path(wlbplan.__file__).parent), sys.prefix, sys.base_prefix, "<")
 
 

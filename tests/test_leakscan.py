@@ -248,6 +248,11 @@ def test_an_error_message_quotes_a_key(tmp_path):
     with pytest.raises(WlbplanError):
         raise WlbplanError("bad key: " + body(pem)[10:60])
 
+def test_an_in_process_run_shows_a_password(monkeypatch):
+    import inprocess
+    monkeypatch.setenv("T_XS_PASS", os.urandom(8).hex())
+    inprocess.wlbplan("validate", "/nowhere/" + os.environ["T_XS_PASS"] + ".yaml")
+
 def test_a_key_file_and_its_certificate_shown_are_fine(tmp_path):
     issued = pki.build("x", key=pki.make_key("rsa", 2048))
     (tmp_path / "server.key").write_bytes(issued.key_pem)
@@ -274,7 +279,7 @@ def test_the_fixture_fails_a_test_that_leaks_and_passes_one_that_does_not(
     finally:
         shutil.rmtree(inner_tmp, ignore_errors=True)
     out = done.stdout
-    assert "7 passed, 6 errors" in out, out + done.stderr
+    assert "8 passed, 7 errors" in out, out + done.stderr
     expected = {
         "test_prints_a_key": "captured stdout call: a private-key PEM header",
         "test_leaves_a_journal_with_a_key_slice":
@@ -286,6 +291,8 @@ def test_the_fixture_fails_a_test_that_leaks_and_passes_one_that_does_not(
             "$APP_PASSWORD",
         "test_a_cli_result_shows_a_key_header":
             "a CliRunner result (stdout): a private-key PEM header",
+        "test_an_in_process_run_shows_a_password":
+            "the output of `wlbplan validate` in-process: the password $T_XS_PASS",
         "test_an_error_message_quotes_a_key":
             f"a WlbplanError message: {WINDOW}+ characters of the private key in "
             "test_an_error_message_quotes_a0/id_lab",
