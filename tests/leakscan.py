@@ -6,13 +6,16 @@ A test that leaked fails at teardown with a message that names where, never the 
 What counts as captured: the stdout, stderr and log records pytest captured (the report
 sections of every phase); the failure report of setup and call (exception messages and
 tracebacks); the output of every subprocess a test runs itself (``Popen.communicate``,
-which ``subprocess.run`` uses too) and of every ``CliRunner.invoke``; the message of every
-``WlbplanError`` made in the test's process; crash logs a captured text points at.
+which ``subprocess.run`` uses too), of every ``CliRunner.invoke`` and of every wlbplan run
+in-process (tests/inprocess.py); the message of every ``WlbplanError`` made in the test's
+process; crash logs a captured text points at.
 
 What counts as left: every file under the test's tmp folders: folders made since the
 previous test ended (its ``tmp_path``, module fixtures set up for it) and the folders its
 fixtures hand it (a module's lab, the session's sshd). Files are cached by path and stat,
-so an unchanged file is read once per set of secrets.
+so an unchanged file is read once per set of secrets. Keys belong in two places only (see
+``on_appliance`` and ``keeps_keys``): an emulated appliance's files, and files of keys
+alone not named as wlbplan's outputs; everywhere else a key is a leak.
 
 Where the secrets come from: every private key in those folders (the lab's appliance keys
 and backups, its sshd host and client keys, test CAs' keys), the passwords of the lab's
