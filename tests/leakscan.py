@@ -66,7 +66,7 @@ PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
 _SQUEEZE = re.compile(r"\s+|\\[nrt]")  # line breaks, also JSON-escaped ones
 _RUN = re.compile(rf"[A-Za-z0-9+/=]{{{WINDOW},}}")
 _BODY_HEADERS = re.compile(r"^[\w-]+:.*$", re.M)  # "Proc-Type: 4,ENCRYPTED" and the like
-PASSWORD_NAME = re.compile(r"PASS|SECRET|TOKEN|(?:^|_)PW(?:$|_)", re.I)
+PASSWORD_NAME = re.compile(r"PASS|SECRET|TOKEN|HMAC|(?:^|_)PW(?:$|_)", re.I)
 CRASH_LOG = re.compile(r"/\S*wlbplan-crash-[\w.-]+\.log")
 _SKIP_DIRS = frozenset({"__pycache__", ".pycache"})
 
@@ -268,10 +268,10 @@ def keeps_keys(path: Path, only_keys: bool) -> bool:
 def keeps_passwords(path: Path) -> bool:
     """Files that hold the lab's passwords by design, exempt from the password search
     (never from the key search): the operator's ``logins.env``, the emulated WLB
-    service's accounts, and the emulated xapi's database, which holds the pool's WLB
-    password as a real xapi does."""
-    return (path.name == "logins.env" or _under(path, "etc", "wlb", "accounts.json")
-            or _under(path, "pool", "state.json"))
+    service's accounts, the emulated xapi's database, which holds the pool's WLB
+    password as a real xapi does, and the lab ACME CA's configuration (its EAB keys)."""
+    return (path.name in ("logins.env", "pebble-config.json")
+            or _under(path, "etc", "wlb", "accounts.json") or _under(path, "pool", "state.json"))
 
 
 def lab_passwords(path: Path, text: str) -> Iterator[tuple[str, str]]:
