@@ -90,8 +90,10 @@ def test_one_round_trip_per_host(spec: Spec) -> None:
         assert wlb_runner.runs[0] == script(appliance.script(target))
 
 
-def test_inspect_all_makes_two_round_trips_per_target(spec: Spec,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("stage", ["inspect", "audit", "plan"])
+def test_each_stage_makes_one_round_trip_per_host(spec: Spec, stage: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """audit and plan also read the lock and stunnel.conf: in the same script (issue 9)."""
     counters: list[CountingRunner] = []
     real = open_sessions  # what pipeline.open_sessions is
 
@@ -109,9 +111,20 @@ def test_inspect_all_makes_two_round_trips_per_target(spec: Spec,
         return opened()
 
     monkeypatch.setattr(pipeline, "open_sessions", counting_sessions)
-    observed = pipeline.inspect_all(spec, list(spec.targets), parallelism=2)
-    assert [o.target for o in observed] == [t.name for t in spec.targets]
+    targets = list(spec.targets)
+    if stage == "inspect":
+        named = [o.target for o in pipeline.inspect_all(spec, targets, parallelism=2)]
+    elif stage == "audit":
+        audit = pipeline.audit_all(spec, targets, parallelism=2)
+        assert not audit.unreachable
+        named = [t.target for t in audit.targets]
+    else:
+        plan = pipeline.plan_each(spec, targets, parallelism=2)
+        assert not plan.failed
+        named = [t.target for t in plan.targets]
+    assert named == [t.name for t in spec.targets]
     assert [len(c.runs) for c in counters] == [1] * (2 * len(spec.targets))
+    assert not any(c.transfers for c in counters)
 
 
 def shape(observed: Observed) -> dict[str, Any]:

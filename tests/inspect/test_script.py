@@ -15,7 +15,7 @@ import contextlib
 import random
 import re
 import string
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from hypothesis import example, given, settings
@@ -40,7 +40,9 @@ def _script_facts() -> tuple[set[str], set[str]]:
     from wlbplan.inspect import appliance, pool
     from wlbplan.model.spec import CertificateSpec, PoolSpec, Target, WlbSpec
 
-    target = Target(name="t", pool=PoolSpec(coordinator="c"), wlb=WlbSpec(address="w.test"),
+    # With a stunnel.conf to check, as the lab's spec (and so every capture) has one.
+    wlb = WlbSpec(address="w.test", stunnel_conf=PurePosixPath("/etc/stunnel/stunnel.conf"))
+    target = Target(name="t", pool=PoolSpec(coordinator="c"), wlb=wlb,
                     certificate=CertificateSpec(source="self-signed"))
     return gathered(appliance.script(target)), gathered(pool.script(target))
 
@@ -73,9 +75,12 @@ def fact_lines(text: str) -> list[str]:
 
 
 def test_the_scripts_gather_the_documented_facts() -> None:
-    assert {"cert", "key.stat", "key.public", "backups", "served", "hostname"} <= APPLIANCE_FACTS
+    assert {"cert", "key.stat", "key.public", "backups", "served", "hostname",
+            "stunnel.conf"} <= APPLIANCE_FACTS
+    # "lock": the apply lock, read in the same round trip (not a fact plans are made on).
     expected_pool = {"uuid", "param.wlb-url", "param.wlb-username", "param.wlb-enabled",
-                     "param.wlb-verify-cert", "param.master", "xapi", "hosts", "help.ca", "certs"}
+                     "param.wlb-verify-cert", "param.master", "xapi", "hosts", "help.ca",
+                     "certs", "lock"}
     assert expected_pool == POOL_FACTS
 
 

@@ -13,12 +13,15 @@ from cryptography import x509
 
 from wlbplan import certs
 from wlbplan.core.steps.appliance import pending_csr, pending_key
+from wlbplan.core.stunnel_conf import Served as StunnelServes
+from wlbplan.core.stunnel_conf import served_files
 from wlbplan.errors import VerifyError
 from wlbplan.inspect.script import RawFact, build, fact
 from wlbplan.model.command import Raw
 from wlbplan.model.names import join_host_port
 from wlbplan.model.observed import ApplianceFacts, CertFile, KeyFile, Served
 from wlbplan.model.spec import Target
+from wlbplan.model.text import visible
 
 HANDSHAKE_TIMEOUT = "10"
 # Print only complete certificate blocks: a block is held back until its END line, and
@@ -32,6 +35,7 @@ _CERT_BLOCKS = (
     r'inb { b = b $0 "\n" }'
 )
 BACKUP_SUFFIX = "_orig"
+STUNNEL_CONF = "stunnel.conf"
 
 
 def script(target: Target) -> str:
@@ -41,27 +45,29 @@ def script(target: Target) -> str:
               "-connect", join_host_port("127.0.0.1", wlb.port)]
     if not wlb.address_is_ip:
         served += ["-servername", wlb.address]
-    return build(
-        [
-            # Only certificate blocks leave the appliance, even when server.pem also
-            # holds the private key (a layout stunnel accepts).
-            fact("cert", "awk", _CERT_BLOCKS, cert),
-            fact("key.stat", "stat", "-c", "%a %U %G", "--", key),
-            # -inform PEM: stunnel loads the key as PEM only (SSL_CTX_use_PrivateKey_file),
-            # while openssl on its own would also read a DER key and hide the problem.
-            fact("key.public", "openssl", "pkey", "-inform", "PEM", "-in", key, "-pubout",
-                 "-passin", "pass:"),
-            # Only its exit status says anything: 0 when the key is DER-encoded.
-            fact("key.der", "openssl", "pkey", "-inform", "DER", "-in", key, "-noout",
-                 "-passin", "pass:"),
-            fact("backups", Raw("_glob"), Raw(_glob_prefix(cert)), Raw(_glob_prefix(key))),
-            fact("served", *served),
-            fact("hostname", "hostname"),
-            fact("pending.key.public", "openssl", "pkey", "-in", pending_key(target), "-pubout",
-                 "-passin", "pass:"),
-            fact("pending.csr", "cat", "--", pending_csr(target)),
-        ]
-    )
+    lines = [
+        # Only certificate blocks leave the appliance, even when server.pem also
+        # holds the private key (a layout stunnel accepts).
+        fact("cert", "awk", _CERT_BLOCKS, cert),
+        fact("key.stat", "stat", "-c", "%a %U %G", "--", key),
+        # -inform PEM: stunnel loads the key as PEM only (SSL_CTX_use_PrivateKey_file),
+        # while openssl on its own would also read a DER key and hide the problem.
+        fact("key.public", "openssl", "pkey", "-inform", "PEM", "-in", key, "-pubout",
+             "-passin", "pass:"),
+        # Only its exit status says anything: 0 when the key is DER-encoded.
+        fact("key.der", "openssl", "pkey", "-inform", "DER", "-in", key, "-noout",
+             "-passin", "pass:"),
+        fact("backups", Raw("_glob"), Raw(_glob_prefix(cert)), Raw(_glob_prefix(key))),
+        fact("served", *served),
+        fact("hostname", "hostname"),
+        fact("pending.key.public", "openssl", "pkey", "-in", pending_key(target), "-pubout",
+             "-passin", "pass:"),
+        fact("pending.csr", "cat", "--", pending_csr(target)),
+    ]
+    if wlb.stunnel_conf is not None:
+        # Not a fact a plan is made against (checked only), read in the same round trip.
+        lines.append(fact(STUNNEL_CONF, "cat", "--", str(wlb.stunnel_conf)))
+    return build(lines)
 
 
 def _glob_prefix(path: str) -> str:
@@ -198,3 +204,15 @@ def _first_line(raw: RawFact | None) -> str | None:
 
 def _pem(cert: x509.Certificate) -> str:
     return certs.to_pem([cert]).decode()
+
+
+def parse_stunnel_conf(raw: dict[str, RawFact], target: Target) -> StunnelServes | None:
+    """What the appliance's stunnel.conf loads on WLB's port (None: the spec names none)."""
+    if target.wlb.stunnel_conf is None:
+        return None
+    got = raw.get(STUNNEL_CONF)
+    if got is None:
+        return StunnelServes(problem="was not read (the inspection was cut short)")
+    if not got.ok:
+        return StunnelServes(problem=f"cannot be read ({visible(got.output.strip())})")
+    return served_files(got.output, target.wlb.port)

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from wlbplan.connectors.base import Runner
+from wlbplan.core.stunnel_conf import Served as StunnelServes
 from wlbplan.inspect import appliance, pool
 from wlbplan.inspect import script as facts
 from wlbplan.model.command import script
+from wlbplan.model.lock import LockInfo
 from wlbplan.model.observed import ApplianceFacts, Observed, PoolFacts
 from wlbplan.model.spec import Target
 from wlbplan.run.sessions import Sessions
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What one round trip per host read: the facts a plan is made against, and apart
+    from them what is only checked (audit's findings, a plan's blockers): the pool's
+    apply lock and what the appliance's stunnel.conf loads."""
+
+    observed: Observed
+    lock: LockInfo | None
+    conf: StunnelServes | None
 
 
 def _gather(runner: Runner, text: str) -> dict[str, facts.RawFact]:
@@ -28,9 +42,21 @@ def inspect_appliance(target: Target, runner: Runner) -> ApplianceFacts:
     return appliance.parse(_gather(runner, appliance.script(target)), target)
 
 
-def inspect_target(target: Target, sessions: Sessions) -> Observed:
+def inspect_hosts(target: Target, sessions: Sessions) -> Inspection:
     """Both hosts at once; each in exactly one remote round trip."""
     with ThreadPoolExecutor(max_workers=2) as workers:
-        wlb = workers.submit(inspect_appliance, target, sessions.appliance)
-        coordinator = workers.submit(inspect_pool, target, sessions.pool)
-        return Observed(target=target.name, appliance=wlb.result(), pool=coordinator.result())
+        wlb = workers.submit(_gather, sessions.appliance, appliance.script(target))
+        coordinator = workers.submit(_gather, sessions.pool, pool.script(target))
+        wlb_facts, pool_facts = wlb.result(), coordinator.result()
+    observed = Observed(
+        target=target.name,
+        appliance=appliance.parse(wlb_facts, target),
+        pool=pool.parse(pool_facts, target),
+    )
+    return Inspection(observed=observed, lock=pool.parse_held_lock(pool_facts, target),
+                      conf=appliance.parse_stunnel_conf(wlb_facts, target))
+
+
+def inspect_target(target: Target, sessions: Sessions) -> Observed:
+    """The facts alone (what a plan is made against)."""
+    return inspect_hosts(target, sessions).observed

@@ -1,4 +1,5 @@
-"""The apply lock's record, as written on the coordinator and read back by apply and audit."""
+"""The apply lock's record, as written on the coordinator and read back by apply and audit
+(alone, or in an inspection's one script), and where it lives."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import json
 import re
 from dataclasses import dataclass
 
+from wlbplan.model.spec import Target
 from wlbplan.model.text import visible
 
+LOCK_FILE = "apply.lock"
 UNREADABLE = "unreadable"
 """The id of a lock file that holds no record wlbplan writes; ``force-unlock`` takes it."""
 # What an id may be: wlbplan writes a UUID; it is pasted into a force-unlock command.
@@ -35,6 +38,11 @@ class LockInfo:
                     "wlbplan), so whose it is is unknown")
         return visible(f"lock {self.id} held by {self.owner} (pid {self.pid}) "
                        f"since {self.created}")
+
+
+def lock_path(target: Target) -> str:
+    """Where the pool's apply lock lives on its coordinator."""
+    return f"{str(target.pool.state_dir).rstrip('/')}/{LOCK_FILE}"
 
 
 def unreadable_lock(target: str) -> LockInfo:

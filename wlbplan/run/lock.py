@@ -18,11 +18,10 @@ from dataclasses import asdict
 from wlbplan.connectors.base import Runner
 from wlbplan.errors import Interrupted, LockError
 from wlbplan.model.command import Command, script
-from wlbplan.model.lock import UNREADABLE, LockInfo, parse_lock
+from wlbplan.model.lock import LOCK_FILE, UNREADABLE, LockInfo, lock_path, parse_lock
 from wlbplan.model.spec import Target
 from wlbplan.run.pids import alive
 
-LOCK_FILE = "apply.lock"
 __all__ = ["LOCK_FILE", "UNREADABLE", "acquire", "force_unlock", "held_message", "lock_path",
            "new_lock", "owner_alive", "read_lock", "release"]
 _POLL = 0.5
@@ -51,10 +50,6 @@ _UNSAFE = 3
 _RELEASE = 'grep -q -F -- "\\"$2\\"" "$1" 2>/dev/null && rm -f -- "$1"'
 
 
-def lock_path(target: Target) -> str:
-    return f"{str(target.pool.state_dir).rstrip('/')}/{LOCK_FILE}"
-
-
 def new_lock(target: Target) -> LockInfo:
     return LockInfo(
         id=str(uuid.uuid4()),
@@ -66,6 +61,8 @@ def new_lock(target: Target) -> LockInfo:
 
 
 def read_lock(runner: Runner, target: Target) -> LockInfo | None:
+    """The lock on the pool, read alone (apply, rollback, force-unlock; an inspection
+    reads it in its one script instead)."""
     result = runner.run(Command(("cat", "--", lock_path(target))))
     if not result.ok:
         return None
