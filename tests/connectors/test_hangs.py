@@ -97,7 +97,7 @@ def test_a_command_without_a_timeout_of_its_own_gets_the_runners(
     assert isinstance(caught.value, ConnectError)  # the host counts as unreachable
     assert f"{runner.host} is unreachable" in str(caught.value)
     assert "did not finish within 0.5s" in str(caught.value)
-    assert "defaults.command_timeout" in str(caught.value)
+    assert "--timeout SECONDS, or defaults.timeout" in str(caught.value)
     if kind == "local":  # over SSH the remote process is the server's to end
         assert _gone(_grandchild(tmp_path / "pid")), "the grandchild outlived the timeout"
     # A timeout given by the caller wins over the runner's, both ways.
@@ -191,3 +191,25 @@ def test_a_stop_before_anything_started_runs_nothing(sshd_server: Sshd, target: 
             runner.put(b"x", str(tmp_path / "put"))
     assert not (tmp_path / "ran").exists()
     assert not (tmp_path / "put").exists()
+
+
+@pytest.mark.ssh
+def test_a_file_read_that_never_gets_an_answer_is_bounded_too(sshd_server: Sshd,
+                                                              target: SshTarget,
+                                                              tmp_path: Path) -> None:
+    """SFTP is bounded like a command: opening a FIFO blocks the server's sftp-server
+    until a writer comes (never), so the read never gets an answer."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with SshRunner(with_(target, command_timeout=0.5)) as runner:
+        started = time.monotonic()
+        with pytest.raises(CommandTimeout) as caught:
+            runner.get(str(fifo))
+        assert time.monotonic() - started < 5
+        assert f"{runner.host} is unreachable: read {fifo} over SFTP did not finish " \
+               "within 0.5s" in str(caught.value)
+        # The hung connection was closed; the next command gets a new one.
+        assert runner.run(Command(("echo", "back")), timeout=30).stdout == "back\n"
+        assert runner.connects == 2
+    with contextlib.suppress(OSError):  # let the server's sftp-server go
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))

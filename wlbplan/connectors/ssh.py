@@ -26,12 +26,17 @@ from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut, ThreadException
 from paramiko.ssh_exception import SSHException
 
-from wlbplan.connectors import stop
+from wlbplan.connectors import stop, timeouts
 from wlbplan.connectors.ssh_connect import open_connection
 from wlbplan.connectors.ssh_hostkeys import fingerprint
 from wlbplan.connectors.ssh_target import HOST_KEY_POLICIES, HostKeyPolicy, SshTarget
-from wlbplan.connectors.timeouts import timed_out
-from wlbplan.errors import ConnectError, Interrupted, RemoteCommandError, WlbplanError
+from wlbplan.errors import (
+    CommandTimeout,
+    ConnectError,
+    Interrupted,
+    RemoteCommandError,
+    WlbplanError,
+)
 from wlbplan.limits import OUTPUT, TooLarge, read_capped, too_large
 from wlbplan.model.command import Command, CommandResult
 
@@ -48,6 +53,7 @@ class SshRunner:
         self._conn: Any = None  # fabric.Connection, once opened
         self._lock = threading.Lock()
         self._round_trips = 0
+        self._connects = 0
 
     @property
     def target(self) -> SshTarget:
@@ -61,6 +67,12 @@ class SshRunner:
     def round_trips(self) -> int:
         """Commands run so far; each is exactly one exec channel on the shared connection."""
         return self._round_trips
+
+    @property
+    def connects(self) -> int:
+        """SSH connections opened so far (one per host for a whole command, unless one
+        dropped): what fleet runs budget besides round trips."""
+        return self._connects
 
     @property
     def connected(self) -> bool:
@@ -110,7 +122,7 @@ class SshRunner:
     def _timed_out(self, command: Command, timeout: float | None) -> WlbplanError:
         if stop.stopping():
             return Interrupted(f"stopped: `{command.display()}` on {self.host} was ended")
-        return timed_out(self.host, command, timeout,
+        return timeouts.timed_out(self.host, command, timeout,
                          "its channel was closed (the remote process may still be running)")
 
     def _failed(self, conn: Any, command: Command, exc: Exception | None) -> WlbplanError:
@@ -146,8 +158,9 @@ class SshRunner:
             _upload(sftp, staged, data, mode)
             sftp.posix_rename(staged, remote_path)
         except (OSError, SSHException) as exc:
+            failure = self._file_error("write", remote_path, exc)  # first: a timeout closes
             _remove_quietly(sftp, staged)
-            raise self._file_error("write", remote_path, exc) from None
+            raise failure from None
         finally:
             _remove_quietly(sftp, stage, directory=True)
 
@@ -161,7 +174,16 @@ class SshRunner:
         except (OSError, SSHException) as exc:
             raise self._file_error("read", remote_path, exc) from None
 
-    def _file_error(self, verb: str, path: str, exc: Exception) -> RemoteCommandError:
+    def _file_error(self, verb: str, path: str, exc: Exception) -> WlbplanError:
+        if isinstance(exc, TimeoutError):
+            # The SFTP channel waits for an answer that may never come: the host is hung.
+            # Closed at once, so the cleanup after this costs nothing more.
+            self.close()
+            limit = self._target.command_timeout
+            within = f"{limit:g}s" if limit is not None else "its timeout"
+            return CommandTimeout(
+                f"{self.host} is unreachable: {verb} {path} over SFTP did not finish within "
+                f"{within} and the connection was closed. {timeouts.MORE_TIME}")
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return RemoteCommandError(f"cannot {verb} {path} on {self.host}: {reason}")
 
@@ -187,6 +209,11 @@ class SshRunner:
                 f"{self.host} refused an SFTP session ({exc}); wlbplan moves files over SFTP, "
                 "so the server needs a `Subsystem sftp` line in its sshd_config"
             ) from None
+        # Each file operation is bounded like a command: a read that never gets an answer
+        # raises TimeoutError (see _file_error).
+        channel = sftp.get_channel()
+        if channel is not None:
+            channel.settimeout(self._target.command_timeout)
         return sftp
 
     def _connection(self) -> Any:
@@ -197,6 +224,7 @@ class SshRunner:
             if self._conn is not None:
                 self._conn.client.close()
             self._conn = None
+            self._connects += 1
             self._conn = open_connection(self._target, _Remote)
             return self._conn
 
@@ -251,7 +279,7 @@ def _upload(sftp: paramiko.SFTPClient, path: str, data: bytes, mode: int) -> Non
 
 def _remove_quietly(sftp: paramiko.SFTPClient, path: str, *, directory: bool = False) -> None:
     """Best-effort cleanup: the error that brought us here is the one worth reporting."""
-    with contextlib.suppress(OSError, SSHException):
+    with contextlib.suppress(OSError, SSHException, EOFError):
         if directory:
             sftp.rmdir(path)
         else:

@@ -26,7 +26,7 @@ from paramiko.ssh_exception import (
     SSHException,
 )
 
-from wlbplan.connectors import stop
+from wlbplan.connectors import stop, timeouts
 from wlbplan.connectors.ssh_hostkeys import fingerprint, install_host_keys, mismatch_message
 from wlbplan.connectors.ssh_target import SshTarget
 from wlbplan.errors import ConnectError, Interrupted
@@ -156,7 +156,7 @@ def _connect_error(target: SshTarget, identity: paramiko.PKey | None,
         return ConnectError(
             f"timed out after {target.connect_timeout:g}s connecting to {where}: the host did "
             "not answer as an SSH server (down, filtered by a firewall, or not SSH on that "
-            "port); check address and port, or raise connect_timeout"
+            "port); check address and port. " + timeouts.MORE_TIME
         )
     if isinstance(exc, EOFError):
         return ConnectError(f"{where} closed the connection during the SSH handshake")

@@ -9,6 +9,9 @@ from wlbplan.errors import CommandTimeout
 from wlbplan.model.command import Command
 from wlbplan.model.text import clip
 
+# What to do about a host that is only slow, in every timeout message.
+MORE_TIME = ("If the host is only slow, give it more time: --timeout SECONDS, or "
+             "defaults.timeout in the spec.")
 # An inspection script is pages long: its head names it well enough in one message.
 _SHOWN = 160
 
@@ -27,5 +30,5 @@ def timed_out(host: str, command: Command, seconds: float | None, fate: str) -> 
     return CommandTimeout(
         f"{host} is unreachable: `{clip(command.display(), _SHOWN)}` did not finish within "
         f"{within} and "
-        f"{fate}. If the host is only slow, raise defaults.command_timeout in the spec."
+        f"{fate}. {MORE_TIME}"
     )

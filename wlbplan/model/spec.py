@@ -7,6 +7,7 @@ I/O, so every stage can build, compare and print these freely.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import json
@@ -325,6 +326,9 @@ class Defaults:
     ssh: SshSettings = field(default_factory=SshSettings)
     command_timeout: float = field(default_factory=_default_command_timeout)
     """Seconds one command on a host may run (see the schema)."""
+    timeout: float | None = None
+    """``defaults.timeout`` (or ``--timeout``) as given: already folded into
+    ``command_timeout`` and every ``connect_timeout`` it applies to."""
 
 
 @dataclass(frozen=True)
@@ -385,6 +389,16 @@ class Spec:
             if target.name == name:
                 return target
         raise KeyError(name)
+
+    def with_timeout(self, seconds: float) -> Spec:
+        """The command line's ``--timeout``: every connect and every command of every
+        target bounded by ``seconds``, whatever the spec's timeout keys say."""
+        ssh = dataclasses.replace(self.defaults.ssh, connect_timeout=seconds)
+        defaults = dataclasses.replace(self.defaults, ssh=ssh, command_timeout=seconds,
+                                       timeout=seconds)
+        targets = tuple(dataclasses.replace(
+            t, ssh=dataclasses.replace(t.ssh, connect_timeout=seconds)) for t in self.targets)
+        return dataclasses.replace(self, defaults=defaults, targets=targets)
 
     def address_of(self, host: str) -> str:
         """The address to connect to for ``host``: the ``resolve`` entry, else the name."""

@@ -39,11 +39,7 @@ _SSH_LINED = ("ssh", "ssh.known_hosts", "ssh.host_key_policy")
 
 def to_spec(data: Data, path: Path, digest: str, report: Report) -> Spec:
     base = path.absolute().parent
-    given = data.get("defaults", {})
-    defaults = Defaults(_ssh(given.get("ssh", {}), SshSettings(), base))
-    if "command_timeout" in given:
-        defaults = dataclasses.replace(defaults,
-                                       command_timeout=float(given["command_timeout"]))
+    defaults = _defaults(data.get("defaults", {}), base)
     targets = []
     for index, raw in enumerate(data["targets"]):
         target = _target(raw, defaults.ssh, base)
@@ -67,6 +63,18 @@ def _ignore(raw: Data, line: int | None) -> Ignore:
     return Ignore(rule=raw["rule"], target=raw.get("target"),
                   until=None if until is None else parse_date(until), reason=raw["reason"],
                   line=line)
+
+
+def _defaults(given: Data, base: Path) -> Defaults:
+    """``timeout`` bounds connects and commands alike; the older, narrower keys
+    (``ssh.connect_timeout`` here or in a target, ``command_timeout``) win where set."""
+    timeout = float(given["timeout"]) if "timeout" in given else None
+    inherited = SshSettings() if timeout is None else SshSettings(connect_timeout=timeout)
+    defaults = Defaults(_ssh(given.get("ssh", {}), inherited, base), timeout=timeout)
+    command = given.get("command_timeout", timeout)
+    if command is not None:
+        defaults = dataclasses.replace(defaults, command_timeout=float(command))
+    return defaults
 
 
 def _lines(report: Report, index: int) -> tuple[tuple[str, int], ...]:
