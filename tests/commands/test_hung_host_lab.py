@@ -2,7 +2,8 @@
 
 - A pool whose ``xe`` hangs costs at most ``defaults.command_timeout``: `plan`, `audit`
   and `apply` report that host unreachable (exit 1, or audit's WLB-TARGET-UNREACHABLE)
-  and the other target is still inspected, over the local and the SSH connector.
+  and the other target is still inspected (and applied), over the local and the SSH
+  connector.
 - SIGINT/SIGTERM stop `inspect`, `plan` and `audit` within about a second (exit 130),
   killing the commands' process groups (nothing is left running), and an apply waiting
   for another apply's lock stops waiting at once. Non-finite lock timeouts are refused.
@@ -122,7 +123,10 @@ def _unreachable(stderr: str) -> None:
     assert "Traceback" not in stderr
     assert re.search(rf"\b{HUNG}( \(unreachable\))?: .* is unreachable: .* did not finish "
                      r"within 6s", stderr), stderr
-    assert not re.search(rf"\b{FINE}( \(unreachable\))?: ", stderr), \
+    # Progress lines ("pool2: ok (1.20s) [2/2, 1 failed]") aside, nothing about FINE.
+    said = "\n".join(line for line in stderr.splitlines()
+                     if not re.match(r"pool\d+: (ok|FAILED) \(", line))
+    assert not re.search(rf"\b{FINE}( \(unreachable\))?: ", said), \
         "the other target was not inspected"
 
 
@@ -151,17 +155,28 @@ def test_audit_reports_the_hung_target_and_the_other_one(hung: tuple[Path, Path]
     assert rules[FINE], "the other target was not audited"
 
 
-def test_apply_refuses_with_the_hung_host_and_changes_nothing(
+def test_apply_reports_the_hung_host_and_applies_the_other(
         hung: tuple[Path, Path], two_pools: control.Lab) -> None:
+    if two_pools.ssh_port is not None:
+        pytest.skip("over SSH, tests/commands/test_fleet_lab.py applies a fleet past a hung xe")
     spec, _ = hung
-    layout = two_pools.layout(FINE)
-    before = xe_state.load(layout.pool_state)
+    # FINE's steps must finish within the timeout too, on a loaded machine: more time.
+    data = yaml.safe_load(spec.read_text())
+    data["defaults"]["command_timeout"] = 10
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    hung_before = xe_state.load(two_pools.layout(HUNG).pool_state)
     started = time.monotonic()
     result = wlbplan("apply", spec, "--auto-approve")
-    assert time.monotonic() - started < 45
+    assert time.monotonic() - started < 60
     assert result.returncode == 1, result.stdout + result.stderr
-    _unreachable(result.stderr)
-    assert xe_state.load(layout.pool_state) == before
+    err = result.stderr
+    assert "Traceback" not in err
+    assert re.search(rf"^{HUNG}: not applied: it could not be inspected", err, re.MULTILINE)
+    assert re.search(r"^  cause: .* is unreachable: .* did not finish within 10s", err,
+                     re.MULTILINE), err
+    assert re.search(rf"^{FINE}: applied \(", err, re.MULTILINE), err
+    assert xe_state.load(two_pools.layout(HUNG).pool_state) == hung_before
+    assert xe_state.load(two_pools.layout(FINE).pool_state)["pool"]["wlb-verify-cert"]
 
 
 # ---- Ctrl-C -------------------------------------------------------------------------------

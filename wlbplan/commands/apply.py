@@ -17,13 +17,16 @@ from wlbplan.commands.options import (
     format_option,
     parallelism_option,
     targets_option,
+    timeout_option,
+    with_timeout,
 )
 
 if TYPE_CHECKING:
     from wlbplan.core.plan import Plan
-    from wlbplan.model.events import TargetOutcome
+    from wlbplan.model.events import Reporter, TargetOutcome
     from wlbplan.model.spec import Spec, Target
     from wlbplan.render.events import EventWriter
+    from wlbplan.run.sessions import Fleet
 
 _state_dir_option = click.option(
     "--state-dir", type=click.Path(path_type=Path), default=None,
@@ -37,6 +40,7 @@ _state_dir_option = click.option(
 @targets_option
 @format_option("text", "json")
 @parallelism_option
+@timeout_option
 @click.option("--lock-timeout", type=click.FloatRange(0), callback=finite_seconds,
               default=0.0, show_default=True,
               help="Seconds to wait for another apply's lock on a pool (Ctrl-C stops "
@@ -49,16 +53,19 @@ _state_dir_option = click.option(
               help="Go on with an apply that was killed (its journal is left): undo the "
                    "step it died in, then run the rest of the plan it was running.")
 def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_format: str,
-          parallelism: int, lock_timeout: float, state_dir: Path | None, replace: bool,
-          resume: bool) -> int:
+          parallelism: int, timeout: float | None, lock_timeout: float,
+          state_dir: Path | None, replace: bool, resume: bool) -> int:
     """Apply a spec (plan, confirm, run) or a saved plan (run as reviewed).
 
     Every step's undo is journaled before it runs; on failure or Ctrl-C the steps
-    already done are undone, last first. Exit 0 applied (or nothing to do), 1 failed and
-    rolled back, 130 interrupted.
+    already done are undone, last first. A target that cannot be reached is reported
+    and the others are applied. Exit 0 applied (or nothing to do), 1 a target failed
+    (rolled back) or could not be reached, 130 interrupted.
     """
     from wlbplan.errors import WlbplanError
+    from wlbplan.render.progress import progress
     from wlbplan.run import pipeline
+    from wlbplan.run.sessions import Fleet
     from wlbplan.spec import load_spec
 
     as_json = output_format == "json"
@@ -66,44 +73,56 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
         raise WlbplanError(f"{source}: no such file; apply takes a spec (YAML) or a plan "
                            "saved by `wlbplan plan SPEC --out PLAN`")
     if resume:
-        return _resume(source, targets, as_json, parallelism, state_dir)
+        return _resume(source, targets, as_json, parallelism, state_dir, timeout)
+    saved: Plan | None = None
     if pipeline.is_plan_file(source):
         if targets:
             raise WlbplanError(
                 f"{source} is a saved plan: it is applied whole, as it was reviewed, and "
                 "--target cannot narrow it. Make a plan of those targets instead: "
                 f"`{_narrowed_plan(source, targets)}`")
-        plan, spec = pipeline.read_saved_plan(source)
-        chosen = pipeline.select(spec, [t.target for t in plan.targets])
-        folder = state_dir or pipeline.default_state_dir(spec)
-        pipeline.refuse_leftover_journals(folder, chosen)
-        pipeline.check_fresh(plan, pipeline.inspect_all(spec, chosen, parallelism))
+        saved, spec = pipeline.read_saved_plan(source)
+        spec = with_timeout(spec, timeout)
+        chosen = pipeline.select(spec, [t.target for t in saved.targets])
     else:
-        spec = load_spec(source)
+        spec = with_timeout(load_spec(source), timeout)
         chosen = pipeline.select(spec, targets)
-        # A crashed apply is settled before anything else, even before the plan is shown.
-        folder = state_dir or pipeline.default_state_dir(spec)
-        pipeline.refuse_leftover_journals(folder, chosen)
-        plan = pipeline.plan_all(spec, chosen, pipeline.inspect_all(spec, chosen, parallelism),
-                                 replace=replace)
-        if not as_json:
-            _show_plan(plan)
-        if plan.has_changes and not auto_approve:
-            _confirm()
-    stages = {t.target: t.stage for t in plan.targets}
+    # A crashed apply is settled before anything else, even before the plan is shown.
+    folder = state_dir or pipeline.default_state_dir(spec)
+    pipeline.refuse_leftover_journals(folder, chosen)
+    # One connection per host for the whole apply: what inspects a target runs its steps.
+    with Fleet(spec) as fleet:
+        with progress("inspect", len(chosen)) as shown:
+            seen = pipeline.inspect_each(spec, chosen, parallelism, fleet=fleet,
+                                         progress=shown)
+        if saved is None:
+            plan = pipeline.plan_all(spec, chosen, seen, replace=replace)
+            if not as_json:
+                _show_plan(plan)
+            if plan.has_changes and not auto_approve:
+                _confirm()
+        else:
+            plan = saved
+            pipeline.check_fresh(plan, seen)
+        unreachable = {t.name: str(r) for t, r in zip(chosen, seen, strict=True)
+                       if isinstance(r, WlbplanError)}
+        stages = {t.target: t.stage for t in plan.targets}
 
-    def run(writer: EventWriter, cancel: threading.Event) -> list[TargetOutcome]:
-        outcomes = pipeline.apply_all(spec, plan, chosen, parallelism=parallelism,
-                                      state_dir=folder, report=writer, cancel=cancel,
-                                      lock_timeout=lock_timeout)
-        for outcome, target in zip(outcomes, chosen, strict=True):
-            request = stages.get(target.name) == "request"
-            hint = pipeline.next_step(spec, target) if request else None
-            if outcome.ok and hint:
-                writer.note(target.name, hint)
-        return outcomes
+        def run(working: Sequence[Target], writer: EventWriter, cancel: threading.Event,
+                shown: Reporter) -> list[TargetOutcome]:
+            outcomes = pipeline.apply_all(spec, plan, working, parallelism=parallelism,
+                                          state_dir=folder, report=writer, cancel=cancel,
+                                          lock_timeout=lock_timeout, fleet=fleet,
+                                          progress=shown)
+            for outcome, target in zip(outcomes, working, strict=True):
+                request = stages.get(target.name) == "request"
+                hint = pipeline.next_step(spec, target) if request else None
+                if outcome.ok and hint:
+                    writer.note(target.name, hint)
+            return outcomes
 
-    return _run_and_report(spec, chosen, as_json, parallelism, run)
+        return _run_and_report(spec, chosen, as_json, parallelism, run, fleet=fleet,
+                               unreachable=unreachable)
 
 
 def _narrowed_plan(source: Path, targets: tuple[str, ...]) -> str:
@@ -121,7 +140,7 @@ def _narrowed_plan(source: Path, targets: tuple[str, ...]) -> str:
 
 
 def _resume(source: Path, targets: tuple[str, ...], as_json: bool, parallelism: int,
-            state_dir: Path | None) -> int:
+            state_dir: Path | None, timeout: float | None) -> int:
     from wlbplan.errors import WlbplanError
     from wlbplan.run import pipeline
     from wlbplan.spec import load_spec
@@ -129,34 +148,51 @@ def _resume(source: Path, targets: tuple[str, ...], as_json: bool, parallelism: 
     if pipeline.is_plan_file(source):
         raise WlbplanError(f"{source}: --resume takes the SPEC; the journal holds the plan "
                            "the interrupted apply was running")
-    spec = load_spec(source)
+    spec = with_timeout(load_spec(source), timeout)
     chosen = pipeline.select(spec, targets)
     folder = state_dir or pipeline.default_state_dir(spec)
 
-    def run(writer: EventWriter, cancel: threading.Event) -> list[TargetOutcome]:
-        return pipeline.resume_all(spec, chosen, parallelism=parallelism, state_dir=folder,
-                                   report=writer, cancel=cancel)
+    def run(working: Sequence[Target], writer: EventWriter, cancel: threading.Event,
+            shown: Reporter) -> list[TargetOutcome]:
+        return pipeline.resume_all(spec, working, parallelism=parallelism, state_dir=folder,
+                                   report=writer, cancel=cancel, progress=shown)
 
     return _run_and_report(spec, chosen, as_json, parallelism, run)
 
 
-def _run_and_report(spec: Spec, chosen: Sequence[Target], as_json: bool, parallelism: int,
-                    run: Callable[[EventWriter, threading.Event], list[TargetOutcome]]) -> int:
-    """Progress events, signals turned into a cancel, the summary with each failed
-    target's state now, and the exit status (130 interrupted, 1 any failure)."""
-    from wlbplan.render.events import EventWriter
+Work = Callable[[Sequence["Target"], "EventWriter", threading.Event, "Reporter"],
+                list["TargetOutcome"]]
 
-    writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json, str(spec.path))
-    writer.start()
+
+def _run_and_report(spec: Spec, chosen: Sequence[Target], as_json: bool, parallelism: int,
+                    run: Work, *, fleet: Fleet | None = None,
+                    unreachable: dict[str, str] | None = None) -> int:
+    """Progress over the targets that run, signals turned into a cancel, the summary of
+    every chosen target (those ``unreachable`` too) with each failed one's state now, and
+    the exit status (130 interrupted, 1 any failure)."""
+    from wlbplan.model.events import TargetOutcome
+    from wlbplan.render.events import EventWriter
+    from wlbplan.render.progress import progress
+
+    missing = unreachable or {}
+    working = [t for t in chosen if t.name not in missing]
     # Held to the very end: a stop that comes once a target's steps are all done changes
     # nothing, and the report and the exit status say what really happened.
     with _signals_cancel(_STOP_APPLY) as cancel:
-        outcomes = run(writer, cancel)
-        if cancel.is_set():
-            for outcome in outcomes:
-                if not outcome.interrupted and outcome.status == "applied":
-                    writer(_late_stop(outcome))
-        writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism))
+        with progress("apply", len(working)) as shown:
+            writer = EventWriter(sys.stdout if as_json else shown.stream, as_json,
+                                 str(spec.path))
+            writer.start()
+            ran = {o.target: o for o in run(working, writer, cancel, shown)}
+            if cancel.is_set():
+                for outcome in ran.values():
+                    if not outcome.interrupted and outcome.status == "applied":
+                        writer(_late_stop(outcome))
+        outcomes = [ran.get(t.name) or TargetOutcome(t.name, "unreachable",
+                                                     error=missing.get(t.name))
+                    for t in chosen]
+        writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism, fleet,
+                                               skip=set(missing)))
     return _exit_status(outcomes)
 
 
@@ -221,18 +257,20 @@ def _signals_cancel(message: str) -> Iterator[threading.Event]:
 
 
 def _states_after(spec: Spec, chosen: Sequence[Target], outcomes: Sequence[TargetOutcome],
-                  parallelism: int) -> dict[str, str]:
-    """Re-inspect the targets that failed, to say exactly what state they are in now."""
+                  parallelism: int, fleet: Fleet | None = None,
+                  skip: set[str] | None = None) -> dict[str, str]:
+    """Re-inspect the targets that failed, to say exactly what state they are in now
+    (not those in ``skip``: they could not be inspected a moment ago)."""
     from wlbplan.errors import WlbplanError
     from wlbplan.render.events import state_line
     from wlbplan.run import pipeline
 
-    failed = {o.target for o in outcomes if not o.ok}
+    failed = {o.target for o in outcomes if not o.ok} - (skip or set())
     targets = [t for t in chosen if t.name in failed]
     states: dict[str, str] = {}
     for target in targets:
         try:
-            seen = pipeline.inspect_all(spec, [target], parallelism)[0]
+            seen = pipeline.inspect_all(spec, [target], parallelism, fleet=fleet)[0]
         except WlbplanError as err:
             states[target.name] = f"could not be inspected: {err}"
             continue
@@ -245,13 +283,15 @@ def _states_after(spec: Spec, chosen: Sequence[Target], outcomes: Sequence[Targe
 @click.option("--target", "target", required=True, help="The target whose apply to undo.")
 @format_option("text", "json")
 @_state_dir_option
-def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None) -> int:
+@timeout_option
+def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None,
+             timeout: float | None) -> int:
     """Undo an interrupted or crashed apply from its journal."""
     from wlbplan.render.events import EventWriter
     from wlbplan.run import pipeline
     from wlbplan.spec import load_spec
 
-    loaded = load_spec(spec)
+    loaded = with_timeout(load_spec(spec), timeout)
     chosen = pipeline.select(loaded, [target])
     as_json = output_format == "json"
     writer = EventWriter(sys.stdout if as_json else sys.stderr, as_json, str(spec))
@@ -271,8 +311,9 @@ def rollback(spec: Path, target: str, output_format: str, state_dir: Path | None
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @click.argument("lock_id")
 @_state_dir_option
+@timeout_option
 def force_unlock(spec: Path, target: str | None, force: bool, lock_id: str,
-                 state_dir: Path | None) -> int:
+                 state_dir: Path | None, timeout: float | None) -> int:
     """Remove a pool's apply lock left by a dead run (needs the exact LOCK_ID).
 
     Only for a lock whose apply is gone and whose journal is lost: `wlbplan rollback`
@@ -289,7 +330,7 @@ def force_unlock(spec: Path, target: str | None, force: bool, lock_id: str,
     from wlbplan.run.sessions import open_sessions
     from wlbplan.spec import load_spec
 
-    loaded = load_spec(spec)
+    loaded = with_timeout(load_spec(spec), timeout)
     if target is None and len(loaded.targets) > 1:
         names = ", ".join(t.name for t in loaded.targets)
         raise SpecError(f"{spec} has several targets ({names}): name the pool to unlock "

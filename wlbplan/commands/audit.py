@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from wlbplan.commands.options import format_option, parallelism_option, targets_option
+from wlbplan.commands.options import (
+    format_option,
+    parallelism_option,
+    targets_option,
+    timeout_option,
+    with_timeout,
+)
 from wlbplan.model.text import visible
 from wlbplan.render import AUDIT_FORMATS, RULES_FORMATS
 
@@ -41,9 +47,11 @@ EXIT_FINDINGS = 2
                    "several reports, e.g. --report sarif=wlbplan.sarif "
                    "--report junit=audit.xml.")
 @parallelism_option
+@timeout_option
 def audit(spec: Path | None, targets: tuple[str, ...], output_format: str, fail_on: str,
           ignores: tuple[Ignore, ...], list_rules: bool,
-          reports: tuple[tuple[str, Path], ...], parallelism: int) -> int:
+          reports: tuple[tuple[str, Path], ...], parallelism: int,
+          timeout: float | None) -> int:
     """Check pools and appliances against the spec and TLS policy; change nothing.
 
     Exit 0: nothing at or above --fail-on; 2: findings at or above it; 1: a target
@@ -54,6 +62,7 @@ def audit(spec: Path | None, targets: tuple[str, ...], output_format: str, fail_
     from wlbplan.core.ignores import accept, target_problem
     from wlbplan.render import render_audit
     from wlbplan.render.console import want_color
+    from wlbplan.render.progress import progress
     from wlbplan.run.pipeline import audit_all, select
     from wlbplan.spec import load_spec
 
@@ -61,18 +70,20 @@ def audit(spec: Path | None, targets: tuple[str, ...], output_format: str, fail_
         return _list_rules(output_format)
     if spec is None:
         raise click.UsageError("Missing argument 'SPEC'.")
-    loaded = load_spec(spec)
+    loaded = with_timeout(load_spec(spec), timeout)
     names = [t.name for t in loaded.targets]
     for ignore in ignores:
         problem = target_problem(ignore, names)
         if problem:
             raise click.BadParameter(problem, param_hint="--ignore")
+    chosen = select(loaded, targets)
     for fmt, path in reports:
         check_destination(path, f"{fmt} report")
     threshold = cast("FailOn", None if fail_on == "never" else fail_on)
+    with progress("audit", len(chosen)) as shown:
+        audited = audit_all(loaded, chosen, parallelism, progress=shown)
     # The spec's entries first: with both in force, the one with a reason is shown.
-    made = accept(audit_all(loaded, select(loaded, targets), parallelism),
-                  (*loaded.ignores, *ignores))
+    made = accept(audited, (*loaded.ignores, *ignores))
     click.echo(render_audit(made, output_format, color=want_color(), fail_on=threshold),
                nl=False)
     for fmt, path in reports:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from wlbplan.commands.options import format_option, parallelism_option, targets_option
+from wlbplan.commands.options import (
+    format_option,
+    parallelism_option,
+    targets_option,
+    timeout_option,
+    with_timeout,
+)
 
 
 @click.command("inspect")
@@ -14,14 +20,16 @@ from wlbplan.commands.options import format_option, parallelism_option, targets_
 @targets_option
 @format_option("text", "json")
 @parallelism_option
-def inspect(spec: Path, targets: tuple[str, ...], output_format: str, parallelism: int) -> int:
+@timeout_option
+def inspect(spec: Path, targets: tuple[str, ...], output_format: str, parallelism: int,
+            timeout: float | None) -> int:
     """Show what the appliance serves and what the pool trusts (changes nothing)."""
     from wlbplan.render import inspection
     from wlbplan.render.console import want_color
     from wlbplan.run.pipeline import inspect_all, select
     from wlbplan.spec import load_spec
 
-    loaded = load_spec(spec)
+    loaded = with_timeout(load_spec(spec), timeout)
     observed = inspect_all(loaded, select(loaded, targets), parallelism)
     if output_format == "json":
         click.echo(inspection.to_json(observed), nl=False)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+if TYPE_CHECKING:
+    from wlbplan.model.spec import Spec
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_PARALLELISM = 16
+# The spec's own bound on defaults.timeout (its JSON Schema's maximum).
+_MOST_SECONDS = 86400
 
 targets_option = click.option(
     "--target", "targets", multiple=True, metavar="NAME",
@@ -21,10 +28,31 @@ def finite_seconds(ctx: click.Context, param: click.Parameter, value: float) -> 
     return value
 
 
+def _timeout_seconds(ctx: click.Context, param: click.Parameter,
+                     value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and 0 < value <= _MOST_SECONDS):
+        raise click.BadParameter(
+            f"{value}: give a number of seconds above 0 and at most {_MOST_SECONDS}")
+    return value
+
+
 parallelism_option = click.option(
-    "--parallelism", type=click.IntRange(1, 256), default=10, show_default=True,
-    help="How many targets to work on at once.",
+    "--parallelism", type=click.IntRange(1, 256), default=DEFAULT_PARALLELISM,
+    show_default=True, help="How many targets to work on at once.",
 )
+
+timeout_option = click.option(
+    "--timeout", "timeout", type=float, default=None, metavar="SECONDS",
+    callback=_timeout_seconds,
+    help="Bound every connect and every remote command by SECONDS: a host that hangs "
+         "costs at most that and is reported unreachable, the others go on. Overrides "
+         "the spec's defaults.timeout, command_timeout and ssh.connect_timeout.",
+)
+
+
+def with_timeout(spec: Spec, timeout: float | None) -> Spec:
+    """The spec with ``--timeout`` applied, when given."""
+    return spec if timeout is None else spec.with_timeout(timeout)
 
 
 def format_option(*choices: str) -> Callable[[F], F]:

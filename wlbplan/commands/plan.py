@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from wlbplan.commands.options import format_option, parallelism_option, targets_option
+from wlbplan.commands.options import (
+    format_option,
+    parallelism_option,
+    targets_option,
+    timeout_option,
+    with_timeout,
+)
 
 if TYPE_CHECKING:
     from wlbplan.core.plan import Plan
@@ -27,24 +33,28 @@ EXIT_CHANGES = 2
               help="Exit 2 when the plan has changes or a target waits on you (0: none, "
                    "1: error).")
 @parallelism_option
+@timeout_option
 @click.option("--replace", is_flag=True,
               help="CA-signed request stage: plan a new pending key and CSR even if "
                    "matching ones exist.")
 def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: str,
-         detailed_exitcode: bool, parallelism: int, replace: bool) -> int:
+         detailed_exitcode: bool, parallelism: int, timeout: float | None,
+         replace: bool) -> int:
     """Inspect, compare with the spec, and show the ordered steps that would fix it."""
     from wlbplan.commands.paths import check_destination
     from wlbplan.core.planfile import write_plan
     from wlbplan.render import render_plan
     from wlbplan.render.console import want_color
+    from wlbplan.render.progress import progress
     from wlbplan.run.pipeline import plan_each, select
     from wlbplan.spec import load_spec
 
-    loaded = load_spec(spec)
+    loaded = with_timeout(load_spec(spec), timeout)
     chosen = select(loaded, targets)
     if out is not None:
         check_destination(out, "plan")
-    made = plan_each(loaded, chosen, parallelism, replace=replace)
+    with progress("plan", len(chosen)) as shown:
+        made = plan_each(loaded, chosen, parallelism, replace=replace, progress=shown)
     click.echo(render_plan(made, output_format, color=want_color()), nl=False)
     if made.failed:
         _explain_failures(spec, made, saved=out is not None)

@@ -110,6 +110,8 @@ def outcome_lines(outcome: TargetOutcome, state: str | None, spec_path: str = ""
         "rollback_incomplete": f"{outcome.target}: FAILED and the rollback is INCOMPLETE.",
         "refused": f"{outcome.target}: stopped before any change (nothing was changed)."
         if outcome.interrupted else f"{outcome.target}: not applied.",
+        "unreachable": f"{outcome.target}: not applied: it could not be inspected "
+        "(nothing was tried on it).",
     }[outcome.status]
     lines = [head]
     if outcome.error:
@@ -130,10 +132,11 @@ def outcome_lines(outcome: TargetOutcome, state: str | None, spec_path: str = ""
 def summary_line(outcomes: Sequence[TargetOutcome]) -> str:
     counts = {s: sum(o.status == s for o in outcomes)
               for s in ("applied", "nothing_to_do", "rolled_back", "rollback_incomplete",
-                        "refused")}
+                        "refused", "unreachable")}
+    unreachable = f", {counts['unreachable']} unreachable" if counts["unreachable"] else ""
     return (f"Apply: {counts['applied']} applied, {counts['nothing_to_do']} unchanged, "
             f"{counts['rolled_back']} rolled back, {counts['rollback_incomplete']} rollback "
-            f"incomplete, {counts['refused']} not started.")
+            f"incomplete, {counts['refused']} not started{unreachable}.")
 
 
 def rollback_line(outcomes: Sequence[TargetOutcome]) -> str:

@@ -6,9 +6,12 @@ import dataclasses
 import datetime as dt
 import difflib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TypeVar
 
 from wlbplan.core.audit import audit_target, blockers, make_audit, unreachable
 from wlbplan.core.diff import drift, observed_view
@@ -24,19 +27,19 @@ from wlbplan.core.plan import (
 )
 from wlbplan.core.plan import next_step as plan_next_step
 from wlbplan.core.planfile import check_saved, read_plan
-from wlbplan.core.stunnel_conf import Served as StunnelServes
-from wlbplan.core.stunnel_conf import served_files
 from wlbplan.errors import Interrupted, SpecError, StalePlanError, WlbplanError
-from wlbplan.inspect.run import inspect_target
-from wlbplan.model.command import Command
-from wlbplan.model.events import Reporter, TargetOutcome
+from wlbplan.inspect.run import inspect_hosts, inspect_target
+from wlbplan.model.events import Reporter, TargetOutcome, target_done, target_start
 from wlbplan.model.observed import Observed
 from wlbplan.model.spec import Spec, Target
 from wlbplan.model.text import visible
 from wlbplan.run.apply import apply_target, resume_target, rollback_target
 from wlbplan.run.journal import Journal, JournalError
-from wlbplan.run.lock import owner_alive, read_lock
-from wlbplan.run.sessions import Sessions, open_sessions
+from wlbplan.run.lock import owner_alive
+from wlbplan.run.sessions import Fleet, Sessions, open_sessions
+
+DEFAULT_PARALLELISM = 16
+R = TypeVar("R")
 
 
 def select(spec: Spec, names: Sequence[str]) -> list[Target]:
@@ -52,9 +55,32 @@ def select(spec: Spec, names: Sequence[str]) -> list[Target]:
     return [t for t in spec.targets if t.name in names]
 
 
-def _inspect_one(spec: Spec, target: Target) -> Observed:
-    with open_sessions(spec, target) as sessions:
-        return inspect_target(target, sessions)
+def _sessions(spec: Spec, target: Target,
+              fleet: Fleet | None) -> AbstractContextManager[Sessions]:
+    """The target's runners: the fleet's (kept open for what follows), or its own."""
+    return fleet.borrowed(target) if fleet is not None else open_sessions(spec, target)
+
+
+def _each(targets: Sequence[Target], parallelism: int, one: Callable[[Target], R],
+          ok: Callable[[R], bool], progress: Reporter | None) -> list[R]:
+    """``one`` on every target, ``parallelism`` at a time, in the targets' order; each
+    start and end told to ``progress`` (a renderer's; the work never waits on it)."""
+
+    def tracked(target: Target) -> R:
+        if progress is not None:
+            progress(target_start(target.name))
+        started = time.monotonic()
+        fine = False
+        try:
+            result = one(target)
+            fine = ok(result)
+            return result
+        finally:
+            if progress is not None:
+                progress(target_done(target.name, fine, time.monotonic() - started))
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
+        return list(workers.map(tracked, targets))
 
 
 class TargetsFailed(WlbplanError):
@@ -62,22 +88,26 @@ class TargetsFailed(WlbplanError):
 
 
 def inspect_each(spec: Spec, targets: Sequence[Target],
-                 parallelism: int = 10) -> list[Observed | WlbplanError]:
-    """Every target, ``parallelism`` at a time: what was observed, or why it could not be."""
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
-        futures = [workers.submit(_inspect_one, spec, t) for t in targets]
-    results: list[Observed | WlbplanError] = []
-    for future in futures:
+                 parallelism: int = DEFAULT_PARALLELISM, *, fleet: Fleet | None = None,
+                 progress: Reporter | None = None) -> list[Observed | WlbplanError]:
+    """Every target, ``parallelism`` at a time: what was observed, or why it could not be.
+    With ``fleet``, the connections stay open for what the caller does next."""
+
+    def one(target: Target) -> Observed | WlbplanError:
         try:
-            results.append(future.result())
+            with _sessions(spec, target, fleet) as sessions:
+                return inspect_target(target, sessions)
         except WlbplanError as err:
-            results.append(err)
-    return results
+            return err
+
+    return _each(targets, parallelism, one, lambda r: isinstance(r, Observed), progress)
 
 
-def inspect_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) -> list[Observed]:
+def inspect_all(spec: Spec, targets: Sequence[Target],
+                parallelism: int = DEFAULT_PARALLELISM, *,
+                fleet: Fleet | None = None) -> list[Observed]:
     """Every target, or TargetsFailed naming every one that could not be inspected."""
-    results = inspect_each(spec, targets, parallelism)
+    results = inspect_each(spec, targets, parallelism, fleet=fleet)
     problems = [f"{t.name}: {r}" for t, r in zip(targets, results, strict=True)
                 if isinstance(r, WlbplanError)]
     if problems:
@@ -88,43 +118,36 @@ def inspect_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) ->
 def _audit_one(spec: Spec, target: Target) -> TargetAudit:
     try:
         with open_sessions(spec, target) as sessions:
-            seen = inspect_target(target, sessions)
-            # Read apart from the facts: a lock is not part of what a plan is made against.
-            held = read_lock(sessions.pool, target)
-            conf = read_stunnel_conf(sessions, target)
+            # One round trip per host; the lock and stunnel.conf read apart from the
+            # facts: a plan is not made against them.
+            seen = inspect_hosts(target, sessions)
     except WlbplanError as err:
         return unreachable(spec, target, str(err))
-    return audit_target(spec, target, seen, lock=held, conf=conf,
+    held = seen.lock
+    return audit_target(spec, target, seen.observed, lock=held, conf=seen.conf,
                         lock_owner_alive=owner_alive(held) if held else None)
 
 
-def read_stunnel_conf(sessions: Sessions, target: Target) -> StunnelServes | None:
-    """What the appliance's stunnel.conf loads on WLB's port (None: the spec names none).
-    Apart from the facts, like the lock: a plan is not made against it, only checked."""
-    path = target.wlb.stunnel_conf
-    if path is None:
-        return None
-    read = sessions.appliance.run(Command(("cat", "--", str(path))))
-    if not read.ok:
-        return StunnelServes(problem=f"cannot be read ({visible(read.stderr.strip())})")
-    return served_files(read.stdout, target.wlb.port)
-
-
-def audit_all(spec: Spec, targets: Sequence[Target], parallelism: int = 10) -> Audit:
+def audit_all(spec: Spec, targets: Sequence[Target], parallelism: int = DEFAULT_PARALLELISM,
+              *, progress: Reporter | None = None) -> Audit:
     """Findings on every target; one that cannot be inspected is a finding, not an abort
     (a nightly audit of a fleet reports on the rest). Judging runs in the same worker as
     inspecting: its ``openssl verify`` calls overlap with other targets' round trips."""
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
-        audited = list(workers.map(lambda t: _audit_one(spec, t), targets))
+    audited = _each(targets, parallelism, lambda t: _audit_one(spec, t),
+                    lambda a: a.error is None, progress)
     return make_audit(spec, audited)
 
 
-def plan_all(spec: Spec, targets: Sequence[Target], observed: Sequence[Observed], *,
-             replace: bool = False) -> Plan:
+def plan_all(spec: Spec, targets: Sequence[Target],
+             observed: Sequence[Observed | WlbplanError], *, replace: bool = False) -> Plan:
+    """apply's plan: each inspected target's steps (a gate refusal stops the apply, as
+    the spec must change), a target that could not be inspected marked unreachable."""
     created = now_utc()
     stamp = parse_time(created)  # one clock for the plan and its steps
-    return make_plan(spec, [plan_one(spec, t, o, replace=replace, stamp=stamp)
-                            for t, o in zip(targets, observed, strict=True)], created)
+    return make_plan(spec, [
+        plan_one(spec, t, o, replace=replace, stamp=stamp) if isinstance(o, Observed)
+        else TargetPlan.failed(t.name, "unreachable", str(o))
+        for t, o in zip(targets, observed, strict=True)], created)
 
 
 def next_step(spec: Spec, target: Target) -> str | None:
@@ -133,16 +156,17 @@ def next_step(spec: Spec, target: Target) -> str | None:
     return f"{target.name}: {said}" if said else None
 
 
-def plan_each(spec: Spec, targets: Sequence[Target], parallelism: int = 10, *,
-              replace: bool = False, state_dir: Path | None = None) -> Plan:
+def plan_each(spec: Spec, targets: Sequence[Target], parallelism: int = DEFAULT_PARALLELISM,
+              *, replace: bool = False, state_dir: Path | None = None,
+              progress: Reporter | None = None) -> Plan:
     """A verdict for every target: its plan, the gate's refusal, or why it could not be
     inspected. Nothing stops at the first bad pool: a fleet's plan is complete or useless.
     Each plan also says what stands in the way of applying it (``blockers``)."""
     folder = state_dir or default_state_dir(spec)
     created = now_utc()
     stamp = parse_time(created)  # one clock for the plan and its steps
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
-        made = list(workers.map(lambda t: _plan_one(spec, t, folder, replace, stamp), targets))
+    made = _each(targets, parallelism, lambda t: _plan_one(spec, t, folder, replace, stamp),
+                 lambda p: p.failure is None, progress)
     return make_plan(spec, made, created)
 
 
@@ -150,14 +174,15 @@ def _plan_one(spec: Spec, target: Target, state_dir: Path, replace: bool,
               stamp: dt.datetime) -> TargetPlan:
     try:
         with open_sessions(spec, target) as sessions:
-            seen = inspect_target(target, sessions)
-            held = read_lock(sessions.pool, target)  # as audit reads it: apart from the facts
-            conf = read_stunnel_conf(sessions, target)
+            # The lock and stunnel.conf come in the same round trip, as audit reads them:
+            # apart from the facts the plan is made against.
+            inspected = inspect_hosts(target, sessions)
     except WlbplanError as err:
         return TargetPlan.failed(target.name, "unreachable", str(err))
+    seen, held = inspected.observed, inspected.lock
     made = plan_or_refusal(spec, target, seen, replace=replace, stamp=stamp)
     found = [f"{f.rule_id}: {f.message}" + (f" ({f.hint})" if f.hint else "")
-             for f in blockers(spec, target, seen, lock=held, conf=conf,
+             for f in blockers(spec, target, seen, lock=held, conf=inspected.conf,
                                lock_owner_alive=owner_alive(held) if held else None)]
     journal = Journal(state_dir, target.name, target.spec_path)
     if journal.exists():
@@ -208,11 +233,12 @@ def spec_of_plan(plan: Plan) -> Spec:
     return spec
 
 
-def check_fresh(plan: Plan, observed: Sequence[Observed]) -> None:
-    """Refuse a saved plan when what it was made against has moved, saying what moved."""
+def check_fresh(plan: Plan, observed: Sequence[Observed | WlbplanError]) -> None:
+    """Refuse a saved plan when what it was made against has moved, saying what moved
+    (a target that could not be inspected is the caller's to report)."""
     moved: list[str] = []
     for target_plan, seen in zip(plan.targets, observed, strict=True):
-        if seen.digest() == target_plan.observed_digest:
+        if not isinstance(seen, Observed) or seen.digest() == target_plan.observed_digest:
             continue
         lines = drift(target_plan.observed, observed_view(seen)) or ["(details unavailable)"]
         moved += [visible(f"  {target_plan.target}: {line}") for line in lines]
@@ -234,44 +260,46 @@ def refuse_leftover_journals(state_dir: Path, targets: Sequence[Target]) -> None
 
 def apply_all(spec: Spec, plan: Plan, targets: Sequence[Target], *, parallelism: int,
               state_dir: Path, report: Reporter, cancel: threading.Event,
-              lock_timeout: float = 0.0) -> list[TargetOutcome]:
+              lock_timeout: float = 0.0, fleet: Fleet | None = None,
+              progress: Reporter | None = None) -> list[TargetOutcome]:
+    """Each target's plan, in parallel across pools (each target is one pool: the spec's
+    rules), step after step within one. With ``fleet``, over the connections that
+    inspected the targets."""
     by_name = {t.target: t for t in plan.targets}
 
     def one(target: Target, sessions: Sessions) -> TargetOutcome:
         return apply_target(spec, target, by_name[target.name], sessions, state_dir,
                             report, cancel, lock_timeout)
 
-    return _each_target(spec, targets, parallelism, one)
+    return _each_target(spec, targets, parallelism, one, fleet, progress)
 
 
 def resume_all(spec: Spec, targets: Sequence[Target], *, parallelism: int, state_dir: Path,
-               report: Reporter, cancel: threading.Event) -> list[TargetOutcome]:
+               report: Reporter, cancel: threading.Event,
+               progress: Reporter | None = None) -> list[TargetOutcome]:
     """``apply --resume``: every chosen target with an interrupted apply goes on from it."""
 
     def one(target: Target, sessions: Sessions) -> TargetOutcome:
         return resume_target(spec, target, sessions, state_dir, report, cancel)
 
-    return _each_target(spec, targets, parallelism, one)
+    return _each_target(spec, targets, parallelism, one, None, progress)
 
 
 def _each_target(spec: Spec, targets: Sequence[Target], parallelism: int,
-                 work: Callable[[Target, Sessions], TargetOutcome]) -> list[TargetOutcome]:
-    """``work`` on every target with its sessions, ``parallelism`` at a time."""
+                 work: Callable[[Target, Sessions], TargetOutcome], fleet: Fleet | None,
+                 progress: Reporter | None) -> list[TargetOutcome]:
+    """``work`` on every target with its sessions, ``parallelism`` at a time; one that is
+    refused (lock, journal, connection) is that target's outcome, the others go on."""
 
     def one(target: Target) -> TargetOutcome:
-        with open_sessions(spec, target) as sessions:
-            return work(target, sessions)
-
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as workers:
-        futures = [workers.submit(one, t) for t in targets]
-    outcomes = []
-    for target, future in zip(targets, futures, strict=True):
         try:
-            outcomes.append(future.result())
+            with _sessions(spec, target, fleet) as sessions:
+                return work(target, sessions)
         except WlbplanError as err:  # refused before any step: lock, journal, connection
-            outcomes.append(TargetOutcome(target.name, "refused", error=str(err),
-                                          interrupted=isinstance(err, Interrupted)))
-    return outcomes
+            return TargetOutcome(target.name, "refused", error=str(err),
+                                 interrupted=isinstance(err, Interrupted))
+
+    return _each(targets, parallelism, one, lambda o: o.ok, progress)
 
 
 def rollback_one(spec: Spec, target: Target, state_dir: Path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,3 +56,45 @@ def open_sessions(spec: Spec, target: Target) -> Iterator[Sessions]:
     finally:
         pool.close()
         appliance.close()
+
+
+class Fleet:
+    """Every target's Sessions for one command, each opened on first use and kept until
+    ``close``: the connections an apply inspects a target over then run its steps (one
+    connection per host for the whole command). Thread-safe; nothing connects until used.
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        self._spec = spec
+        self._open: dict[str, Sessions] = {}
+        self._lock = threading.Lock()
+
+    def sessions(self, target: Target) -> Sessions:
+        with self._lock:
+            found = self._open.get(target.name)
+            if found is None:
+                found = Sessions(
+                    pool=_runner(self._spec, target.pool.connection,
+                                 target.pool.ssh_destination, target.ssh),
+                    appliance=_runner(self._spec, target.wlb.connection,
+                                      target.wlb.ssh_destination, target.ssh))
+                self._open[target.name] = found
+            return found
+
+    @contextmanager
+    def borrowed(self, target: Target) -> Iterator[Sessions]:
+        """``open_sessions``' shape for a target whose runners stay open afterwards."""
+        yield self.sessions(target)
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._open = list(self._open.values()), {}
+        for sessions in opened:
+            sessions.pool.close()
+            sessions.appliance.close()
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,59 @@
+"""Start-up stays light: `wlbplan --version` and `wlbplan validate` load neither the SSH
+stack (fabric, paramiko, invoke) nor deepdiff; those are imported where they are used."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wlbplan.lab.procs import free_port
+
+HEAVY = ("fabric", "paramiko", "invoke", "deepdiff")
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fleet.yaml"
+
+# Run the CLI as the entry point does, then list what it imported.
+_PROBE = """
+import json, sys
+from wlbplan.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as done:
+    status = done.code
+sys.stderr.write("\\n@@" + json.dumps({"status": status,
+                 "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+
+def _imported(*args: str) -> tuple[int, set[str]]:
+    done = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+    report = json.loads(done.stderr.rpartition("\n@@")[2])
+    return report["status"], set(report["modules"])
+
+
+@pytest.mark.parametrize("args", [("--version",), ("validate", str(EXAMPLE)),
+                                  ("validate", "--format", "json", str(EXAMPLE))])
+def test_a_light_command_loads_no_ssh_stack_nor_deepdiff(args: tuple[str, ...]) -> None:
+    status, modules = _imported(*args)
+    assert status == 0
+    assert modules.isdisjoint(HEAVY), sorted(modules & set(HEAVY))
+
+
+def test_the_probe_sees_what_a_heavy_command_loads(tmp_path: Path) -> None:
+    """The check above can fail: a command that contacts hosts does load them."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\n"
+        f"defaults: {{ssh: {{port: {free_port()}, known_hosts: {tmp_path / 'known_hosts'}}}}}\n"
+        "targets:\n"
+        "  - name: t1\n"
+        "    pool: {coordinator: 127.0.0.1}\n"
+        "    wlb: {address: wlb.example.com, ssh_host: 127.0.0.1}\n"
+        "    certificate: {source: self-signed}\n")
+    status, modules = _imported("inspect", str(spec), "--timeout", "2")
+    assert status == 1  # nothing listens there
+    assert {"fabric", "paramiko"} <= modules
