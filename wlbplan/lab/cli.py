@@ -27,6 +27,9 @@ def lab() -> None:
 @click.option("--hosts", type=click.IntRange(1, 64), default=3, show_default=True,
               help="Hosts per pool (the first is the coordinator).")
 @click.option("--ssh", is_flag=True, help="Also start a real sshd on 127.0.0.1; the spec uses SSH.")
+@click.option("--ssh-log", is_flag=True,
+              help="With --ssh: sshd logs every login and every session (command or SFTP) "
+                   "to DIR/ssh/sshd.log (LogLevel VERBOSE), to count them per run.")
 @click.option("--xapi", type=click.Choice(list(XAPI_VERSIONS)), default="current",
               show_default=True,
               help="current: xapi >= 24.40 (a trusted root suffices); "
@@ -39,19 +42,22 @@ def lab() -> None:
 @click.option("--acme-eab", is_flag=True,
               help="With --acme: a CA that requires external account binding (the key id "
                    "and HMAC key go in the lab's logins.env).")
-def up(lab_dir: Path, targets: int, hosts: int, ssh: bool, xapi: str, acme: bool,
-       acme_eab: bool) -> int:
+def up(lab_dir: Path, targets: int, hosts: int, ssh: bool, ssh_log: bool, xapi: str,
+       acme: bool, acme_eab: bool) -> int:
     """Build and start a lab; print the path of its ready spec last."""
     from wlbplan.lab import control
 
+    if ssh_log and not ssh:
+        raise click.UsageError("--ssh-log needs --ssh (it is the lab's sshd that logs)")
     made = control.up(lab_dir, targets=targets, hosts=hosts, ssh=ssh, xapi=xapi, acme=acme,
-                      acme_eab=acme_eab)
+                      acme_eab=acme_eab, ssh_log=ssh_log)
     for target in made.targets:
         layout = made.layout(target.name)
         click.echo(f"{target.name}: WLB {target.fqdn}:{target.port} (stunnel), "
                    f"{hosts} hosts, xe {layout.xe}")
     if made.ssh_port is not None:
-        click.echo(f"sshd: 127.0.0.1:{made.ssh_port}")
+        click.echo(f"sshd: 127.0.0.1:{made.ssh_port}"
+                   + (f", sessions logged to {made.ssh.log}" if ssh_log else ""))
     if made.acme is not None:
         click.echo(f"acme: {made.acme.directory_url} (Pebble"
                    + (", external account binding required" if made.acme.eab else "") + ")")

@@ -32,9 +32,12 @@ def pids(lab: Lab) -> dict[str, int]:
 
 
 def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
-       xapi: str = "current", acme: bool = False, acme_eab: bool = False) -> Lab:
+       xapi: str = "current", acme: bool = False, acme_eab: bool = False,
+       ssh_log: bool = False) -> Lab:
     """``acme``: also run an ACME CA (Pebble) and write a spec with ``source: acme``;
-    ``acme_eab``: one that requires external account binding."""
+    ``acme_eab``: one that requires external account binding. ``ssh_log``: the sshd logs
+    every login and session to ``ssh/sshd.log`` (see sshd_log), for counting connections
+    and commands per host."""
     if xapi not in XAPI_MODES:
         raise LabError(f"--xapi must be one of {', '.join(XAPI_MODES)}, not {xapi!r}")
     if targets < 1 or hosts < 1:
@@ -64,7 +67,7 @@ def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
         extra = _start_acme(lab) if lab.acme is not None else {}
         _write_logins(lab, logins, extra)
         if lab.ssh_port is not None:
-            sshd.prepare(lab.ssh, lab.ssh_port)
+            sshd.prepare(lab.ssh, lab.ssh_port, "VERBOSE" if ssh_log else "ERROR")
             sshd.start(lab.ssh, lab.ssh_port)
         labspec.write(lab)
     except BaseException:

@@ -99,7 +99,15 @@ def login_user() -> str:
     return getpass.getuser()
 
 
-def prepare(layout: SshLayout, port: int) -> None:
+# ERROR keeps the log quiet; VERBOSE (`lab up --ssh-log`) adds a few lines per SSH
+# connection: each login and each session (command or SFTP), which sshd_log counts.
+LOG_LEVELS = ("ERROR", "VERBOSE")
+
+
+def prepare(layout: SshLayout, port: int, log_level: str = "ERROR") -> None:
+    if log_level not in LOG_LEVELS:
+        raise LabError(f"sshd log level must be one of {', '.join(LOG_LEVELS)}, not "
+                       f"{log_level!r}")
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.root.chmod(0o700)
     host_public = _keypair(layout.host_key)
@@ -124,7 +132,7 @@ def prepare(layout: SshLayout, port: int) -> None:
                 # The lab folder may sit under a world-writable parent such as /tmp.
                 "StrictModes no",
                 "Subsystem sftp internal-sftp",
-                "LogLevel ERROR",
+                f"LogLevel {log_level}",
                 *_TUNING,
                 "",
             ]
