@@ -116,3 +116,15 @@ def test_the_tally_is_safe_across_threads() -> None:
     assert shown.tally.done == 200
     assert len(shown.tally.failed) == 20
     assert len(out.getvalue().splitlines()) == 201
+
+
+def test_nothing_to_count_says_nothing() -> None:
+    """apply when every target failed its inspection: no bar, no "0 targets" line."""
+    out = io.StringIO()
+    with PlainProgress(out, "apply", 0):
+        pass
+    screen = _Tty()
+    console = Console(file=screen, force_terminal=True, width=80, color_system=None)
+    with BarProgress(screen, "apply", 0, console=console):
+        pass
+    assert out.getvalue() == screen.getvalue() == ""

@@ -109,7 +109,7 @@ class PlainProgress:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if exc_info[0] is None:
+        if exc_info[0] is None and self.tally.total:
             self._line(self.tally.closing(self._label))
 
 
@@ -139,10 +139,13 @@ class BarProgress:
             self._bar.update(self._task, completed=self.tally.done)
 
     def __enter__(self) -> BarProgress:
-        self._bar.start()
+        if self.tally.total:  # nothing to count (every target failed before): no bar
+            self._bar.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if not self.tally.total:
+            return
         self._bar.refresh()
         self._bar.stop()
         if exc_info[0] is None:
