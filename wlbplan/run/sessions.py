@@ -46,16 +46,22 @@ def _runner(spec: Spec, target: Target, kind: str, host: str) -> Runner:
                       command_timeout=spec.defaults.command_timeout)
 
 
+def _sessions(spec: Spec, target: Target) -> Sessions:
+    """Runners for the coordinator and the appliance; nothing connects until used."""
+    return Sessions(
+        pool=_runner(spec, target, target.pool.connection, target.pool.ssh_destination),
+        appliance=_runner(spec, target, target.wlb.connection, target.wlb.ssh_destination))
+
+
 @contextmanager
 def open_sessions(spec: Spec, target: Target) -> Iterator[Sessions]:
     """Runners for the coordinator and the appliance; closed on exit. Connects lazily."""
-    pool = _runner(spec, target, target.pool.connection, target.pool.ssh_destination)
-    appliance = _runner(spec, target, target.wlb.connection, target.wlb.ssh_destination)
+    sessions = _sessions(spec, target)
     try:
-        yield Sessions(pool=pool, appliance=appliance)
+        yield sessions
     finally:
-        pool.close()
-        appliance.close()
+        sessions.pool.close()
+        sessions.appliance.close()
 
 
 class Fleet:
@@ -73,12 +79,7 @@ class Fleet:
         with self._lock:
             found = self._open.get(target.name)
             if found is None:
-                found = Sessions(
-                    pool=_runner(self._spec, target.pool.connection,
-                                 target.pool.ssh_destination, target.ssh),
-                    appliance=_runner(self._spec, target.wlb.connection,
-                                      target.wlb.ssh_destination, target.ssh))
-                self._open[target.name] = found
+                found = self._open[target.name] = _sessions(self._spec, target)
             return found
 
     @contextmanager
