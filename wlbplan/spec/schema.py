@@ -26,9 +26,42 @@ def _strict_integer(checker: Any, instance: object) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
+_LOCAL_REF = "#/$defs/"
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with each ``$ref`` to one of its ``$defs`` replaced by that definition
+    (``allOf`` when the reference has sibling keywords, as draft 2020-12 reads them).
+    jsonschema looks a reference up again on every visit, which was most of the time
+    spent validating a fleet's spec; the errors are the same. No definition may refer to
+    itself, directly or not (ValueError)."""
+    defs = schema.get("$defs", {})
+
+    def inline(node: Any, outer: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [inline(item, outer) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if not (isinstance(ref, str) and ref.startswith(_LOCAL_REF)):
+            return {key: inline(value, outer) for key, value in node.items() if key != "$defs"}
+        name = ref.removeprefix(_LOCAL_REF)
+        if name in outer or name not in defs or "allOf" in node:
+            raise ValueError(f"cannot inline {ref!r} (recursive, unknown, or beside allOf)")
+        target = inline(defs[name], outer | {name})
+        if len(node) == 1:
+            return target
+        return {("allOf" if key == "$ref" else key): ([target] if key == "$ref" else
+                                                       inline(value, outer))
+                for key, value in node.items()}
+
+    inlined: dict[str, Any] = inline(schema, frozenset())
+    return inlined
+
+
 @functools.cache
 def _validator() -> Any:
-    schema = json.loads(schema_text())
+    schema = inline_refs(json.loads(schema_text()))
     base = jsonschema.Draft202012Validator
     checker = base.TYPE_CHECKER.redefine("integer", _strict_integer)
     strict = jsonschema.validators.extend(base, type_checker=checker)

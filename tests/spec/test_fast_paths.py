@@ -1,0 +1,97 @@
+"""The spec loader's fast paths give what the slow ones gave: libyaml's composer the same
+data, spans and plain texts as PyYAML's; the schema with its references inlined the same
+errors as the schema as shipped."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from wlbplan.spec import schema_text
+from wlbplan.spec.report import Report
+from wlbplan.spec.schema import inline_refs
+
+parse_module = importlib.import_module("wlbplan.spec.parse")
+
+TESTS = Path(__file__).resolve().parents[1]
+SPECS = sorted((TESTS / "data" / "specs").glob("*/*.yaml")) + sorted(
+    (TESTS.parent / "examples").glob("*.yaml"))
+
+
+def _read(text: str, loader: Any) -> tuple[Any, Report]:
+    report = Report("x.yaml")
+    report.text = text
+    root = yaml.compose(text, Loader=loader)
+    return parse_module._Builder(report).build(root, ()), report
+
+
+@pytest.mark.skipif(not getattr(yaml, "__with_libyaml__", False), reason="no libyaml")
+def test_libyaml_reads_every_spec_as_pyyaml_does() -> None:
+    assert SPECS
+    for path in SPECS:
+        text = path.read_text()
+        try:
+            slow, slow_report = _read(text, yaml.SafeLoader)
+        except yaml.YAMLError:
+            # What PyYAML refuses, libyaml refuses too (PyYAML then says why).
+            with pytest.raises(yaml.YAMLError):
+                _read(text, yaml.CSafeLoader)
+            continue
+        fast, fast_report = _read(text, yaml.CSafeLoader)
+        assert fast == slow, path
+        assert fast_report.values == slow_report.values, path
+        assert fast_report.keys == slow_report.keys, path
+        assert fast_report.plain == slow_report.plain, path
+
+
+def test_yaml_errors_keep_pyyaml_words_and_places() -> None:
+    report = Report("x.yaml")
+    assert parse_module.parse(b"a: [1, 2\nb: 3\n", report) is parse_module.UNUSABLE
+    (only,) = report.diagnostics
+    assert only.message == ("YAML syntax error: while parsing a flow sequence, "
+                            "expected ',' or ']', but got ':'")
+    assert only.start is not None
+    assert (only.start.line, only.start.column) == (2, 2)
+
+
+def _errors(schema: dict[str, Any], data: Any) -> list[tuple[Any, ...]]:
+    validator = jsonschema.Draft202012Validator(schema)
+    return sorted((tuple(e.absolute_path), e.validator, e.message)
+                  for e in validator.iter_errors(data))
+
+
+def test_inlined_schema_has_no_reference_and_finds_the_same_errors() -> None:
+    shipped = json.loads(schema_text())
+    inlined = inline_refs(shipped)
+    assert '"$ref"' not in json.dumps(inlined)
+    for path in SPECS:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError:
+            continue
+        assert _errors(inlined, data) == _errors(shipped, data), path
+
+
+def test_a_reference_beside_other_keywords_keeps_them() -> None:
+    schema = {"$defs": {"name": {"type": "string", "pattern": "^[a-z]+$"}},
+              "properties": {"n": {"$ref": "#/$defs/name", "maxLength": 3}}}
+    inlined = inline_refs(schema)
+    assert inlined["properties"]["n"] == {"allOf": [schema["$defs"]["name"]], "maxLength": 3}
+    assert _errors(inlined, {"n": "abcd"}) == _errors(schema, {"n": "abcd"})
+    assert _errors(inlined, {"n": "A"}) == _errors(schema, {"n": "A"})
+
+
+@pytest.mark.parametrize("defs", [
+    {"a": {"items": {"$ref": "#/$defs/a"}}},
+    {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}},
+    {},
+])
+def test_a_recursive_or_unknown_reference_is_refused(defs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="cannot inline"):
+        inline_refs({"$defs": defs, "$ref": "#/$defs/a"})
