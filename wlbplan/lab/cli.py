@@ -27,17 +27,23 @@ def lab() -> None:
 @click.option("--hosts", type=click.IntRange(1, 64), default=3, show_default=True,
               help="Hosts per pool (the first is the coordinator).")
 @click.option("--ssh", is_flag=True, help="Also start a real sshd on 127.0.0.1; the spec uses SSH.")
+@click.option("--ssh-log", is_flag=True,
+              help="With --ssh: log every SSH connection and each command it runs in "
+                   "DIR/ssh/sshd.log (to count sessions and commands per host).")
 @click.option("--xapi", type=click.Choice(list(XAPI_VERSIONS)), default="current",
               show_default=True,
               help="current: xapi >= 24.40 (a trusted root suffices); "
                    "legacy: older xapi (the WLB leaf itself must be trusted); "
                    "ch82: Citrix Hypervisor 8.2, xapi 1.249 (only the older "
                    "pool-certificate-install/-uninstall commands, leaf trusted).")
-def up(lab_dir: Path, targets: int, hosts: int, ssh: bool, xapi: str) -> int:
+def up(lab_dir: Path, targets: int, hosts: int, ssh: bool, ssh_log: bool, xapi: str) -> int:
     """Build and start a lab; print the path of its ready spec last."""
     from wlbplan.lab import control
 
-    made = control.up(lab_dir, targets=targets, hosts=hosts, ssh=ssh, xapi=xapi)
+    if ssh_log and not ssh:
+        raise click.UsageError("--ssh-log needs --ssh")
+    made = control.up(lab_dir, targets=targets, hosts=hosts, ssh=ssh, xapi=xapi,
+                      ssh_log=ssh_log)
     for target in made.targets:
         layout = made.layout(target.name)
         click.echo(f"{target.name}: WLB {target.fqdn}:{target.port} (stunnel), "

@@ -30,7 +30,7 @@ def pids(lab: Lab) -> dict[str, int]:
 
 
 def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
-       xapi: str = "current") -> Lab:
+       xapi: str = "current", ssh_log: bool = False) -> Lab:
     if xapi not in XAPI_MODES:
         raise LabError(f"--xapi must be one of {', '.join(XAPI_MODES)}, not {xapi!r}")
     if targets < 1 or hosts < 1:
@@ -58,7 +58,7 @@ def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
         logins = {target.name: _build_target(lab, target) for target in lab.targets}
         _write_logins(lab, logins)
         if lab.ssh_port is not None:
-            sshd.prepare(lab.ssh, lab.ssh_port)
+            sshd.prepare(lab.ssh, lab.ssh_port, log_sessions=ssh_log)
             sshd.start(lab.ssh, lab.ssh_port)
         labspec.write(lab)
     except BaseException:

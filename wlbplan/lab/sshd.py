@@ -99,7 +99,9 @@ def login_user() -> str:
     return getpass.getuser()
 
 
-def prepare(layout: SshLayout, port: int) -> None:
+def prepare(layout: SshLayout, port: int, *, log_sessions: bool = False) -> None:
+    """``log_sessions``: sshd.log also gets a line per connection and per command it runs
+    (LogLevel VERBOSE), so a benchmark or a test can count them rather than guess."""
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.root.chmod(0o700)
     host_public = _keypair(layout.host_key)
@@ -124,7 +126,7 @@ def prepare(layout: SshLayout, port: int) -> None:
                 # The lab folder may sit under a world-writable parent such as /tmp.
                 "StrictModes no",
                 "Subsystem sftp internal-sftp",
-                "LogLevel ERROR",
+                "LogLevel " + ("VERBOSE" if log_sessions else "ERROR"),
                 *_TUNING,
                 "",
             ]
