@@ -15,13 +15,16 @@ import click
 from wlbplan.commands.options import (
     finite_seconds,
     format_option,
+    note_empty_shard,
     parallelism_option,
+    shard_option,
     targets_option,
 )
 
 if TYPE_CHECKING:
     from wlbplan.core.plan import Plan
     from wlbplan.model.events import TargetOutcome
+    from wlbplan.model.shard import Shard
     from wlbplan.model.spec import Spec, Target
     from wlbplan.render.events import EventWriter
 
@@ -35,6 +38,7 @@ _state_dir_option = click.option(
 @click.argument("source", metavar="SPEC|PLAN", type=click.Path(path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @targets_option
+@shard_option
 @format_option("text", "json")
 @parallelism_option
 @click.option("--lock-timeout", type=click.FloatRange(0), callback=finite_seconds,
@@ -48,9 +52,9 @@ _state_dir_option = click.option(
 @click.option("--resume", is_flag=True,
               help="Go on with an apply that was killed (its journal is left): undo the "
                    "step it died in, then run the rest of the plan it was running.")
-def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_format: str,
-          parallelism: int, lock_timeout: float, state_dir: Path | None, replace: bool,
-          resume: bool) -> int:
+def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], shard: Shard | None,
+          output_format: str, parallelism: int, lock_timeout: float, state_dir: Path | None,
+          replace: bool, resume: bool) -> int:
     """Apply a spec (plan, confirm, run) or a saved plan (run as reviewed).
 
     Every step's undo is journaled before it runs; on failure or Ctrl-C the steps
@@ -66,13 +70,15 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
         raise WlbplanError(f"{source}: no such file; apply takes a spec (YAML) or a plan "
                            "saved by `wlbplan plan SPEC --out PLAN`")
     if resume:
-        return _resume(source, targets, as_json, parallelism, state_dir)
+        return _resume(source, targets, shard, as_json, parallelism, state_dir)
     if pipeline.is_plan_file(source):
-        if targets:
+        if targets or shard:
+            narrowed = (_narrowed_plan(source, targets) if targets else
+                        f"wlbplan plan SPEC --shard {shard} --out PLAN")
             raise WlbplanError(
                 f"{source} is a saved plan: it is applied whole, as it was reviewed, and "
-                "--target cannot narrow it. Make a plan of those targets instead: "
-                f"`{_narrowed_plan(source, targets)}`")
+                f"{'--target' if targets else '--shard'} cannot narrow it. Make a plan of "
+                f"those targets instead: `{narrowed}`")
         plan, spec = pipeline.read_saved_plan(source)
         chosen = pipeline.select(spec, [t.target for t in plan.targets])
         folder = state_dir or pipeline.default_state_dir(spec)
@@ -80,7 +86,8 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
         pipeline.check_fresh(plan, pipeline.inspect_all(spec, chosen, parallelism))
     else:
         spec = load_spec(source)
-        chosen = pipeline.select(spec, targets)
+        chosen = pipeline.select(spec, targets, shard)
+        note_empty_shard(shard, chosen)
         # A crashed apply is settled before anything else, even before the plan is shown.
         folder = state_dir or pipeline.default_state_dir(spec)
         pipeline.refuse_leftover_journals(folder, chosen)
@@ -120,8 +127,8 @@ def _narrowed_plan(source: Path, targets: tuple[str, ...]) -> str:
                        "--out", "PLAN")
 
 
-def _resume(source: Path, targets: tuple[str, ...], as_json: bool, parallelism: int,
-            state_dir: Path | None) -> int:
+def _resume(source: Path, targets: tuple[str, ...], shard: Shard | None, as_json: bool,
+            parallelism: int, state_dir: Path | None) -> int:
     from wlbplan.errors import WlbplanError
     from wlbplan.run import pipeline
     from wlbplan.spec import load_spec
@@ -130,7 +137,8 @@ def _resume(source: Path, targets: tuple[str, ...], as_json: bool, parallelism: 
         raise WlbplanError(f"{source}: --resume takes the SPEC; the journal holds the plan "
                            "the interrupted apply was running")
     spec = load_spec(source)
-    chosen = pipeline.select(spec, targets)
+    chosen = pipeline.select(spec, targets, shard)
+    note_empty_shard(shard, chosen)
     folder = state_dir or pipeline.default_state_dir(spec)
 
     def run(writer: EventWriter, cancel: threading.Event) -> list[TargetOutcome]:

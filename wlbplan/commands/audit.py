@@ -8,13 +8,20 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from wlbplan.commands.options import format_option, parallelism_option, targets_option
+from wlbplan.commands.options import (
+    format_option,
+    note_empty_shard,
+    parallelism_option,
+    shard_option,
+    targets_option,
+)
 from wlbplan.model.text import visible
 from wlbplan.render import AUDIT_FORMATS, RULES_FORMATS
 
 if TYPE_CHECKING:
     from wlbplan.core.findings import FailOn
     from wlbplan.model.ignore import Ignore
+    from wlbplan.model.shard import Shard
 
 EXIT_ERROR = 1
 EXIT_FINDINGS = 2
@@ -23,6 +30,7 @@ EXIT_FINDINGS = 2
 @click.command("audit")
 @click.argument("spec", type=click.Path(path_type=Path), required=False)
 @targets_option
+@shard_option
 @format_option(*AUDIT_FORMATS)
 @click.option("--fail-on", type=click.Choice(["error", "warning", "never"]), default="error",
               show_default=True,
@@ -41,8 +49,8 @@ EXIT_FINDINGS = 2
                    "several reports, e.g. --report sarif=wlbplan.sarif "
                    "--report junit=audit.xml.")
 @parallelism_option
-def audit(spec: Path | None, targets: tuple[str, ...], output_format: str, fail_on: str,
-          ignores: tuple[Ignore, ...], list_rules: bool,
+def audit(spec: Path | None, targets: tuple[str, ...], shard: Shard | None, output_format: str,
+          fail_on: str, ignores: tuple[Ignore, ...], list_rules: bool,
           reports: tuple[tuple[str, Path], ...], parallelism: int) -> int:
     """Check pools and appliances against the spec and TLS policy; change nothing.
 
@@ -70,9 +78,10 @@ def audit(spec: Path | None, targets: tuple[str, ...], output_format: str, fail_
     for fmt, path in reports:
         check_destination(path, f"{fmt} report")
     threshold = cast("FailOn", None if fail_on == "never" else fail_on)
+    chosen = select(loaded, targets, shard)
+    note_empty_shard(shard, chosen)
     # The spec's entries first: with both in force, the one with a reason is shown.
-    made = accept(audit_all(loaded, select(loaded, targets), parallelism),
-                  (*loaded.ignores, *ignores))
+    made = accept(audit_all(loaded, chosen, parallelism), (*loaded.ignores, *ignores))
     click.echo(render_audit(made, output_format, color=want_color(), fail_on=threshold),
                nl=False)
     for fmt, path in reports:

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from wlbplan.commands.options import format_option, parallelism_option, targets_option
+from wlbplan.commands.options import (
+    format_option,
+    note_empty_shard,
+    parallelism_option,
+    shard_option,
+    targets_option,
+)
+
+if TYPE_CHECKING:
+    from wlbplan.model.shard import Shard
 
 
 @click.command("inspect")
 @click.argument("spec", type=click.Path(path_type=Path))
 @targets_option
+@shard_option
 @format_option("text", "json")
 @parallelism_option
-def inspect(spec: Path, targets: tuple[str, ...], output_format: str, parallelism: int) -> int:
+def inspect(spec: Path, targets: tuple[str, ...], shard: Shard | None, output_format: str,
+            parallelism: int) -> int:
     """Show what the appliance serves and what the pool trusts (changes nothing)."""
     from wlbplan.render import inspection
     from wlbplan.render.console import want_color
@@ -22,7 +34,9 @@ def inspect(spec: Path, targets: tuple[str, ...], output_format: str, parallelis
     from wlbplan.spec import load_spec
 
     loaded = load_spec(spec)
-    observed = inspect_all(loaded, select(loaded, targets), parallelism)
+    chosen = select(loaded, targets, shard)
+    note_empty_shard(shard, chosen)
+    observed = inspect_all(loaded, chosen, parallelism)
     if output_format == "json":
         click.echo(inspection.to_json(observed), nl=False)
     else:

@@ -8,10 +8,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from wlbplan.commands.options import format_option, parallelism_option, targets_option
+from wlbplan.commands.options import (
+    format_option,
+    note_empty_shard,
+    parallelism_option,
+    shard_option,
+    targets_option,
+)
 
 if TYPE_CHECKING:
     from wlbplan.core.plan import Plan
+    from wlbplan.model.shard import Shard
 
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
@@ -22,6 +29,7 @@ EXIT_CHANGES = 2
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Save the plan to this file, for review and `wlbplan apply PLAN`.")
 @targets_option
+@shard_option
 @format_option("text", "json", "markdown")
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 2 when the plan has changes or a target waits on you (0: none, "
@@ -30,8 +38,8 @@ EXIT_CHANGES = 2
 @click.option("--replace", is_flag=True,
               help="CA-signed request stage: plan a new pending key and CSR even if "
                    "matching ones exist.")
-def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: str,
-         detailed_exitcode: bool, parallelism: int, replace: bool) -> int:
+def plan(spec: Path, out: Path | None, targets: tuple[str, ...], shard: Shard | None,
+         output_format: str, detailed_exitcode: bool, parallelism: int, replace: bool) -> int:
     """Inspect, compare with the spec, and show the ordered steps that would fix it."""
     from wlbplan.commands.paths import check_destination
     from wlbplan.core.planfile import write_plan
@@ -41,7 +49,8 @@ def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: 
     from wlbplan.spec import load_spec
 
     loaded = load_spec(spec)
-    chosen = select(loaded, targets)
+    chosen = select(loaded, targets, shard)
+    note_empty_shard(shard, chosen)
     if out is not None:
         check_destination(out, "plan")
     made = plan_each(loaded, chosen, parallelism, replace=replace)
