@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -74,6 +75,7 @@ err = Console(stderr=True, highlight=False)
 class Run:
     seconds: float
     ok: bool
+    cpu: float = 0.0  # user + sys of the command and its children: what load hides less
     connections: int = 0
     commands: int = 0
     sftp: int = 0
@@ -87,6 +89,7 @@ class Run:
 class Size:
     targets: int
     runs: dict[tuple[str, int], Run] = field(default_factory=dict)
+    loads: list[float] = field(default_factory=list)  # 1-min load average, per round
 
     @property
     def hosts(self) -> int:
@@ -99,7 +102,7 @@ class Size:
             self.runs[(kind, parallelism)] = run
         elif run.ok and (not seen.ok or run.seconds < seen.seconds):
             self.runs[(kind, parallelism)] = Run(
-                run.seconds, True, seen.connections, seen.commands, seen.sftp,
+                run.seconds, True, run.cpu, seen.connections, seen.commands, seen.sftp,
                 seen.most_commands_on_one)
 
 
@@ -131,23 +134,30 @@ def count_sessions(log: Path, start: int) -> tuple[int, int, int, int]:
 # --- running things -----------------------------------------------------------------
 
 
-def wall(argv: Sequence[str], ok_codes: tuple[int, ...] = (0,),
-         env: dict[str, str] | None = None) -> tuple[float, bool]:
+def wall(argv: Sequence[str], ok_codes: tuple[int, ...] = (0,)) -> tuple[float, bool]:
+    seconds, ok, _ = timed(argv, ok_codes)
+    return seconds, ok
+
+
+def timed(argv: Sequence[str], ok_codes: tuple[int, ...] = (0,)) -> tuple[float, bool, float]:
+    """Wall seconds, whether the exit code was one of ``ok_codes``, and CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                          check=False)
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode not in ok_codes:
         tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
         err.print(f"  ! {' '.join(argv[:3])} … exit {done.returncode}: {' | '.join(tail)}")
-    return seconds, done.returncode in ok_codes
+    return seconds, done.returncode in ok_codes, cpu
 
 
 def counted(log: Path, argv: Sequence[str], ok_codes: tuple[int, ...] = (0,)) -> Run:
     start = log.stat().st_size
-    seconds, ok = wall(argv, ok_codes)
+    seconds, ok, cpu = timed(argv, ok_codes)
     time.sleep(0.2)  # sshd's children append their last lines as the client leaves
-    return Run(seconds, ok, *count_sessions(log, start))
+    return Run(seconds, ok, cpu, *count_sessions(log, start))
 
 
 def best(argv: Sequence[str], repeat: int) -> float:
@@ -211,6 +221,7 @@ def measure_fleet(lab: Lab, spec_path: Path, work_dir: Path, parallelisms: Seque
     work = floor_hosts(lab.spec, work_dir, work=True)
     python = sys.executable
     for round_no in range(repeat):
+        size.loads.append(os.getloadavg()[0])
         for p in parallelisms:
             kinds: dict[str, tuple[list[str], tuple[int, ...]]] = {
                 "floor": ([python, str(HERE / "floor.py"), str(floor), "--parallelism", str(p)],
@@ -370,7 +381,7 @@ def mark(ratio: float, target: float) -> str:
 
 def fleet_table(title: str, sizes: Sequence[Size], parallelisms: Sequence[int]) -> Table:
     table = Table(title=title, title_justify="left")
-    for name in ("N", "p", "floor s", "work s", "plan s", "audit s", "plan/floor",
+    for name in ("N", "load", "p", "floor s", "work s", "plan s", "audit s", "plan/floor",
                  "audit/floor", "plan/work", "audit/work", "sessions/host plan audit floor",
                  "commands/host plan audit floor"):
         table.add_column(name, justify="right")
@@ -381,8 +392,9 @@ def fleet_table(title: str, sizes: Sequence[Size], parallelisms: Sequence[int]) 
                 continue
             floor, work, plan, audit = (r for r in runs if r is not None)
             counts = [(r.per_host(size.hosts)) for r in (plan, audit, floor)]
+            load = f"{min(size.loads):.0f}-{max(size.loads):.0f}" if size.loads else "?"
             table.add_row(
-                str(size.targets), str(p),
+                str(size.targets), load, str(p),
                 *(f"{r.seconds:.2f}" + ("" if r.ok else " failed")
                   for r in (floor, work, plan, audit)),
                 mark(plan.seconds / floor.seconds, RATIO_TARGET),
@@ -391,6 +403,24 @@ def fleet_table(title: str, sizes: Sequence[Size], parallelisms: Sequence[int]) 
                 " ".join(mark(c[0], 1.0) for c in counts),
                 " ".join(mark(c[1], 1.0) for c in counts),
             )
+    return table
+
+
+def cpu_table(sizes: Sequence[Size], parallelisms: Sequence[int]) -> Table:
+    table = Table(title="CPU seconds on this side (user + sys of the command and its "
+                        "children; the hosts' side, sshd and xe, is not in it)",
+                  title_justify="left")
+    for name in ("N", "p", "floor", "plan", "audit", "plan - floor", "audit - floor"):
+        table.add_column(name, justify="right")
+    for size in sizes:
+        for p in parallelisms:
+            runs = [size.runs.get((kind, p)) for kind in ("floor", "plan", "audit")]
+            if any(r is None for r in runs):
+                continue
+            floor, plan, audit = (r for r in runs if r is not None)
+            table.add_row(str(size.targets), str(p), f"{floor.cpu:.2f}", f"{plan.cpu:.2f}",
+                          f"{audit.cpu:.2f}", f"{plan.cpu - floor.cpu:.2f}",
+                          f"{audit.cpu - floor.cpu:.2f}")
     return table
 
 
@@ -472,6 +502,7 @@ def main() -> int:
         f"plan and audit against the floor (best of {args.repeat} for N <= 10, one run "
         f"above; target ratio <= {RATIO_TARGET}; default parallelism {default})",
         results, parallelisms))
+    console.print(cpu_table(results, parallelisms))
     if delayed_size is not None:
         console.print(speed_up_table(delayed_size, 1, default))
     console.print(startup_table(found))
