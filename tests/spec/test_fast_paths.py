@@ -4,6 +4,7 @@ errors as the schema as shipped."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 from pathlib import Path
@@ -94,3 +95,20 @@ def test_a_reference_beside_other_keywords_keeps_them() -> None:
 def test_a_recursive_or_unknown_reference_is_refused(defs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="cannot inline"):
         inline_refs({"$defs": defs, "$ref": "#/$defs/a"})
+
+
+def test_loading_pauses_the_cyclic_collector_and_restores_it(tmp_path: Path) -> None:
+    from wlbplan.spec import load_spec_with_diagnostics
+
+    good, bad = SPECS[0], tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    assert gc.isenabled()
+    for path in (good, bad, tmp_path / "missing.yaml"):
+        load_spec_with_diagnostics(path)
+        assert gc.isenabled(), path
+    gc.disable()
+    try:
+        load_spec_with_diagnostics(good)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
