@@ -112,3 +112,27 @@ def test_loading_pauses_the_cyclic_collector_and_restores_it(tmp_path: Path) -> 
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _deep_alias() -> str:
+    inner = "[" * 40 + "1" + "]" * 40
+    return f"version: 1\na: &x {inner}\nb: {'[' * 40}*x{']' * 40}\n"
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 65 + "]" * 65,
+    "[" * 999 + "]" * 999,
+    "[" * 3000 + "]" * 3000,
+    "".join(" " * i + "a:\n" for i in range(200)) + " " * 200 + "b: 1\n",
+    "- " * 120 + "x\n",
+    _deep_alias(),
+    "version: 1\ntargets: [" + "{a: " * 30 + "1" + "}" * 30 + "]\n",
+], ids=["flow-65", "flow-999", "flow-3000", "block-200", "seq-120", "alias", "shallow"])
+def test_deep_documents_get_the_same_diagnostics_either_way(
+        text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wlbplan.spec import load_spec_text
+
+    fast = load_spec_text(text, Path("deep.yaml"))[1]
+    monkeypatch.setattr(parse_module, "_FAST_LOADER", None)
+    slow = load_spec_text(text, Path("deep.yaml"))[1]
+    assert [d.format() for d in fast] == [d.format() for d in slow]
