@@ -79,12 +79,18 @@ def test_inlined_schema_has_no_reference_and_finds_the_same_errors() -> None:
 
 
 def test_a_reference_beside_other_keywords_keeps_them() -> None:
-    schema = {"$defs": {"name": {"type": "string", "pattern": "^[a-z]+$"}},
-              "properties": {"n": {"$ref": "#/$defs/name", "maxLength": 3}}}
-    inlined = inline_refs(schema)
-    assert inlined["properties"]["n"] == {"allOf": [schema["$defs"]["name"]], "maxLength": 3}
-    assert _errors(inlined, {"n": "abcd"}) == _errors(schema, {"n": "abcd"})
-    assert _errors(inlined, {"n": "A"}) == _errors(schema, {"n": "A"})
+    name = {"type": "string", "pattern": "^[a-z]+$", "description": "a name"}
+    schema = {"$defs": {"name": name}, "properties": {
+        "n": {"description": "mine", "$ref": "#/$defs/name", "maxLength": 3},
+        # Both say pattern: kept apart, as allOf.
+        "m": {"$ref": "#/$defs/name", "pattern": "^.$"}}}
+    inlined = inline_refs(schema)["properties"]
+    assert inlined["n"] == {"description": "mine", "type": "string", "pattern": "^[a-z]+$",
+                            "maxLength": 3}
+    assert list(inlined["n"]) == ["description", "type", "pattern", "maxLength"]
+    assert inlined["m"] == {"allOf": [name], "pattern": "^.$"}
+    for data in ({"n": "abcd"}, {"n": "A"}, {"n": 1}, {"m": "ab"}, {"m": "B"}, {"m": "b"}):
+        assert _errors({"properties": inlined}, data) == _errors(schema, data), data
 
 
 @pytest.mark.parametrize("defs", [
