@@ -180,16 +180,26 @@ def lab_up(root: Path, targets: int) -> Iterator[Lab]:
     lab_dir = root / f"lab{targets}"
     started = time.perf_counter()
     try:
-        made = subprocess.run(
-            [WLBPLAN, "lab", "up", "--dir", str(lab_dir), "--ssh", "--ssh-log",
-             "--targets", str(targets), "--hosts", "3"],
-            check=True, capture_output=True, text=True)
-        spec_path = Path(made.stdout.strip().splitlines()[-1])
+        spec_path = _start_lab(lab_dir, targets)
         err.print(f"lab up: {targets} targets in {time.perf_counter() - started:.1f} s")
         yield Lab(lab_dir, spec_path, load_spec(spec_path))
     finally:
         stopped = control.down(lab_dir)
         err.print(f"lab down: stopped {len(stopped)} processes")
+
+
+def _start_lab(lab_dir: Path, targets: int, tries: int = 2) -> Path:
+    """The lab's spec; a second try when the first fails (on a loaded machine a daemon
+    can miss its start-up wait, or another lab take a port between probe and bind)."""
+    argv = [WLBPLAN, "lab", "up", "--dir", str(lab_dir), "--ssh", "--ssh-log",
+            "--targets", str(targets), "--hosts", "3"]
+    for attempt in range(1, tries + 1):
+        made = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if made.returncode == 0:
+            return Path(made.stdout.strip().splitlines()[-1])
+        err.print(f"  ! lab up failed (try {attempt} of {tries}): {made.stderr.strip()}")
+        control.down(lab_dir)
+    raise RuntimeError(f"`wlbplan lab up --targets {targets}` failed {tries} times")
 
 
 def floor_hosts(spec: Spec, folder: Path, *, work: bool) -> Path:
@@ -457,6 +467,26 @@ def startup_table(found: dict[str, float]) -> Table:
 # --- main ---------------------------------------------------------------------------
 
 
+def run_size(root: Path, n: int, args: argparse.Namespace, parallelisms: Sequence[int],
+             first: bool, latency: bool, results: list[Size], delayed: list[Size],
+             found: dict[str, float]) -> None:
+    """One lab of ``n`` targets, measured; what it measured is added to the lists even
+    when a later step fails."""
+    size = Size(n)
+    results.append(size)
+    with lab_up(root, n) as lab:
+        work_dir = root / f"work{n}"
+        work_dir.mkdir()
+        if first:
+            warm_up(lab, work_dir)
+            found.update(startup(lab, work_dir, args.repeat))
+        measure_fleet(lab, lab.spec_path, work_dir, parallelisms,
+                      args.repeat if n <= 10 else 1, size)
+        if latency and not args.no_latency:
+            delayed.append(Size(n))
+            measure_latency(lab, work_dir, parallelisms, delayed[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 1 and 10 only")
@@ -478,34 +508,27 @@ def main() -> int:
     console = Console(highlight=False, width=max(150, shutil.get_terminal_size().columns))
     console.print(f"wlbplan fleet benchmark: {machine()}")
     results: list[Size] = []
-    delayed_size: Size | None = None
+    delayed: list[Size] = []
     found: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="wlbplan-bench-fleet-") as tmp:
-        root = Path(tmp)
-        os.environ["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
-        for n in sizes:
-            size = Size(n)
-            with lab_up(root, n) as lab:
-                work_dir = root / f"work{n}"
-                work_dir.mkdir()
-                if n == sizes[0]:
-                    warm_up(lab, work_dir)
-                    found = startup(lab, work_dir, args.repeat)
-                measure_fleet(lab, lab.spec_path, work_dir, parallelisms,
-                              args.repeat if n <= 10 else 1, size)
-                if n == latency_n and not args.no_latency:
-                    delayed_size = Size(n)
-                    measure_latency(lab, work_dir, parallelisms, delayed_size)
-            results.append(size)
-    console.print(f"(finished: load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
-    console.print(fleet_table(
-        f"plan and audit against the floor (best of {args.repeat} for N <= 10, one run "
-        f"above; target ratio <= {RATIO_TARGET}; default parallelism {default})",
-        results, parallelisms))
-    console.print(cpu_table(results, parallelisms))
-    if delayed_size is not None:
-        console.print(speed_up_table(delayed_size, 1, default))
-    console.print(startup_table(found))
+    try:
+        with tempfile.TemporaryDirectory(prefix="wlbplan-bench-fleet-") as tmp:
+            root = Path(tmp)
+            os.environ["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
+            for n in sizes:
+                run_size(root, n, args, parallelisms, n == sizes[0], n == latency_n,
+                         results, delayed, found)
+    finally:
+        # Whatever was measured is shown, also when a size failed or on ^C.
+        console.print(f"(finished: load average "
+                      f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})")
+        console.print(fleet_table(
+            f"plan and audit against the floor (best of {args.repeat} for N <= 10, one "
+            f"run above; target ratio <= {RATIO_TARGET}; default parallelism {default})",
+            results, parallelisms))
+        console.print(cpu_table(results, parallelisms))
+        for size in delayed:
+            console.print(speed_up_table(size, 1, default))
+        console.print(startup_table(found))
     return 0
 
 
