@@ -15,7 +15,9 @@ import click
 from wlbplan.commands.options import (
     finite_seconds,
     format_option,
+    note_empty_shard,
     parallelism_option,
+    shard_option,
     targets_option,
     timeout_option,
     with_timeout,
@@ -24,6 +26,7 @@ from wlbplan.commands.options import (
 if TYPE_CHECKING:
     from wlbplan.core.plan import Plan
     from wlbplan.model.events import Reporter, TargetOutcome
+    from wlbplan.model.shard import Shard
     from wlbplan.model.spec import Spec, Target
     from wlbplan.render.events import EventWriter
     from wlbplan.run.sessions import Fleet
@@ -38,6 +41,7 @@ _state_dir_option = click.option(
 @click.argument("source", metavar="SPEC|PLAN", type=click.Path(path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @targets_option
+@shard_option
 @format_option("text", "json")
 @parallelism_option
 @timeout_option
@@ -52,8 +56,8 @@ _state_dir_option = click.option(
 @click.option("--resume", is_flag=True,
               help="Go on with an apply that was killed (its journal is left): undo the "
                    "step it died in, then run the rest of the plan it was running.")
-def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_format: str,
-          parallelism: int, timeout: float | None, lock_timeout: float,
+def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], shard: Shard | None,
+          output_format: str, parallelism: int, timeout: float | None, lock_timeout: float,
           state_dir: Path | None, replace: bool, resume: bool) -> int:
     """Apply a spec (plan, confirm, run) or a saved plan (run as reviewed).
 
@@ -73,20 +77,23 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], output_for
         raise WlbplanError(f"{source}: no such file; apply takes a spec (YAML) or a plan "
                            "saved by `wlbplan plan SPEC --out PLAN`")
     if resume:
-        return _resume(source, targets, as_json, parallelism, state_dir, timeout)
+        return _resume(source, targets, shard, as_json, parallelism, state_dir, timeout)
     saved: Plan | None = None
     if pipeline.is_plan_file(source):
-        if targets:
+        if targets or shard:
+            narrowed = (_narrowed_plan(source, targets) if targets else
+                        f"wlbplan plan SPEC --shard {shard} --out PLAN")
             raise WlbplanError(
                 f"{source} is a saved plan: it is applied whole, as it was reviewed, and "
-                "--target cannot narrow it. Make a plan of those targets instead: "
-                f"`{_narrowed_plan(source, targets)}`")
+                f"{'--target' if targets else '--shard'} cannot narrow it. Make a plan of "
+                f"those targets instead: `{narrowed}`")
         saved, spec = pipeline.read_saved_plan(source)
         spec = with_timeout(spec, timeout)
         chosen = pipeline.select(spec, [t.target for t in saved.targets])
     else:
         spec = with_timeout(load_spec(source), timeout)
-        chosen = pipeline.select(spec, targets)
+        chosen = pipeline.select(spec, targets, shard)
+        note_empty_shard(shard, chosen)
     # A crashed apply is settled before anything else, even before the plan is shown.
     folder = state_dir or pipeline.default_state_dir(spec)
     pipeline.refuse_leftover_journals(folder, chosen)
@@ -139,8 +146,8 @@ def _narrowed_plan(source: Path, targets: tuple[str, ...]) -> str:
                        "--out", "PLAN")
 
 
-def _resume(source: Path, targets: tuple[str, ...], as_json: bool, parallelism: int,
-            state_dir: Path | None, timeout: float | None) -> int:
+def _resume(source: Path, targets: tuple[str, ...], shard: Shard | None, as_json: bool,
+            parallelism: int, state_dir: Path | None, timeout: float | None) -> int:
     from wlbplan.errors import WlbplanError
     from wlbplan.run import pipeline
     from wlbplan.spec import load_spec
@@ -149,7 +156,8 @@ def _resume(source: Path, targets: tuple[str, ...], as_json: bool, parallelism: 
         raise WlbplanError(f"{source}: --resume takes the SPEC; the journal holds the plan "
                            "the interrupted apply was running")
     spec = with_timeout(load_spec(source), timeout)
-    chosen = pipeline.select(spec, targets)
+    chosen = pipeline.select(spec, targets, shard)
+    note_empty_shard(shard, chosen)
     folder = state_dir or pipeline.default_state_dir(spec)
 
     def run(working: Sequence[Target], writer: EventWriter, cancel: threading.Event,

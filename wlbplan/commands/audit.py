@@ -10,7 +10,9 @@ import click
 
 from wlbplan.commands.options import (
     format_option,
+    note_empty_shard,
     parallelism_option,
+    shard_option,
     targets_option,
     timeout_option,
     with_timeout,
@@ -21,6 +23,7 @@ from wlbplan.render import AUDIT_FORMATS, RULES_FORMATS
 if TYPE_CHECKING:
     from wlbplan.core.findings import FailOn
     from wlbplan.model.ignore import Ignore
+    from wlbplan.model.shard import Shard
 
 EXIT_ERROR = 1
 EXIT_FINDINGS = 2
@@ -29,6 +32,7 @@ EXIT_FINDINGS = 2
 @click.command("audit")
 @click.argument("spec", type=click.Path(path_type=Path), required=False)
 @targets_option
+@shard_option
 @format_option(*AUDIT_FORMATS)
 @click.option("--fail-on", type=click.Choice(["error", "warning", "never"]), default="error",
               show_default=True,
@@ -48,8 +52,8 @@ EXIT_FINDINGS = 2
                    "--report junit=audit.xml.")
 @parallelism_option
 @timeout_option
-def audit(spec: Path | None, targets: tuple[str, ...], output_format: str, fail_on: str,
-          ignores: tuple[Ignore, ...], list_rules: bool,
+def audit(spec: Path | None, targets: tuple[str, ...], shard: Shard | None, output_format: str,
+          fail_on: str, ignores: tuple[Ignore, ...], list_rules: bool,
           reports: tuple[tuple[str, Path], ...], parallelism: int,
           timeout: float | None) -> int:
     """Check pools and appliances against the spec and TLS policy; change nothing.
@@ -76,7 +80,8 @@ def audit(spec: Path | None, targets: tuple[str, ...], output_format: str, fail_
         problem = target_problem(ignore, names)
         if problem:
             raise click.BadParameter(problem, param_hint="--ignore")
-    chosen = select(loaded, targets)
+    chosen = select(loaded, targets, shard)
+    note_empty_shard(shard, chosen)
     for fmt, path in reports:
         check_destination(path, f"{fmt} report")
     threshold = cast("FailOn", None if fail_on == "never" else fail_on)

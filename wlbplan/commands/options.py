@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
+    from wlbplan.model.shard import Shard
     from wlbplan.model.spec import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -21,6 +22,35 @@ targets_option = click.option(
     "--target", "targets", multiple=True, metavar="NAME",
     help="Only this target (repeatable). Default: every target in the spec.",
 )
+
+
+class ShardType(click.ParamType["Shard"]):
+    name = "K/N"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Shard:
+        from wlbplan.model.shard import Shard  # not at start-up: --version stays light
+
+        if isinstance(value, Shard):
+            return value
+        try:
+            return Shard.parse(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+shard_option = click.option(
+    "--shard", type=ShardType(), default=None,
+    help="Only the targets of shard K of N (1 <= K <= N), split by a stable hash of each "
+         "target's name; with --target, of those. One CI job per shard covers a fleet.",
+)
+
+
+def note_empty_shard(shard: Shard | None, chosen: Sequence[object]) -> None:
+    """A shard may hold no target (a small fleet, many jobs): say so, and do nothing."""
+    if shard is not None and not chosen:
+        click.echo(f"Note: shard {shard} holds none of the selected targets; nothing to do.",
+                   err=True)
 def finite_seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
     """click's FloatRange lets nan and inf by: a wait must end, so refuse them."""
     if not math.isfinite(value):

@@ -10,7 +10,9 @@ import click
 
 from wlbplan.commands.options import (
     format_option,
+    note_empty_shard,
     parallelism_option,
+    shard_option,
     targets_option,
     timeout_option,
     with_timeout,
@@ -18,6 +20,7 @@ from wlbplan.commands.options import (
 
 if TYPE_CHECKING:
     from wlbplan.core.plan import Plan
+    from wlbplan.model.shard import Shard
 
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
@@ -28,6 +31,7 @@ EXIT_CHANGES = 2
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Save the plan to this file, for review and `wlbplan apply PLAN`.")
 @targets_option
+@shard_option
 @format_option("text", "json", "markdown")
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 2 when the plan has changes or a target waits on you (0: none, "
@@ -37,8 +41,8 @@ EXIT_CHANGES = 2
 @click.option("--replace", is_flag=True,
               help="CA-signed request stage: plan a new pending key and CSR even if "
                    "matching ones exist.")
-def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: str,
-         detailed_exitcode: bool, parallelism: int, timeout: float | None,
+def plan(spec: Path, out: Path | None, targets: tuple[str, ...], shard: Shard | None,
+         output_format: str, detailed_exitcode: bool, parallelism: int, timeout: float | None,
          replace: bool) -> int:
     """Inspect, compare with the spec, and show the ordered steps that would fix it."""
     from wlbplan.commands.paths import check_destination
@@ -50,7 +54,8 @@ def plan(spec: Path, out: Path | None, targets: tuple[str, ...], output_format: 
     from wlbplan.spec import load_spec
 
     loaded = with_timeout(load_spec(spec), timeout)
-    chosen = select(loaded, targets)
+    chosen = select(loaded, targets, shard)
+    note_empty_shard(shard, chosen)
     if out is not None:
         check_destination(out, "plan")
     with progress("plan", len(chosen)) as shown:

@@ -28,6 +28,11 @@ PRIVSEP_DIR = Path("/run/sshd")
 # 100 concurrent wlbplan sessions (fleet runs) must be accepted: MaxStartups bounds
 # unauthenticated connections, MaxSessions the channels multiplexed on one connection.
 _TUNING = ["MaxStartups 256:30:512", "MaxSessions 256", "LoginGraceTime 30"]
+# sshd runs each command through the login user's shell, and bash then reads that user's
+# ~/.bashrc when it is a top-level shell: on a developer's machine, pyenv or conda set-up,
+# which cost every lab command 0.3 s and more (a dom0's root has the stock, light one).
+# SHLVL=1 makes the login shell a nested one, which reads no rc file.
+_NO_USER_RC = ["SetEnv SHLVL=1"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ def prepare(layout: SshLayout, port: int, log_level: str = "ERROR") -> None:
                 "Subsystem sftp internal-sftp",
                 f"LogLevel {log_level}",
                 *_TUNING,
+                *_NO_USER_RC,
                 "",
             ]
         )

@@ -31,6 +31,7 @@ from wlbplan.errors import Interrupted, SpecError, StalePlanError, WlbplanError
 from wlbplan.inspect.run import inspect_hosts, inspect_target
 from wlbplan.model.events import Reporter, TargetOutcome, target_done, target_start
 from wlbplan.model.observed import Observed
+from wlbplan.model.shard import Shard
 from wlbplan.model.spec import Spec, Target
 from wlbplan.model.text import visible
 from wlbplan.run.apply import apply_target, resume_target, rollback_target
@@ -42,17 +43,17 @@ DEFAULT_PARALLELISM = 16
 R = TypeVar("R")
 
 
-def select(spec: Spec, names: Sequence[str]) -> list[Target]:
-    """The targets named with ``--target`` (all when none), in spec order."""
-    if not names:
-        return list(spec.targets)
+def select(spec: Spec, names: Sequence[str], shard: Shard | None = None) -> list[Target]:
+    """The targets named with ``--target`` (all when none), in spec order; with
+    ``--shard``, only those of that shard."""
     known = [t.name for t in spec.targets]
     for name in names:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; targets: {', '.join(known)}"
             raise SpecError(f"{spec.path}: no target named {name!r}{hint}")
-    return [t for t in spec.targets if t.name in names]
+    return [t for t in spec.targets
+            if (not names or t.name in names) and (shard is None or shard.holds(t.name))]
 
 
 def _sessions(spec: Spec, target: Target,
