@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import resource
 import shutil
 import statistics
@@ -36,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,7 +47,7 @@ from rich.table import Table
 
 from wlbplan.inspect import appliance as appliance_facts
 from wlbplan.inspect import pool as pool_facts
-from wlbplan.lab import control
+from wlbplan.lab import control, sshd_log
 from wlbplan.model.command import script
 from wlbplan.model.spec import Spec
 from wlbplan.spec import load_spec
@@ -108,27 +106,13 @@ class Size:
 
 # --- the sshd log -------------------------------------------------------------------
 
-_ACCEPTED = re.compile(r"^Accepted publickey for \S+ from \S+ port (\d+) ")
-_SESSION = re.compile(r"^Starting session: (command|subsystem '[^']*'|shell)\S* .* port (\d+) id")
-
 
 def count_sessions(log: Path, start: int) -> tuple[int, int, int, int]:
     """Connections, commands, SFTP sessions and the most commands on one connection, from
-    what sshd logged after byte ``start`` (LogLevel VERBOSE: `wlbplan lab up --ssh-log`)."""
-    with log.open("rb") as handle:
-        handle.seek(start)
-        text = handle.read().decode("utf-8", "replace")
-    connections, commands, sftp = set(), Counter[str](), 0
-    for line in text.splitlines():
-        if accepted := _ACCEPTED.match(line):
-            connections.add(accepted.group(1))
-        elif session := _SESSION.match(line):
-            if session.group(1) == "command":
-                commands[session.group(2)] += 1
-            else:
-                sftp += 1
-    return (len(connections), sum(commands.values()), sftp,
-            max(commands.values(), default=0))
+    what sshd logged after byte ``start`` (`wlbplan lab up --ssh-log`)."""
+    logged = sshd_log.connections(log, start)
+    return (len(logged), sum(c.commands for c in logged), sum(c.sftp for c in logged),
+            max((c.commands for c in logged), default=0))
 
 
 # --- running things -----------------------------------------------------------------
