@@ -166,10 +166,10 @@ def test_every_kind_of_undo_says_how_to_do_it_by_hand() -> None:
     failed rollback is told only to look in the journal)."""
     from types import SimpleNamespace
 
-    from wlbplan.actions import appliance, pool
+    from wlbplan.actions import acme, appliance, pool
     from wlbplan.actions.by_hand import by_hand, explained_kinds
 
-    assert set(pool.UNDO) | set(appliance.UNDO) == explained_kinds()
+    assert set(pool.UNDO) | set(appliance.UNDO) | set(acme.UNDO) == explained_kinds()
     ctx: Any = SimpleNamespace(target=SimpleNamespace(
         pool=SimpleNamespace(xe="xe"), wlb=SimpleNamespace(restart="restart-stunnel")))
     assert "journal" in by_hand(ctx, {"kind": "from-another-wlbplan"})
