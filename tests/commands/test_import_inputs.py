@@ -34,20 +34,25 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str
     return done.value.code, err
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What `wlbplan inspect --format json` wrote for a self-signed pool that trusts its
-    WLB and verifies it, and for a second target whose name a host could have chosen."""
-    cert = pki.appliance_self_signed(FQDN).cert_pem.decode()
-    seen = Observed(
+def _seen(cert: str, *, verify: bool) -> Observed:
+    """Target 'east': the appliance serves ``cert`` alone and the pool trusts it."""
+    return Observed(
         target="east",
         appliance=ApplianceFacts(cert=CertFile("/etc/ssl/certs/server.pem", True, (cert,)),
                                  key=KeyFile("/etc/ssl/certs/server.key", False),
                                  served=Served(chain=(cert,))),
         pool=PoolFacts(uuid="0b5e4b43-7d1c-4c2e-9a3e-2f1d6c9b8a71", coordinator="c",
                        hosts=("c",), xapi_version="25.6.0", wlb_url=f"{FQDN}:8012",
-                       wlb_username="wlbuser", wlb_enabled=True, wlb_verify_cert=True,
+                       wlb_username="wlbuser", wlb_enabled=True, wlb_verify_cert=verify,
                        trusted=(TrustedCert("wlb.pem", cert),)))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `wlbplan inspect --format json` wrote for a self-signed pool that trusts its
+    WLB and verifies it, and for a second target whose name a host could have chosen."""
+    cert = pki.appliance_self_signed(FQDN).cert_pem.decode()
+    seen = _seen(cert, verify=True)
     hostile = Observed(**{**seen.__dict__, "target": "west\nversion: 2"})
     path = tmp_path_factory.mktemp("report") / "report.json"
     path.write_text(json.dumps({"format_version": "1.0", "targets": [
@@ -133,15 +138,7 @@ def test_host_text_in_the_verdict_is_shown_escaped(tmp_path: Path,
             .not_valid_after(pki.now() + dt.timedelta(days=5))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(FQDN)]), False)
             .sign(key, hashes.SHA256())).public_bytes(serialization.Encoding.PEM).decode()
-    seen = Observed(
-        target="east",
-        appliance=ApplianceFacts(cert=CertFile("/etc/ssl/certs/server.pem", True, (cert,)),
-                                 key=KeyFile("/etc/ssl/certs/server.key", False),
-                                 served=Served(chain=(cert,))),
-        pool=PoolFacts(uuid="0b5e4b43-7d1c-4c2e-9a3e-2f1d6c9b8a71", coordinator="c",
-                       hosts=("c",), xapi_version="25.6.0", wlb_url=f"{FQDN}:8012",
-                       wlb_username="wlbuser", wlb_enabled=True, wlb_verify_cert=False,
-                       trusted=(TrustedCert("wlb.pem", cert),)))
+    seen = _seen(cert, verify=False)
     report = tmp_path / "r.json"
     report.write_text(json.dumps({"format_version": "1.0", "targets": [seen.to_json()]}))
     code, err = run(capsys, "--from-inspect", report, "--pool", "p", "--wlb", "w",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,3 +131,12 @@ def target(sshd_server: Sshd, tmp_path: Path) -> SshTarget:
 def ssh_runner(target: SshTarget) -> Iterator[SshRunner]:
     with SshRunner(target) as runner:
         yield runner
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word (no SSH banner)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -155,14 +154,6 @@ def test_a_stop_ends_the_command_in_flight_and_refuses_the_next(
     assert isinstance(result, CommandResult)
     assert result.stdout == "again\n"
 
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """Accepts TCP and never says a word (no SSH banner)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield listener.getsockname()[1]
 
 
 def test_a_stop_ends_an_ssh_connect_that_waits_for_a_banner(silent_port: int,

@@ -622,14 +622,6 @@ def test_a_closed_port_is_connection_refused(tmp_path: Path) -> None:
     assert f"connection refused by 127.0.0.1:{port}" in message
 
 
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts TCP connections and never says a word."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield listener.getsockname()[1]
-
 
 def test_a_silent_server_times_out(silent_port: int, tmp_path: Path) -> None:
     target = SshTarget(

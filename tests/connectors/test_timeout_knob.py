@@ -6,11 +6,9 @@ accepts TCP and never answers, and one whose command hangs, each cost that much.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -80,14 +78,6 @@ def test_the_option_refuses_what_is_not_a_timeout(value: str, tmp_path: Path) ->
     assert "--timeout" in done.stderr
     assert "Traceback" not in done.stderr
 
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts TCP connections and never says a word."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield listener.getsockname()[1]
 
 
 def test_a_host_that_accepts_tcp_and_never_answers_costs_the_timeout(

@@ -25,8 +25,8 @@ from wlbplan.core.steps import appliance as appliance_steps
 from wlbplan.core.steps import pool as pool_steps
 from wlbplan.errors import VerifyError
 from wlbplan.limits import PEM, TooLarge, read_file
-from wlbplan.model.observed import Observed
-from wlbplan.model.spec import Spec, Target
+from wlbplan.model.observed import ApplianceFacts, Observed
+from wlbplan.model.spec import CertificateRequest, Spec, Target
 
 FORMAT_VERSION = "1.2"
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
@@ -214,13 +214,10 @@ def csr_path(spec: Spec, target: Target) -> Path:
     return request.csr_out if request is not None and request.csr_out else default
 
 
-def _request_steps(spec: Spec, target: Target, observed: Observed,
-                   changes: tuple[Change, ...]) -> list[Step]:
-    """Key (if needed), CSR (if needed), CSR saved locally (if not already), signer."""
-    request = target.certificate.request
-    assert request is not None  # the spec loader requires it for ca-signed
+def _key_and_csr(target: Target, request: CertificateRequest, app: ApplianceFacts,
+                 changes: tuple[Change, ...]) -> list[Step]:
+    """A new key when the diff wants one, and a CSR for a new key or a changed request."""
     paths = {c.path for c in changes}
-    app = observed.appliance
     steps: list[Step] = []
     if "appliance.pending_key" in paths:
         steps.append(appliance_steps.generate_key(target, request,
@@ -228,6 +225,16 @@ def _request_steps(spec: Spec, target: Target, observed: Observed,
     if steps or "appliance.csr" in paths:
         steps.append(appliance_steps.make_csr(target, request,
                                               replace=app.pending_csr is not None))
+    return steps
+
+
+def _request_steps(spec: Spec, target: Target, observed: Observed,
+                   changes: tuple[Change, ...]) -> list[Step]:
+    """Key (if needed), CSR (if needed), CSR saved locally (if not already), signer."""
+    request = target.certificate.request
+    assert request is not None  # the spec loader requires it for ca-signed
+    app = observed.appliance
+    steps = _key_and_csr(target, request, app, changes)
     out = csr_path(spec, target)
     if steps or not _csr_saved(out, app.pending_csr):
         steps.append(appliance_steps.fetch_csr(target, out))
@@ -247,15 +254,7 @@ def _order_steps(target: Target, observed: Observed, desired: Desired,
     # The CSR lists the CN among its names: a CA issues for exactly what it lists there.
     request = dataclasses.replace(request, alt_names=tuple(
         f"DNS:{name}" for name in order.names))
-    paths = {c.path for c in changes}
-    app = observed.appliance
-    steps: list[Step] = []
-    if "appliance.pending_key" in paths:
-        steps.append(appliance_steps.generate_key(target, request,
-                                                  replace=app.pending_key is not None))
-    if steps or "appliance.csr" in paths:
-        steps.append(appliance_steps.make_csr(target, request,
-                                              replace=app.pending_csr is not None))
+    steps = _key_and_csr(target, request, observed.appliance, changes)
     steps.append(acme_steps.order(target, order))
     return steps
 
