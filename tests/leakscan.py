@@ -269,9 +269,11 @@ def keeps_passwords(path: Path) -> bool:
     """Files that hold the lab's passwords by design, exempt from the password search
     (never from the key search): the operator's ``logins.env``, the emulated WLB
     service's accounts, the emulated xapi's database, which holds the pool's WLB
-    password as a real xapi does, and the lab ACME CA's configuration (its EAB keys)."""
+    password as a real xapi does, the emulated xapi's XenAPI account (its user database),
+    and the lab ACME CA's configuration (its EAB keys)."""
     return (path.name in ("logins.env", "pebble-config.json")
-            or _under(path, "etc", "wlb", "accounts.json") or _under(path, "pool", "state.json"))
+            or _under(path, "etc", "wlb", "accounts.json") or _under(path, "pool", "state.json")
+            or _under(path, "pool", "xenapi-account.json"))
 
 
 def lab_passwords(path: Path, text: str) -> Iterator[tuple[str, str]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from wlbplan.lab.xe_state import XAPI_VERSIONS
+from wlbplan.lab.xenapi.rbac import LAB_ROLES
 
 DEFAULT_DIR = Path(".wlbplan-lab")
 _dir_option = click.option(
@@ -42,19 +43,30 @@ def lab() -> None:
 @click.option("--acme-eab", is_flag=True,
               help="With --acme: a CA that requires external account binding (the key id "
                    "and HMAC key go in the lab's logins.env).")
+@click.option("--xenapi", is_flag=True,
+              help="Also serve each pool's XenAPI (XML-RPC over HTTPS on 127.0.0.1) over the "
+                   "same pool xe sees; its login goes into the lab's logins.env.")
+@click.option("--xenapi-role", type=click.Choice(list(LAB_ROLES)), default="pool-operator",
+              show_default=True,
+              help="The role of the lab's XenAPI account (pool-operator is what wlbplan needs).")
 def up(lab_dir: Path, targets: int, hosts: int, ssh: bool, ssh_log: bool, xapi: str,
-       acme: bool, acme_eab: bool) -> int:
+       acme: bool, acme_eab: bool, xenapi: bool, xenapi_role: str) -> int:
     """Build and start a lab; print the path of its ready spec last."""
     from wlbplan.lab import control
+    from wlbplan.lab.xenapi.daemon import server_cert
 
     if ssh_log and not ssh:
         raise click.UsageError("--ssh-log needs --ssh (it is the lab's sshd that logs)")
-    made = control.up(lab_dir, targets=targets, hosts=hosts, ssh=ssh, xapi=xapi, acme=acme,
-                      acme_eab=acme_eab, ssh_log=ssh_log)
+    made = control.up(lab_dir, targets=targets, hosts=hosts, ssh=ssh, xapi=xapi,
+                      ssh_log=ssh_log, acme=acme, acme_eab=acme_eab,
+                      xenapi_role=xenapi_role if xenapi else None)
     for target in made.targets:
         layout = made.layout(target.name)
         click.echo(f"{target.name}: WLB {target.fqdn}:{target.port} (stunnel), "
                    f"{hosts} hosts, xe {layout.xe}")
+        if target.xenapi_port is not None:
+            click.echo(f"{target.name}: XenAPI https://127.0.0.1:{target.xenapi_port} "
+                       f"(server certificate {server_cert(layout)}, role {xenapi_role})")
     if made.ssh_port is not None:
         click.echo(f"sshd: 127.0.0.1:{made.ssh_port}"
                    + (f", sessions logged to {made.ssh.log}" if ssh_log else ""))
@@ -105,6 +117,10 @@ def status(lab_dir: Path) -> int:
     if made.ssh_port is not None:
         pid = running.get("sshd")
         click.echo(f"  sshd 127.0.0.1:{made.ssh_port} " + (f"pid {pid}" if pid else "DOWN"))
+    if made.xenapi:
+        pid = running.get("xenapi")
+        ports = ", ".join(f"{t.name} 127.0.0.1:{t.xenapi_port}" for t in made.targets)
+        click.echo(f"  XenAPI {ports} " + (f"pid {pid}" if pid else "DOWN"))
     if made.acme is not None:
         for role in ("pebble", "challtestsrv"):
             pid = running.get(role)
@@ -118,7 +134,7 @@ def status(lab_dir: Path) -> int:
 @_dir_option
 @click.argument("name", type=click.Choice(
     ["restart-fails", "desync-host", "expire", "key-mismatch", "cn-mismatch", "by-ip",
-     "clear"]))
+     "xenapi-wrong-password", "xenapi-read-only", "clear"]))
 @click.argument("which", required=False, default=None, metavar="[FAULT]")
 @click.option("--target", "target", default=None,
               help="Target to break (default: the first); with clear, default: every target.")
@@ -126,7 +142,9 @@ def fault(lab_dir: Path, name: str, which: str | None, target: str | None) -> in
     """Inject a fault operators meet into a running lab, or `clear [FAULT]` a lasting one.
 
     restart-fails lasts (every stunnel restart fails, rollbacks' included) until
-    `lab fault clear`; `lab status` lists it. The others change the lab's files once.
+    `lab fault clear`; `lab status` lists it. So do xenapi-wrong-password (the pool's
+    XenAPI refuses the login in logins.env) and xenapi-read-only (the lab's account has
+    the read-only role). The others change the lab's files once.
     """
     from wlbplan.lab import faults
 

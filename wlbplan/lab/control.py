@@ -12,6 +12,7 @@ from wlbplan.lab import appliance, folder, labspec, pebble, sshd, stunnel, xe_st
 from wlbplan.lab.layout import LOGINS_FILE, STATE_FILE, wlb_fqdn
 from wlbplan.lab.procs import free_port
 from wlbplan.lab.record import XAPI_MODES, AcmePorts, Lab, LabTarget, load, to_json
+from wlbplan.lab.xenapi import daemon as xenapi
 
 __all__ = ["XAPI_MODES", "Lab", "LabTarget", "down", "load", "pids", "purge", "up"]
 
@@ -28,16 +29,24 @@ def pids(lab: Lab) -> dict[str, int]:
         found["sshd"] = sshd_pid
     if lab.acme is not None:
         found.update(pebble.pids(pebble.AcmeLayout(lab.acme_dir), lab.acme))
+    xenapi_pid = xenapi.pid(xenapi_layout(lab.dir))
+    if xenapi_pid is not None:
+        found["xenapi"] = xenapi_pid
     return found
 
 
+def xenapi_layout(lab_dir: Path) -> xenapi.XenapiLayout:
+    return xenapi.XenapiLayout(lab_dir / folder.XENAPI_DIR)
+
+
 def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
-       xapi: str = "current", acme: bool = False, acme_eab: bool = False,
-       ssh_log: bool = False) -> Lab:
-    """``acme``: also run an ACME CA (Pebble) and write a spec with ``source: acme``;
-    ``acme_eab``: one that requires external account binding. ``ssh_log``: the sshd logs
-    every login and session to ``ssh/sshd.log`` (see sshd_log), for counting connections
-    and commands per host."""
+       xapi: str = "current", ssh_log: bool = False, acme: bool = False,
+       acme_eab: bool = False, xenapi_role: str | None = None) -> Lab:
+    """``ssh_log``: the sshd logs every login and session to ``ssh/sshd.log`` (see
+    sshd_log), for counting connections and commands per host. ``acme``: also run an ACME
+    CA (Pebble) and write a spec with ``source: acme``; ``acme_eab``: one that requires
+    external account binding. ``xenapi_role`` (a role of ``xenapi.LAB_ROLES``): also
+    serve XenAPI, the lab's account having that role."""
     if xapi not in XAPI_MODES:
         raise LabError(f"--xapi must be one of {', '.join(XAPI_MODES)}, not {xapi!r}")
     if targets < 1 or hosts < 1:
@@ -49,7 +58,9 @@ def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
     # A stopped lab's folders are rebuilt from scratch, never half-reused.
     folder.clear(lab_dir)
     names = [
-        LabTarget(f"pool{i}", wlb_fqdn(i), free_port(), free_port()) for i in range(1, targets + 1)
+        LabTarget(f"pool{i}", wlb_fqdn(i), free_port(), free_port(),
+                  free_port() if xenapi_role is not None else None)
+        for i in range(1, targets + 1)
     ]
     lab = Lab(
         dir=lab_dir,
@@ -65,6 +76,8 @@ def up(lab_dir: Path, *, targets: int = 1, hosts: int = 3, ssh: bool = False,
     try:
         logins = {target.name: _build_target(lab, target) for target in lab.targets}
         extra = _start_acme(lab) if lab.acme is not None else {}
+        if xenapi_role is not None:
+            extra |= _start_xenapi(lab, xenapi_role)
         _write_logins(lab, logins, extra)
         if lab.ssh_port is not None:
             sshd.prepare(lab.ssh, lab.ssh_port, "VERBOSE" if ssh_log else "ERROR")
@@ -104,10 +117,24 @@ def _start_acme(lab: Lab) -> dict[str, str]:
     return logins
 
 
+def _start_xenapi(lab: Lab, role: str) -> dict[str, str]:
+    """Each pool's server certificate and account, then the one XenAPI server; returns
+    the logins (``POOL1_XENAPI_USER``, ``POOL1_XENAPI_PASS``, …)."""
+    logins: dict[str, str] = {}
+    for target in lab.targets:
+        user, password = xenapi.make_pool_identity(lab.layout(target.name), role)
+        prefix = target.name.upper()
+        logins |= {f"{prefix}_XENAPI_USER": user, f"{prefix}_XENAPI_PASS": password}
+    xenapi.start(xenapi_layout(lab.dir),
+                 [(lab.layout(t.name), t.xenapi_port or 0) for t in lab.targets])
+    return logins
+
+
 def _write_logins(lab: Lab, wlb_passwords: dict[str, str],
                   extra: dict[str, str] | None = None) -> None:
     """The logins `pool-initialize-wlb` needs, as environment variables (0600), so an
-    operator can try the reconnect-by-name flow (the spec's wlb.credentials name them)."""
+    operator can try the reconnect-by-name flow (the spec's wlb.credentials name them);
+    with XenAPI, also the pool's API login (pool.credentials names those)."""
     lines = ["# The lab's WLB and XenServer logins, for `wlbplan apply` reconnecting a pool",
              "# by name (wlb.credentials in the spec names these variables). Load them with:",
              f"#   set -a; . {shlex.quote(str(lab.dir / LOGINS_FILE))}; set +a"]
@@ -166,4 +193,7 @@ def _stop(lab: Lab) -> dict[str, int]:
         stopped["sshd"] = sshd_pid
     if lab.acme is not None:
         stopped.update(pebble.stop_all(pebble.AcmeLayout(lab.acme_dir), lab.acme))
+    xenapi_pid = xenapi.stop(xenapi_layout(lab.dir))
+    if xenapi_pid is not None:
+        stopped["xenapi"] = xenapi_pid
     return stopped

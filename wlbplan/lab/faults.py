@@ -71,6 +71,19 @@ def by_ip(lab: Lab, target: LabTarget) -> str:
     return f"{target.name}'s pool now reaches WLB by IP: wlb-url={url}"
 
 
+def _lasting(name: str, said: str) -> Callable[[Lab, LabTarget], str]:
+    """A fault the lab's XenAPI server obeys while its marker file exists."""
+    def inject(lab: Lab, target: LabTarget) -> str:
+        if not lab.xenapi:
+            raise LabError(f"the lab in {lab.dir} serves no XenAPI (`lab up --xenapi`)")
+        folder = lab.layout(target.name).faults_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).touch()
+        return f"{target.name}: {said} (until `lab fault clear {name}`)"
+
+    return inject
+
+
 FAULTS: dict[str, Callable[[Lab, LabTarget], str]] = {
     "restart-fails": restart_fails,
     "desync-host": desync_host,
@@ -78,6 +91,11 @@ FAULTS: dict[str, Callable[[Lab, LabTarget], str]] = {
     "key-mismatch": key_mismatch,
     "cn-mismatch": cn_mismatch,
     "by-ip": by_ip,
+    "xenapi-wrong-password": _lasting(
+        "xenapi-wrong-password",
+        "the pool's XenAPI refuses the login in logins.env (SESSION_AUTHENTICATION_FAILED)"),
+    "xenapi-read-only": _lasting(
+        "xenapi-read-only", "the lab's XenAPI account has the read-only role"),
 }
 
 
@@ -90,7 +108,7 @@ def inject(lab_dir: Path, name: str, target_name: str | None = None) -> str:
 
 # The faults that stay in force (a marker file) until cleared; the others change the lab's
 # files once, and the next apply or a new `lab up` repairs them.
-LASTING = ("restart-fails",)
+LASTING = ("restart-fails", "xenapi-wrong-password", "xenapi-read-only")
 
 
 def active(lab: Lab, target: LabTarget) -> list[str]:

@@ -23,6 +23,7 @@ MARKER_TEXT = ("This folder is a wlbplan lab; `wlbplan lab down --purge` removes
                "lab made.\n")
 SSH_DIR = "ssh"
 ACME_DIR = "acme"
+XENAPI_DIR = "xenapi"
 # Target folders are pool1 … pool500 (``lab up --targets``), nothing else.
 TARGET_NAME = re.compile(r"pool[1-9][0-9]{0,2}", re.ASCII)
 
@@ -33,8 +34,8 @@ def is_target_name(name: str) -> bool:
 
 def owned(name: str) -> bool:
     """Is ``name`` (an entry of a lab folder) one the lab makes?"""
-    return name in (STATE_FILE, SPEC_FILE, LOGINS_FILE, SSH_DIR, ACME_DIR, MARKER) or \
-        is_target_name(name)
+    return (name in (STATE_FILE, SPEC_FILE, LOGINS_FILE, SSH_DIR, ACME_DIR, XENAPI_DIR, MARKER)
+            or is_target_name(name))
 
 
 def _regular(path: Path) -> bool:

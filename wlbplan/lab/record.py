@@ -22,6 +22,8 @@ class LabTarget:
     fqdn: str
     port: int
     backend_port: int
+    xenapi_port: int | None = None
+    """Where this pool's XenAPI listens (``lab up --xenapi``), on 127.0.0.1."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,11 @@ class Lab:
     @property
     def spec_path(self) -> Path:
         return self.dir / SPEC_FILE
+
+    @property
+    def xenapi(self) -> bool:
+        """Does this lab serve XenAPI (``lab up --xenapi``)?"""
+        return self.targets[0].xenapi_port is not None
 
     @property
     def acme_dir(self) -> Path:
@@ -138,9 +145,12 @@ def _lab(folder: Path, data: Any) -> Lab:
         raise ValueError(f"{hosts!r} hosts")
     targets = []
     for index, item in enumerate(data["targets"], 1):
+        xenapi_port = item.get("xenapi_port")
         target = LabTarget(name=f"pool{index}", fqdn=wlb_fqdn(index), port=_port(item["port"]),
-                           backend_port=_port(item["backend_port"]))
-        if (item["name"], item["fqdn"]) != (target.name, target.fqdn) or len(item) != 4:
+                           backend_port=_port(item["backend_port"]),
+                           xenapi_port=None if xenapi_port is None else _port(xenapi_port))
+        if (item["name"], item["fqdn"]) != (target.name, target.fqdn) or \
+                set(item) - {"xenapi_port"} != {"name", "fqdn", "port", "backend_port"}:
             raise ValueError(f"target {index} is not {target.name} at {target.fqdn}")
         targets.append(target)
     if not targets:

@@ -9,13 +9,15 @@ Stdlib only at import time: ``bin/xe`` imports this on every call.
       "xapi": "current" | "legacy" | "ch82", # the lab mode; the version itself is per host
       "pool": {"uuid", "name-label", "name-description", "master", "default-SR",
                "wlb-url", "wlb-username", "wlb-enabled", "wlb-verify-cert",
-               "tls-verification-enabled"},           # keys are xe's field names
+               "tls-verification-enabled", "other-config": {...}},  # xe's field names
       "wlb_password": "...",                 # the pool's WLB secret; never printed
       "hosts": [                             # first = coordinator
         {"uuid", "name-label", "name-description", "enabled", "hostname",
          "software-version": {"xapi": "25.33.1", ...}, "dir": "xs1-01"}  # pool/hosts/<dir>
       ],
       "ca_certificates": ["root.pem", ...],  # Certificate DB records (type=ca) by name
+      "ca_records": {"root.pem": {"uuid", "not_before", "not_after", "fingerprint_sha256",
+                                  "fingerprint_sha1"}},  # what each record holds
       "resolve": {"wlb1.lab.test": "127.0.0.1"},   # the lab's name service
       "wlb_accounts": "/abs/appliance/etc/wlb/accounts.json"
     }
@@ -266,10 +268,12 @@ def create_pool(
             "wlb-enabled": bool(wlb_url),
             "wlb-verify-cert": False,
             "tls-verification-enabled": False,
+            "other-config": {},
         },
         "wlb_password": wlb_password if wlb_url else "",
         "hosts": members,
         "ca_certificates": [],
+        "ca_records": {},
         "resolve": dict(resolve),
         "wlb_accounts": str(layout.wlb_accounts.resolve()),
     }

@@ -10,11 +10,18 @@ if TYPE_CHECKING:
 
 
 class XeError(Exception):
-    """A failure: its lines go to stderr and xe exits 1."""
+    """A failure: its lines go to stderr and xe exits 1.
 
-    def __init__(self, *lines: str) -> None:
+    A server error (xapi's ``Server_error``) also keeps its code and parameters: the lab's
+    XenAPI server answers with those, where xe prints them as lines.
+    """
+
+    def __init__(self, *lines: str, code: str | None = None,
+                 params: Sequence[str] = ()) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
+        self.code = code
+        self.params = tuple(params)
 
 
 # Codes declared in the datamodel (ocaml/idl/datamodel_errors.ml): description, parameter
@@ -30,6 +37,9 @@ DECLARED: dict[str, tuple[str, tuple[str, ...]]] = {
     "CRL_NAME_INVALID": ("The specified CRL name is invalid.", ("name",)),
     "UUID_INVALID": ("The uuid you supplied was invalid.", ("type", "uuid")),
     "INVALID_VALUE": ("The value given is invalid", ("field", "value")),
+    "INTERNAL_ERROR": (
+        "The server failed to handle your request, due to an internal error. The given "
+        "message may give details useful for debugging the problem.", ("message",)),
     "SSL_VERIFY_ERROR": (
         "The remote system's SSL certificate failed to verify against our certificate "
         "library.", ("reason",)),
@@ -56,9 +66,10 @@ def _pp_params(names: Sequence[str], values: Sequence[str]) -> list[str]:
 def server_error(code: str, *params: str) -> XeError:
     declared = DECLARED.get(code)
     if declared is None:
-        return XeError(f"Error code: {code}", "Error parameters: " + ", ".join(params))
+        return XeError(f"Error code: {code}", "Error parameters: " + ", ".join(params),
+                       code=code, params=params)
     description, names = declared
-    return XeError(description, *_pp_params(names, params))
+    return XeError(description, *_pp_params(names, params), code=code, params=params)
 
 
 def usage_error(what: str, detail: str) -> XeError:

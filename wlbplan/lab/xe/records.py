@@ -32,7 +32,7 @@ class Field:
         return f"{self.name} ( RW)" if self.settable else f"{self.name} ( RO)"
 
     def render(self, obj: State) -> str:
-        value = obj.get(self.name, "")
+        value = obj.get(self.name, {} if self.kind == "map" else "")
         if self.kind == "bool":
             return "true" if value else "false"
         if self.kind == "map":
@@ -65,7 +65,7 @@ POOL = ObjectClass(
     (Field("uuid"), Field("name-label", settable=True), Field("name-description", settable=True),
      Field("master"), Field("default-SR"), Field("wlb-url"), Field("wlb-username"),
      Field("wlb-enabled", "bool", settable=True), Field("wlb-verify-cert", "bool", settable=True),
-     Field("tls-verification-enabled", "bool")),
+     Field("tls-verification-enabled", "bool"), Field("other-config", "map", settable=True)),
     ("uuid", "name-label", "name-description", "master", "default-SR"),
     lambda state: [state["pool"]],
 )
@@ -147,7 +147,11 @@ def _set_field(cls: ObjectClass, obj: State, key: str, value: str) -> None:
             raise cli_failure(f"Unknown field '{key}'")
         if base.kind != "map":
             raise cli_failure(f"Field '{base.name}' is not a set or map")
-        raise cli_failure(f"Map field '{base.name}' is read-only.")
+        if not base.settable:
+            raise cli_failure(f"Map field '{base.name}' is read-only.")
+        # records.ml set_in_map: `other-config:KEY=VALUE` replaces the key's value
+        obj.setdefault(base.name, {})[key.split(":", 1)[1]] = value
+        return
     if not field.settable:
         raise cli_failure(f"Field '{key}' is read-only.")
     if field.kind == "bool":

@@ -39,7 +39,13 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]*")
 
 
 def validate_name(kind: Kind, name: str) -> None:
-    """certificates.ml is_unsafe: a leading dot, no `.pem` suffix or another character."""
+    """certificates.ml is_unsafe: a leading dot, no `.pem` suffix or another character.
+
+    An empty name fails before that: ``name.[0]`` raises Invalid_argument, which
+    exnHelper.ml turns into INTERNAL_ERROR.
+    """
+    if not name:
+        raise server_error("INTERNAL_ERROR", "Invalid argument: index out of bounds")
     if name.startswith(".") or not name.endswith(".pem") or not _SAFE_NAME.fullmatch(name):
         raise server_error(f"{kind.prefix}_NAME_INVALID", name)
 
@@ -108,6 +114,11 @@ def install(ctx: Context, kind: Kind) -> None:
     filename = ctx.params["filename"]
     data = read_client_file(filename, kind)
     name = os.path.basename(filename)  # cli_operations.ml: Filename.basename
+    install_named(ctx, kind, name, data)
+
+
+def install_named(ctx: Context, kind: Kind, name: str, data: bytes) -> None:
+    """xapi_pool.ml certificate_install (and crl_install): what xe and XenAPI both call."""
     with xe_state.locked(ctx.state_path) as state:
         if kind.ca and xe_state.has(state, xe_state.CONTENT_CHECK_SINCE):
             validate_ca_certificate(data)
@@ -121,7 +132,38 @@ def install(ctx: Context, kind: Kind) -> None:
                 xe_state.rebuild_bundle(host)
         if _recorded(kind, state) and name not in state["ca_certificates"]:
             state["ca_certificates"].append(name)
+            state.setdefault("ca_records", {})[name] = ca_record(data)
             xe_state.save(ctx.state_path, state)
+
+
+def pp_hash(digest: bytes) -> str:
+    """certificates.ml pp_hash: upper-case hex pairs joined by colons."""
+    return ":".join(f"{b:02X}" for b in digest)
+
+
+def ca_record(data: bytes) -> dict[str, str]:
+    """What certificates.ml Db_util.add_cert stores of a CA certificate: a uuid, its
+    validity and fingerprints (dates as xapi's DateTime, ``YYYYMMDDTHH:MM:SSZ``)."""
+    import uuid
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    record = {"uuid": str(uuid.uuid4()), "not_before": "19700101T00:00:00Z",
+              "not_after": "19700101T00:00:00Z", "fingerprint_sha256": "",
+              "fingerprint_sha1": ""}
+    ders = pem_certificates(data)
+    try:
+        cert = x509.load_der_x509_certificate(ders[0]) if ders else None
+    except ValueError:
+        cert = None
+    if cert is None:  # only before xapi 1.304, which checked no content
+        return record
+    record["not_before"] = cert.not_valid_before_utc.strftime("%Y%m%dT%H:%M:%SZ")
+    record["not_after"] = cert.not_valid_after_utc.strftime("%Y%m%dT%H:%M:%SZ")
+    record["fingerprint_sha256"] = pp_hash(cert.fingerprint(hashes.SHA256()))
+    record["fingerprint_sha1"] = pp_hash(cert.fingerprint(hashes.SHA1()))  # noqa: S303
+    return record
 
 
 def _recorded(kind: Kind, state: State) -> bool:
@@ -135,9 +177,14 @@ def _supports_force(state: State) -> bool:
 
 
 def uninstall(ctx: Context, kind: Kind, *, force: bool) -> None:
-    name = ctx.params["name"]
+    force = force and _supports_force(ctx.state())
+    uninstall_named(ctx, kind, ctx.params["name"], force=force)
+
+
+def uninstall_named(ctx: Context, kind: Kind, name: str, *, force: bool) -> None:
+    """xapi_pool.ml uninstall_ca_certificate (and crl_uninstall): what xe and XenAPI both
+    call; ``force`` as the caller's xapi version allows it."""
     with xe_state.locked(ctx.state_path) as state:
-        force = force and _supports_force(state)
         validate_name(kind, name)
         hosts = [ctx.host(h) for h in state["hosts"]]
         if (kind.dir(hosts[0]) / name).exists():
@@ -155,6 +202,7 @@ def _forget_ca_record(ctx: Context, state: State, name: str, *, force: bool) -> 
     """certificates.ml Db_util.remove_ca_cert_by_name: no record is INVALID_VALUE."""
     if name in state["ca_certificates"]:
         state["ca_certificates"].remove(name)
+        state.setdefault("ca_records", {}).pop(name, None)
         xe_state.save(ctx.state_path, state)
     elif not force:  # inferred: force exists to clean up exactly this kind of leftover
         raise server_error("INVALID_VALUE", "certificate:name", name)
@@ -164,12 +212,14 @@ def list_installed(ctx: Context, kind: Kind) -> None:
     """CA certificates come from the Certificate DB (xapi before 1.290 read the folder,
     certificates.ml local_list), CRLs from the coordinator's folder. Real xe promises no
     order; this one sorts."""
+    ctx.printer.lines(installed_names(ctx, kind))
+
+
+def installed_names(ctx: Context, kind: Kind) -> list[str]:
     state = ctx.state()
     if kind.ca:
-        names = xe_state.ca_names(ctx.layout, state)
-    else:
-        names = xe_state.folder_names(kind.dir(ctx.host(state["hosts"][0])))
-    ctx.printer.lines(names)
+        return xe_state.ca_names(ctx.layout, state)
+    return xe_state.folder_names(kind.dir(ctx.host(state["hosts"][0])))
 
 
 def _replace_folder(source: Path, target: Path) -> None:

@@ -182,12 +182,17 @@ def wlb_call(ctx: Context, state: State, url: str, username: str, password: str)
 
 def initialize_wlb(ctx: Context) -> None:
     p = ctx.params
-    wlb_call(ctx, ctx.state(), p["wlb_url"], p["wlb_username"], p["wlb_password"])
+    initialize(ctx, p["wlb_url"], p["wlb_username"], p["wlb_password"])
+
+
+def initialize(ctx: Context, url: str, username: str, password: str) -> None:
+    """xapi_pool.ml initialize_wlb: what xe and XenAPI both call."""
+    wlb_call(ctx, ctx.state(), url, username, password)
     with xe_state.locked(ctx.state_path) as state:
         pool = state["pool"]
-        pool["wlb-url"], pool["wlb-username"] = p["wlb_url"], p["wlb_username"]
+        pool["wlb-url"], pool["wlb-username"] = url, username
         pool["wlb-enabled"] = True
-        state["wlb_password"] = p["wlb_password"]
+        state["wlb_password"] = password
         xe_state.save(ctx.state_path, state)
 
 
@@ -203,12 +208,17 @@ def deconfigure_wlb(ctx: Context) -> None:
 
 
 def retrieve_wlb_configuration(ctx: Context) -> None:
+    ctx.printer.table([retrieve(ctx)])
+
+
+def retrieve(ctx: Context) -> Record:
+    """xapi_pool.ml retrieve_wlb_configuration: the pool's own handshake with WLB."""
     state = ctx.state()
     pool = state["pool"]
     if not pool["wlb-url"]:
         raise server_error("WLB_NOT_INITIALIZED")
     wlb_call(ctx, state, pool["wlb-url"], pool["wlb-username"], state["wlb_password"])
-    ctx.printer.table([WLB_CONFIGURATION])
+    return list(WLB_CONFIGURATION)
 
 
 def enable_tls_verification(ctx: Context) -> None:
