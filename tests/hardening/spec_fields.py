@@ -56,6 +56,9 @@ CERT = (*TARGET, "certificate")
 REQUEST = (*CERT, "request")
 SUBJECT = (*REQUEST, "subject")
 CREDENTIALS = (*TARGET, "wlb", "credentials")
+POOL = (*TARGET, "pool")
+XENAPI = {"connector": "xenapi", "state_dir": None,
+          "credentials": {"username_env": "XS_USER", "password_env": "XS_PASS"}}
 ACME = (*CERT, "acme")
 IGNORE = ("audit", "ignore", "[]")
 LOGINS = ("username_env", "password_env", "xenserver_username_env", "xenserver_password_env")
@@ -79,6 +82,12 @@ FIELDS: tuple[Field, ...] = (
     Field((*TARGET, "pool", "ssh_host")),
     Field((*TARGET, "pool", "trust_dir"), "remote_path"),
     Field((*TARGET, "pool", "state_dir"), "remote_path"),
+    Field((*TARGET, "pool", "connector")),
+    Field((*TARGET, "pool", "url")),
+    Field((*TARGET, "pool", "credentials", "username_env")),
+    Field((*TARGET, "pool", "credentials", "password_env")),
+    Field((*TARGET, "pool", "tls", "ca_file"), "local_path"),
+    Field((*TARGET, "pool", "tls", "fingerprint_sha256")),
     Field((*TARGET, "wlb", "address")),
     Field((*TARGET, "wlb", "connection")),
     Field((*TARGET, "wlb", "ssh_host")),
@@ -204,6 +213,8 @@ def _context(base: Path, index: int) -> list[tuple[Where, Where, dict[str, Any]]
         *(((*CERT, key), CERT, signed) for key in ("signed", "intermediates", "root")),
         ((*CERT, "signer"), CERT, {**signed, "signer": {"command": list(SIGNER)}}),
         (CREDENTIALS, CREDENTIALS, {key: key.upper() for key in LOGINS}),
+        # XenAPI's keys are read with connector: xenapi only, which has no lock folder.
+        *(((*POOL, key), POOL, XENAPI) for key in ("url", "credentials", "tls")),
         (ACME, CERT, {"source": "acme", "request": {"common_name": _address(index)},
                       "acme": {"directory": "https://ca.example.test/dir",
                                "root": f"{base}/root.pem",
@@ -233,7 +244,9 @@ def _fill(data: dict[str, Any], where: Where, base: Path, index: int) -> None:
         if where[: len(under)] == under:
             node = _node(data, (*part, ""))
             for key, value in needs.items():
-                if part[0] == "targets" or key not in node:
+                if value is None:
+                    node.pop(key, None)  # a key the field's context must not have
+                elif part[0] == "targets" or key not in node:
                     node[key] = copy.deepcopy(value)
 
 

@@ -919,3 +919,35 @@ def test_the_schema_lists_exactly_the_catalogued_rule_ids() -> None:
     # The spec layer cannot import the catalogue (core/): the schema carries the ids.
     enum = _schema()["$defs"]["ignore"]["properties"]["rule"]["enum"]
     assert enum == list(CATALOGUE)
+
+
+def test_the_xenapi_connector_reaches_the_model() -> None:
+    a, b = load_spec(DATA / "good" / "xenapi.yaml").targets
+    assert (a.pool.connector, a.pool.api_url) == ("xenapi", "https://xs1.example.com")
+    assert a.pool.credentials is not None
+    assert (a.pool.credentials.username_env, a.pool.credentials.password_env) == (
+        "XS1_USER", "XS1_PASS")
+    assert a.pool.tls.fingerprint_sha256 == ":".join(["AB"] * 32)  # xapi's own form
+    assert (a.pool.tls.ca_file, a.pool.tls.insecure) == (None, False)
+    assert b.pool.api_url == "https://[2001:db8::2]:8443/"
+    assert b.pool.tls.insecure is True
+    ssh = load_spec(DATA / "good" / "minimal.yaml").targets[0].pool
+    assert (ssh.connector, ssh.credentials, ssh.url) == ("ssh", None, None)
+
+
+def test_a_xenapi_ca_file_is_anchored_and_must_exist(tmp_path: Path) -> None:
+    text = MINIMAL_TARGET.replace(
+        "pool: {coordinator: xs1.example.com}",
+        "pool: {coordinator: xs1.example.com, connector: xenapi, tls: {ca_file: ca.pem},\n"
+        "           credentials: {username_env: U, password_env: P}}")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text("version: 1\n" + text)
+    _, diagnostics = load_spec_with_diagnostics(spec_file)
+    assert [d.format().removeprefix(f"{spec_file}:") for d in diagnostics] == [
+        f"4:76: error: targets[0].pool.tls.ca_file: {tmp_path / 'ca.pem'}: not found"]
+    (tmp_path / "ca.pem").write_text("x")
+    _, diagnostics = load_spec_with_diagnostics(spec_file)
+    assert "no PEM certificate found" in diagnostics[0].message  # read as certificates
+    (tmp_path / "ca.pem").write_bytes((EXAMPLES / "certs" / "example-root-ca.pem").read_bytes())
+    spec = load_spec(spec_file)
+    assert spec.targets[0].pool.tls.ca_file == tmp_path / "ca.pem"

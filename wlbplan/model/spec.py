@@ -74,6 +74,7 @@ class Diagnostic:
 
 HostKeyPolicy = Literal["strict", "accept-new"]
 Connection = Literal["ssh", "local"]
+Connector = Literal["ssh", "xenapi"]
 CertificateSource = Literal["self-signed", "ca-signed", "acme"]
 KeyType = Literal["rsa", "ec"]
 
@@ -130,10 +131,36 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class PoolCredentials:
+    """Names of environment variables holding the pool's XenAPI login; the values are
+    read when a session opens and never stored."""
+
+    username_env: str
+    password_env: str
+
+
+@dataclass(frozen=True)
+class PoolTls:
+    """How wlbplan trusts the pool's HTTPS certificate (XenAPI): against ``ca_file``, by
+    its pinned SHA-256 ``fingerprint_sha256`` (upper-case hex pairs and colons), or, with
+    neither, against this machine's trust store, the name checked in every case.
+    ``insecure``: no check at all, only when the spec says so."""
+
+    ca_file: Path | None = None
+    fingerprint_sha256: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
 class PoolSpec:
-    """The pool side. ``trust_dir`` is xapi's stunnel folder on the coordinator: installed
-    CA certificates in ``certs/``, the bundle ``xapi-stunnel-ca-bundle.pem``. ``state_dir``
-    holds wlbplan's apply lock on the coordinator."""
+    """The pool side. ``connector``: ``ssh`` runs xe on the coordinator (``xe``,
+    ``connection``, ``ssh_host``); ``xenapi`` calls the pool's API at ``url`` with
+    ``credentials`` and ``tls``.
+
+    ``trust_dir`` is xapi's stunnel folder on the coordinator: installed CA certificates in
+    ``certs/``, the bundle ``xapi-stunnel-ca-bundle.pem``. ``state_dir`` holds wlbplan's
+    apply lock on the coordinator (over XenAPI the lock is a key of the pool's
+    other_config)."""
 
     coordinator: str
     xe: str = "xe"
@@ -141,11 +168,23 @@ class PoolSpec:
     ssh_host: str | None = None
     trust_dir: PurePosixPath = DEFAULT_TRUST_DIR
     state_dir: PurePosixPath = DEFAULT_STATE_DIR
+    connector: Connector = "ssh"
+    url: str | None = None
+    credentials: PoolCredentials | None = None
+    tls: PoolTls = field(default_factory=PoolTls)
 
     @property
     def ssh_destination(self) -> str:
         """Where to open SSH: ``ssh_host`` when given, else the coordinator's name."""
         return self.ssh_host or self.coordinator
+
+    @property
+    def api_url(self) -> str:
+        """The pool's XenAPI: ``url``, by default ``https://<coordinator>``."""
+        if self.url:
+            return self.url
+        host = f"[{self.coordinator}]" if ":" in self.coordinator else self.coordinator
+        return f"https://{host}"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ from wlbplan.model.spec import (
     ExternalAccountBinding,
     KeySpec,
     Policy,
+    PoolCredentials,
     PoolSpec,
+    PoolTls,
     Signer,
     Spec,
     SshSettings,
@@ -118,7 +120,7 @@ def _target(raw: Data, default_ssh: SshSettings, base: Path) -> Target:
     wlb = _wlb(raw["wlb"])
     return Target(
         name=raw["name"],
-        pool=_pool(raw["pool"]),
+        pool=_pool(raw["pool"], base),
         wlb=wlb,
         certificate=_certificate(raw["certificate"], wlb.address, base),
         verify=raw.get("verify", True),
@@ -126,12 +128,26 @@ def _target(raw: Data, default_ssh: SshSettings, base: Path) -> Target:
     )
 
 
-def _pool(raw: Data) -> PoolSpec:
+def _pool(raw: Data, base: Path) -> PoolSpec:
     fields = dict(raw)
     for name in ("trust_dir", "state_dir"):
         if name in fields:
             fields[name] = PurePosixPath(fields[name])
+    if "credentials" in fields:
+        fields["credentials"] = PoolCredentials(**fields["credentials"])
+    tls = dict(fields.pop("tls", {}))
+    if "ca_file" in tls:
+        tls["ca_file"] = local_path(tls["ca_file"], base)
+    if "fingerprint_sha256" in tls:
+        tls["fingerprint_sha256"] = canonical_fingerprint(tls["fingerprint_sha256"])
+    fields["tls"] = PoolTls(**tls)
     return PoolSpec(**fields)
+
+
+def canonical_fingerprint(text: str) -> str:
+    """``ab:cd…`` or ``abcd…`` (as the schema allows) → ``AB:CD:…``, xapi's own form."""
+    digits = text.replace(":", "").upper()
+    return ":".join(digits[i:i + 2] for i in range(0, len(digits), 2))
 
 
 def _wlb(raw: Data) -> WlbSpec:

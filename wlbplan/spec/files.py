@@ -42,11 +42,22 @@ def check_local_files(data: Any, base: Path, report: Report) -> None:
         certificate = target.get("certificate")
         if isinstance(certificate, dict):
             _check_certificate(certificate, (*path, "certificate"), base, report)
+        ca_file = _dig(target, "pool", "tls", "ca_file")
+        if isinstance(ca_file, str):
+            _must_read(local_path(ca_file, base), (*path, "pool", "tls", "ca_file"), report)
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
 
 
 def _uses_ssh(target: Data) -> bool:
-    parts = [target.get("pool"), target.get("wlb")]
-    return any(isinstance(p, dict) and p.get("connection", "ssh") == "ssh" for p in parts)
+    pool, wlb = target.get("pool"), target.get("wlb")
+    pool_ssh = isinstance(pool, dict) and pool.get("connector", "ssh") == "ssh" and \
+        pool.get("connection", "ssh") == "ssh"
+    return pool_ssh or (isinstance(wlb, dict) and wlb.get("connection", "ssh") == "ssh")
 
 
 @contextlib.contextmanager

@@ -159,18 +159,44 @@ def _check_one_target_per_host(data: Data, targets: list[Any], report: Report,
 
 def _host_identities(data: Data, target: Data) -> list[tuple[str, tuple[object, ...], str]]:
     pool, wlb = target.get("pool", {}), target.get("wlb", {})
-    state_dir = posixpath.normpath(pool.get("state_dir", str(DEFAULT_STATE_DIR)))
     cert = posixpath.normpath(_dig(wlb, "paths", "cert") or str(DEFAULT_CERT_PATH))
-    xe = pool.get("xe", "xe")
-    coordinator = pool.get("ssh_host") or pool.get("coordinator", "")
     appliance = wlb.get("ssh_host") or wlb.get("address", "")
-    return [
-        ("pool", (*_host(data, target, pool.get("connection", "ssh"), coordinator), xe,
-                  state_dir),
-         f"pool (coordinator {coordinator}, xe {xe}, state_dir {state_dir})"),
-        ("wlb", (*_host(data, target, wlb.get("connection", "ssh"), appliance), cert),
-         f"appliance ({appliance}, certificate {cert})"),
-    ]
+    return [_pool_identity(data, target, pool),
+            ("wlb", (*_host(data, target, wlb.get("connection", "ssh"), appliance), cert),
+             f"appliance ({appliance}, certificate {cert})")]
+
+
+def _pool_identity(data: Data, target: Data,
+                   pool: Data) -> tuple[str, tuple[object, ...], str]:
+    coordinator = pool.get("coordinator", "")
+    if pool.get("connector", "ssh") == "xenapi":
+        # Over XenAPI the lock is in the pool itself: one API endpoint, one pool.
+        from urllib.parse import urlsplit
+
+        url = pool.get("url") or f"https://{coordinator}"
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname or "", parts.port or 443
+        except ValueError:
+            return ("pool", ("xenapi", url), f"pool (XenAPI {url})")
+        return ("pool", ("xenapi", *_resolved(data, host), port), f"pool (XenAPI {url})")
+    state_dir = posixpath.normpath(pool.get("state_dir", str(DEFAULT_STATE_DIR)))
+    xe = pool.get("xe", "xe")
+    coordinator = pool.get("ssh_host") or coordinator
+    return ("pool", (*_host(data, target, pool.get("connection", "ssh"), coordinator), xe,
+                     state_dir),
+            f"pool (coordinator {coordinator}, xe {xe}, state_dir {state_dir})")
+
+
+def _resolved(data: Data, name: str) -> tuple[str]:
+    """``name`` after ``resolve``, compared as DNS does (an IP in its compressed form)."""
+    resolve = _dig(data, "resolve")
+    resolve = {dns_key(k): v for k, v in resolve.items() if isinstance(v, str)} \
+        if isinstance(resolve, dict) else {}
+    address = resolve.get(dns_key(name), name)
+    if is_ip_literal(address):
+        address = ipaddress.ip_address(address).compressed
+    return (dns_key(address),)
 
 
 def _host(data: Data, target: Data, connection: str, name: str) -> tuple[object, ...]:
@@ -193,6 +219,9 @@ def _check_target(target: Data, path: PathT, report: Report, min_rsa: int, clean
     """Rules per target; each reads only parts that passed the schema, so one typo
     elsewhere in the target does not hide these errors."""
     _check_hosts(target, path, report, clean)
+    pool = target.get("pool")
+    if isinstance(pool, dict) and clean((*path, "pool")):
+        _check_connector(pool, (*path, "pool"), report)
     address = _dig(target, "wlb", "address")
     if not isinstance(address, str) or not clean((*path, "wlb", "address")):
         return
@@ -230,6 +259,78 @@ def _check_hosts(target: Data, path: PathT, report: Report, clean: _Clean) -> No
         problem = host_problem(value)
         if problem:
             report.error((*path, side, key), f"'{value}' {problem}")
+
+
+_SSH_ONLY = ("xe", "connection", "ssh_host", "trust_dir", "state_dir")
+_XENAPI_ONLY = ("url", "credentials", "tls")
+
+
+def _check_connector(pool: Data, path: PathT, report: Report) -> None:
+    """What each connector uses, and that a XenAPI login is given and kept private."""
+    xenapi = pool.get("connector", "ssh") == "xenapi"
+    for key in _SSH_ONLY if xenapi else _XENAPI_ONLY:
+        if key in pool:
+            used = "ssh" if xenapi else "xenapi"
+            report.error((*path, key), f"'{key}' is used only with connector: {used}",
+                         "Over XenAPI wlbplan calls the pool's API at `url`; over SSH it "
+                         "runs xe on the coordinator. Remove the key, or change connector.",
+                         on_key=True)
+    if not xenapi:
+        return
+    if "credentials" not in pool:
+        report.error((*path, "connector"), "connector: xenapi needs 'credentials' "
+                     "(username_env, password_env: the names of the environment variables "
+                     "holding the pool's login)")
+    if isinstance(pool.get("url"), str):
+        problem = api_url_problem(pool["url"])
+        if problem:
+            report.error((*path, "url"), f"'{pool['url']}' {problem}")
+    tls = pool.get("tls")
+    if isinstance(tls, dict):
+        _check_tls(tls, (*path, "tls"), report)
+
+
+def api_url_problem(url: str) -> str | None:
+    """Why ``url`` is not ``https://HOST[:PORT][/]``, else None."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        return f"is not a URL ({err})"
+    if parts.scheme != "https":
+        return "must start with https://"
+    if parts.username is not None or parts.password is not None:
+        return ("must not carry a login: the login goes in credentials, as names of "
+                "environment variables")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "must be https://HOST[:PORT], with no path (XenAPI answers at / and /RPC2)"
+    host = parts.hostname or ""
+    if not host:
+        return "has no host"
+    problem = host_problem(host)
+    if problem:
+        return f"has host '{host}', which {problem}"
+    if port == 0:
+        return "has port 0"
+    return None
+
+
+def _check_tls(tls: Data, path: PathT, report: Report) -> None:
+    given = [key for key in ("ca_file", "fingerprint_sha256") if key in tls]
+    if len(given) == 2:
+        report.error((*path, "fingerprint_sha256"),
+                     "give ca_file or fingerprint_sha256, not both", on_key=True)
+    if tls.get("insecure") is True and given:
+        report.error((*path, "insecure"),
+                     f"insecure: true turns off the check {given[0]} asks for; remove one",
+                     on_key=True)
+    elif tls.get("insecure") is True:
+        report.warning((*path, "insecure"),
+                       "the pool's certificate is not verified: anyone on the path can read "
+                       "the XenAPI login",
+                       "Every run says so. Give ca_file or fingerprint_sha256 instead.")
 
 
 _CA_ONLY = ("signed", "intermediates", "root", "signer")
