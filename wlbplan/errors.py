@@ -38,8 +38,28 @@ class RemoteCommandError(WlbplanError):
     """A command on a host exited non-zero."""
 
 
+class XapiLoginError(ConnectError):
+    """The pool's XenAPI refused the login (or answered from a member, not the
+    coordinator). ``code`` and ``params`` are xapi's, escaped and secrets masked."""
+
+    def __init__(self, message: str, code: str, params: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = tuple(params)
+
+
 class CommandTimeout(ConnectError):
     """A command on a host did not finish in time: that host counts as unreachable."""
+
+
+class XapiError(RemoteCommandError):
+    """A XenAPI call the pool refused: ``code`` and ``params`` are xapi's (escaped, secrets
+    masked); the message says what to do."""
+
+    def __init__(self, message: str, code: str, params: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = tuple(params)
 
 
 class Interrupted(WlbplanError):
