@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from wlbplan import certs
-from wlbplan.core import gate
+from wlbplan.core import gate, trusted
 from wlbplan.core.desired import managed
 from wlbplan.core.findings import Audit, Finding, TargetAudit
 from wlbplan.core.plan import TargetPlan, now_utc, plan_one
@@ -119,7 +119,7 @@ class _Seen:
     @classmethod
     def of(cls, target: Target, observed: Observed) -> _Seen:
         app = observed.appliance
-        trust = tuple(_cert(t.pem) for t in observed.pool.trusted if t.pem)
+        trust = tuple(r.cert for r in trusted.resolve(observed) if r.cert is not None)
         return cls(target, observed, _certs(app.served.chain), _certs(app.cert.chain), trust)
 
     @property
@@ -238,10 +238,12 @@ def _refused(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Fin
         verdict = certs.Verdict(ok=False, reason=str(err))
     if verdict.ok:
         return
+    unseen = trusted.unseen(trusted.resolve(seen.observed))
+    caveat = f" ({trusted.unseen_note(unseen)})" if unseen else ""
     yield where.finding(
         "WLB-POOL-REFUSES-WLB",
         f"wlb-verify-cert is true and the pool refuses what WLB serves at {seen.host}: "
-        f"{verdict}; the pool cannot talk to WLB",
+        f"{verdict}; the pool cannot talk to WLB{caveat}",
         about="pool", where="verify",
         hint=gate.advice(verdict.reason, seen.host) + " " +
         where.plan_hint("apply it once it is right."))
@@ -252,18 +254,18 @@ def _refused(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Fin
 
 def _trust(seen: _Seen, where: _Where) -> Iterator[Finding]:
     needed = _anchoring(seen)
-    for trusted in seen.observed.pool.trusted:
-        if trusted.pem is None:
+    for item in seen.observed.pool.trusted:
+        fingerprint = trusted.fingerprint_of(item)
+        if fingerprint is None:
             yield where.finding(
                 "WLB-TRUST-UNREADABLE",
-                f"the pool lists CA certificate {trusted.name} but its content could not "
-                "be read on the coordinator", about=f"trust:{trusted.name}", where="pool")
-        elif seen.served and managed(trusted.name) and \
-                certs.fingerprint(_cert(trusted.pem)) not in needed:
+                f"the pool lists CA certificate {item.name} but its content could not "
+                "be read on the coordinator", about=f"trust:{item.name}", where="pool")
+        elif seen.served and managed(item.name) and fingerprint not in needed:
             yield where.finding(
                 "WLB-TRUST-LEFTOVER",
-                f"{trusted.name} was installed by wlbplan but does not anchor what WLB "
-                "serves now", about=f"trust:{trusted.name}", where="pool")
+                f"{item.name} was installed by wlbplan but does not anchor what WLB "
+                "serves now", about=f"trust:{item.name}", where="pool")
 
 
 def _anchoring(seen: _Seen) -> set[str]:

@@ -14,6 +14,7 @@ from deepdiff import DeepDiff
 
 from wlbplan import certs
 from wlbplan.core.desired import Anchor, Desired, Pending, managed
+from wlbplan.core.trusted import fingerprint_of
 from wlbplan.model.observed import Observed
 
 Action = Literal["create", "update", "delete"]
@@ -56,14 +57,9 @@ def _fingerprints(chain: tuple[str, ...]) -> str:
 
 
 def observed_trust(observed: Observed) -> dict[str, str]:
-    """Installed CA certificates by name → fingerprint (``unreadable`` when unknown)."""
-    trust = {}
-    for item in observed.pool.trusted:
-        trust[item.name] = (
-            certs.fingerprint(certs.parse_pem_bundle(item.pem.encode())[0])
-            if item.pem else "unreadable"
-        )
-    return trust
+    """Installed CA certificates by name → fingerprint (of the content, or as the pool
+    reports it; ``unreadable`` when neither is known)."""
+    return {item.name: fingerprint_of(item) or "unreadable" for item in observed.pool.trusted}
 
 
 def observed_view(observed: Observed) -> dict[str, Any]:
@@ -265,8 +261,12 @@ def _trust_change(kind: str, name: str, desired: Desired, observed: Observed) ->
         return Change(f"pool.trust[{name}]", "update", {"name": name}, summary,
                       "the coordinator's copy cannot be read as a certificate: reinstall it")
     item = next(t for t in observed.pool.trusted if t.name == name)
-    summary = {"name": name, **(cert_summary(item.pem) if item.pem else {})}
-    return Change(f"pool.trust[{name}]", "delete", summary, None,
+    removed: dict[str, Any] = {"name": name}
+    if item.pem:
+        removed |= cert_summary(item.pem)
+    elif item.fingerprint:
+        removed["fingerprint"] = item.fingerprint  # all the pool says of it
+    return Change(f"pool.trust[{name}]", "delete", removed, None,
                   "installed by wlbplan for a certificate the appliance no longer needs")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from cryptography import x509
 
 from wlbplan import certs
+from wlbplan.core import trusted
 from wlbplan.core.desired import Desired, managed
 from wlbplan.errors import VerifyError, WlbplanError
 from wlbplan.limits import PEM, read_file
@@ -33,13 +34,24 @@ def _load(pem: str) -> x509.Certificate:
     return certs.parse_pem_bundle(pem.encode())[0]
 
 
+def _anchors(desired: Desired) -> list[str]:
+    return [a.pem for a in desired.trust]
+
+
 def trust_after(desired: Desired, observed: Observed) -> list[x509.Certificate]:
     """The pool's bundle once the plan is applied: others' certificates stay, wlbplan's
-    own are what the spec needs."""
+    own are what the spec needs. A certificate known by fingerprint only and matched with
+    nothing wlbplan holds is left out (``trusted``: never a looser verdict)."""
     needed = {a.fingerprint for a in desired.trust}
-    kept = [_load(t.pem) for t in observed.pool.trusted
-            if t.pem and (not managed(t.name) or certs.fingerprint(_load(t.pem)) in needed)]
+    kept = [r.cert for r in trusted.resolve(observed, desired.chain, _anchors(desired))
+            if r.cert is not None and (not managed(r.item.name) or r.fingerprint in needed)]
     return kept + [_load(a.pem) for a in desired.trust]
+
+
+def _unseen_note(desired: Desired, observed: Observed) -> tuple[str, ...]:
+    names = trusted.unseen(trusted.resolve(observed, desired.chain, _anchors(desired)))
+    others = tuple(n for n in names if not managed(n))
+    return (trusted.unseen_note(others),) if others else ()
 
 
 def check(target: Target, observed: Observed, desired: Desired, policy: Policy) -> GateResult:
@@ -76,6 +88,7 @@ def check(target: Target, observed: Observed, desired: Desired, policy: Policy) 
     warnings += [_say(f) for f in certs.modern_policy_findings(chain, trust, host)]
     if not desired.verify:
         return GateResult(None, tuple(warnings))
+    warnings += _unseen_note(desired, observed)
     try:
         verdict = certs.pool_accepts(chain, trust, host, mode=observed.pool.verify_mode)
     except VerifyError as err:

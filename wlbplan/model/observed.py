@@ -62,10 +62,17 @@ class ApplianceFacts:
 
 @dataclass(frozen=True)
 class TrustedCert:
-    """One CA certificate installed in the pool; ``pem`` is None when it could not be read."""
+    """One CA certificate installed in the pool; ``pem`` is None when it could not be read.
+
+    ``fingerprint`` (SHA-256, upper-case hex pairs and colons) is what the pool itself
+    reports of a certificate whose content wlbplan cannot read: XenAPI's Certificate
+    records carry fingerprints, never the certificates. With a ``pem`` it stays None (the
+    content says more than the pool's word for it).
+    """
 
     name: str
     pem: str | None = None
+    fingerprint: str | None = None
 
 
 CaCommands = Literal["current", "pre-1.290"]
@@ -147,6 +154,10 @@ def observed_from_json(data: Any) -> Observed:
     return built
 
 
+# Facts added within plan format 1.2, absent from the files older wlbplans wrote.
+_ADDED_LATER = frozenset({(TrustedCert, "fingerprint")})
+
+
 def _build(kind: type[Any], data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ValueError(f"{where} must be an object")
@@ -157,6 +168,8 @@ def _build(kind: type[Any], data: Any, where: str) -> Any:
         raise ValueError(f"{where}.{unknown[0]} is not a fact wlbplan records")
     values = {}
     for f in dataclasses.fields(kind):
+        if f.name not in data and (kind, f.name) in _ADDED_LATER:
+            continue  # a plan file of the same format made before this fact: its default
         if f.name not in data:
             raise ValueError(f"{where}.{f.name} is missing")
         values[f.name] = _value(hints[f.name], data[f.name], f"{where}.{f.name}")

@@ -133,6 +133,9 @@ def _pool(item: Observed) -> list[Text]:
         lines.append(_line(f"    CA certificate   {safe(trusted.name)}"))
         if trusted.pem:
             lines += _cert_lines(trusted.pem, "      ")
+        elif trusted.fingerprint:
+            lines.append(_line(f"      sha256      {safe(trusted.fingerprint)} ",
+                               ("(as the pool reports it; its content is not given)", "dim")))
         else:
             lines.append(_line("      ", ("(content could not be read)", "yellow")))
     return lines
