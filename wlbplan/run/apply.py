@@ -286,7 +286,7 @@ def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: P
     holder = lock.read_lock(sessions.pool, target)
     if holder is not None and holder.id != lock_id:
         raise LockError(lock.held_message(
-            target, holder, sessions.pool.host,
+            target, holder, sessions.pool,
             "nothing was undone; wait for it to finish before rolling back"))
     ctx = Context(spec, target, sessions, state_dir)
     entries = replay.pending_undo()
@@ -389,7 +389,7 @@ def _adopt_lock(sessions: Sessions, target: Target, lock_id: object) -> LockInfo
         return lock.acquire(sessions.pool, target)
     if holder.id != lock_id:
         raise LockError(lock.held_message(
-            target, holder, sessions.pool.host,
+            target, holder, sessions.pool,
             f"nothing was resumed (the interrupted apply's lock was {lock_id})"))
     return holder
 

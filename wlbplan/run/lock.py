@@ -14,12 +14,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Protocol, runtime_checkable
 
 from wlbplan.connectors.base import Runner
+from wlbplan.connectors.xenapi import XenapiPool
 from wlbplan.errors import Interrupted, LockError
 from wlbplan.model.command import Command, script
 from wlbplan.model.lock import LOCK_FILE, UNREADABLE, LockInfo, lock_path, parse_lock
 from wlbplan.model.spec import Target
+from wlbplan.run.lock_xenapi import XenapiLockStore
 from wlbplan.run.pids import alive
 
 __all__ = ["LOCK_FILE", "UNREADABLE", "acquire", "force_unlock", "held_message", "lock_path",
@@ -60,16 +63,87 @@ def new_lock(target: Target) -> LockInfo:
     )
 
 
-def read_lock(runner: Runner, target: Target) -> LockInfo | None:
+@runtime_checkable
+class LockStore(Protocol):
+    """Where a pool's lock lives: a file on the coordinator (SSH), a key of the pool's
+    other_config (XenAPI, ``run.lock_xenapi``). ``create`` is the one atomic test-and-set."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def where(self) -> str:
+        """The lock's place, for messages."""
+        ...
+
+    def create(self, info: LockInfo) -> bool:
+        """Take the lock: True when made, False when one is there (LockError when the
+        place is unsafe)."""
+        ...
+
+    def read(self) -> LockInfo | None: ...
+
+    def remove(self, lock_id: str) -> bool:
+        """Remove the lock if it is still ``lock_id`` (an unreadable one for UNREADABLE)."""
+        ...
+
+
+class FileLockStore:
+    """The lock as a file on the coordinator, published whole by ``ln`` (_ACQUIRE)."""
+
+    def __init__(self, runner: Runner, target: Target) -> None:
+        self.runner = runner
+        self.target = target
+
+    @property
+    def host(self) -> str:
+        return self.runner.host
+
+    @property
+    def where(self) -> str:
+        return lock_path(self.target)
+
+    def create(self, info: LockInfo) -> bool:
+        command = script(_ACQUIRE, str(self.target.pool.state_dir), lock_path(self.target),
+                         stdin=json.dumps(asdict(info)).encode())
+        made = self.runner.run(command)
+        if made.exit_code == _UNSAFE:
+            raise LockError(
+                f"{self.target.name}: refusing to take the apply lock on {self.runner.host}: "
+                f"{made.stderr.strip()}. Fix the folder's owner and mode (chown, "
+                "chmod go-w) or set pool.state_dir to a private folder")
+        return made.ok
+
+    def read(self) -> LockInfo | None:
+        result = self.runner.run(Command(("cat", "--", lock_path(self.target))))
+        return parse_lock(result.stdout, self.target.name) if result.ok else None
+
+    def remove(self, lock_id: str) -> bool:
+        if lock_id == UNREADABLE:
+            return self.runner.run(Command(("rm", "-f", "--", lock_path(self.target)))).ok
+        return self.runner.run(script(_RELEASE, lock_path(self.target), lock_id)).ok
+
+
+Place = Runner | XenapiPool | LockStore
+"""Where a lock is: a Runner (SSH, local: a file), a XenapiPool (other_config), a store."""
+
+
+def store_of(where: Place, target: Target) -> LockStore:
+    """The lock store of a pool reached by ``where``."""
+    if isinstance(where, LockStore):
+        return where
+    if isinstance(where, XenapiPool):
+        return XenapiLockStore(where.session, target)
+    return FileLockStore(where, target)
+
+
+def read_lock(where: Place, target: Target) -> LockInfo | None:
     """The lock on the pool, read alone (apply, rollback, force-unlock; an inspection
-    reads it in its one script instead)."""
-    result = runner.run(Command(("cat", "--", lock_path(target))))
-    if not result.ok:
-        return None
-    return parse_lock(result.stdout, target.name)
+    reads it with the facts instead)."""
+    return store_of(where, target).read()
 
 
-def acquire(runner: Runner, target: Target, timeout: float = 0.0,
+def acquire(where: Place, target: Target, timeout: float = 0.0,
             info: LockInfo | None = None, *, cancel: threading.Event | None = None,
             waiting: Callable[[LockInfo | None], None] | None = None) -> LockInfo:
     """Take the pool's lock, waiting up to ``timeout`` seconds for another apply.
@@ -79,42 +153,34 @@ def acquire(runner: Runner, target: Target, timeout: float = 0.0,
     """
     if not (math.isfinite(timeout) and timeout >= 0):
         raise LockError(f"the lock timeout must be a finite number of seconds, not {timeout}")
+    store = store_of(where, target)
     stopped = cancel or threading.Event()
     mine = info or new_lock(target)
-    folder = str(target.pool.state_dir)
-    command = script(_ACQUIRE, folder, lock_path(target),
-                     stdin=json.dumps(asdict(mine)).encode())
     deadline = time.monotonic() + timeout
     told = False
     while True:
         if stopped.is_set():
             raise Interrupted(f"{target.name}: stopped while waiting for the pool's lock; "
                               "nothing was changed")
-        made = runner.run(command)
-        if made.ok:
+        if store.create(mine):
             return mine
-        if made.exit_code == _UNSAFE:
-            raise LockError(
-                f"{target.name}: refusing to take the apply lock on {runner.host}: "
-                f"{made.stderr.strip()}. Fix the folder's owner and mode (chown, "
-                "chmod go-w) or set pool.state_dir to a private folder")
-        holder = read_lock(runner, target)
+        holder = store.read()
         if holder is None and time.monotonic() < deadline:
             stopped.wait(_POLL / 10)  # released just now, or not creatable: try again soon
             continue
         if time.monotonic() >= deadline:
-            raise LockError(_held_message(target, holder, runner.host))
+            raise LockError(_held_message(target, holder, store))
         if waiting is not None and not told:
             waiting(holder)
             told = True
         stopped.wait(min(_POLL, max(0.0, deadline - time.monotonic())))
 
 
-def _held_message(target: Target, holder: LockInfo | None, host: str) -> str:
+def _held_message(target: Target, holder: LockInfo | None, store: LockStore) -> str:
     if holder is None:
-        return f"{target.name}: could not create the lock {lock_path(target)} on {host}"
+        return f"{target.name}: could not create the lock {store.where} on {store.host}"
     if holder.unreadable:
-        return held_message(target, holder, host, "nothing was changed")
+        return held_message(target, holder, store, "nothing was changed")
     return (
         f"{target.name}: another apply is running on this pool: {holder.describe()}. "
         f"Wait for it (--lock-timeout), or if it is dead and you are sure, run "
@@ -122,11 +188,13 @@ def _held_message(target: Target, holder: LockInfo | None, host: str) -> str:
     )
 
 
-def held_message(target: Target, holder: LockInfo, host: str, outcome: str) -> str:
+def held_message(target: Target, holder: LockInfo, where: Place,
+                 outcome: str) -> str:
     """Why a pool locked by ``holder`` (not this run's lock) is refused, and what to do."""
+    store = store_of(where, target)
     if holder.unreadable:
         return (
-            f"{target.name}: the pool's lock file {lock_path(target)} on {host} is not a lock "
+            f"{target.name}: the pool's lock {store.where} on {store.host} is not a lock "
             f"record wlbplan writes (cut short, damaged or written by something else), so "
             f"wlbplan cannot tell which apply holds it; {outcome}. If no apply is running "
             f"on this pool, remove it with `{target.command('force-unlock', UNREADABLE)}`")
@@ -134,15 +202,16 @@ def held_message(target: Target, holder: LockInfo, host: str, outcome: str) -> s
             f"{outcome}")
 
 
-def release(runner: Runner, target: Target, lock_id: str) -> bool:
+def release(where: Place, target: Target, lock_id: str) -> bool:
     """Remove the lock if it is still ``lock_id``; True when it was removed."""
-    return runner.run(script(_RELEASE, lock_path(target), lock_id)).ok
+    return store_of(where, target).remove(lock_id)
 
 
-def force_unlock(runner: Runner, target: Target, lock_id: str) -> LockInfo:
-    holder = read_lock(runner, target)
+def force_unlock(where: Place, target: Target, lock_id: str) -> LockInfo:
+    store = store_of(where, target)
+    holder = store.read()
     if holder is None:
-        raise LockError(f"{target.name}: the pool is not locked ({lock_path(target)})")
+        raise LockError(f"{target.name}: the pool is not locked ({store.where})")
     if holder.id != lock_id:
         # The id is the proof that the caller looked at this very lock: never hand it out.
         raise LockError(
@@ -150,10 +219,8 @@ def force_unlock(runner: Runner, target: Target, lock_id: str) -> LockInfo:
             f"{holder.owner}, pid {holder.pid}, since {holder.created}); force-unlock needs "
             "the exact id, as `wlbplan audit` or the refused apply showed it"
         )
-    removed = (runner.run(Command(("rm", "-f", "--", lock_path(target)))).ok
-               if holder.unreadable else release(runner, target, lock_id))
-    if not removed:
-        raise LockError(f"{target.name}: could not remove {lock_path(target)}")
+    if not store.remove(lock_id):
+        raise LockError(f"{target.name}: could not remove {store.where}")
     return holder
 
 
