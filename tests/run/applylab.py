@@ -53,7 +53,7 @@ PYTHON = sys.executable
 # Files that legitimately change while a lab runs: stunnel's pid and log (a restart
 # rewrites them), the emulator's flock file, and bytecode caches.
 VOLATILE = {"appliance/run/stunnel.pid", "appliance/var/log/stunnel.log",
-            "pool/state.json.lock"}
+            "pool/state.json.lock", "pool/xenapi-sessions.json"}
 CACHE_PARTS = {".pycache", "__pycache__"}
 
 Snapshot = dict[str, tuple[str, int]]
@@ -66,12 +66,13 @@ def _env() -> dict[str, str]:
             "LANG": "C.UTF-8"}
 
 
-def wlbplan(*args: str, stdin: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``wlbplan ARGS`` as an operator runs it: a subprocess, stdin not a terminal."""
+def wlbplan(*args: str, stdin: str | None = None, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``wlbplan ARGS`` as an operator runs it: a subprocess, stdin not a terminal;
+    ``env``: variables to add (a XenAPI login)."""
     return subprocess.run([PYTHON, "-m", "wlbplan", *args], capture_output=True, text=True,
-                          timeout=timeout, env=_env(), input=stdin if stdin is not None else "",
-                          check=False)
+                          timeout=timeout, env={**_env(), **(env or {})},
+                          input=stdin if stdin is not None else "", check=False)
 
 
 @dataclass

@@ -37,7 +37,7 @@ class Context:
     it with the step's completion."""
 
     def runner(self, on: str) -> Runner:
-        return self.sessions.appliance if on == "appliance" else self.sessions.pool
+        return self.sessions.appliance if on == "appliance" else self.sessions.pool_runner
 
 
 class StepFailed(RemoteCommandError):

@@ -1,4 +1,5 @@
-"""Pool actions: run on the coordinator with its xe CLI and its own openssl."""
+"""Pool actions: run on the coordinator with its xe CLI and its own openssl, or, for a pool
+reached through XenAPI, as API calls (``actions.pool_api``) with the preflight run here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from typing import Any
 
 from wlbplan import certs
+from wlbplan.actions import pool_api
 from wlbplan.actions.base import (
     Action,
     Confine,
@@ -18,6 +20,7 @@ from wlbplan.actions.base import (
     remote_tmpdir,
     typed,
 )
+from wlbplan.connectors.xenapi import XenapiPool, XenapiSession
 from wlbplan.core.steps import Step
 from wlbplan.core.steps.pool import CA_COMMANDS, CaCommands, bundle_path, preflight_argv
 from wlbplan.errors import VerifyError
@@ -31,6 +34,18 @@ _GONE = ("does not exist",)
 
 def _xe(ctx: Context, *args: str) -> Command:
     return Command((ctx.target.pool.xe, *args))
+
+
+def _api(ctx: Context) -> XenapiSession | None:
+    """The pool's XenAPI session when it is reached that way (None: xe over a Runner)."""
+    pool = ctx.sessions.pool
+    return pool.session if isinstance(pool, XenapiPool) else None
+
+
+def _key(xe: CaCommands) -> str:
+    """The PoolFacts.ca_commands value these xe commands stand for (the same choice names
+    the XenAPI calls)."""
+    return next(key for key, known in CA_COMMANDS.items() if known == xe)
 
 
 # ---- install / uninstall a CA certificate ----------------------------------------------
@@ -58,7 +73,11 @@ def ca_commands(params: dict[str, Any]) -> CaCommands:
 
 def install(ctx: Context, xe: CaCommands, name: str, pem: str) -> None:
     _safe(name, "installing a CA certificate")
-    runner = ctx.sessions.pool
+    api = _api(ctx)
+    if api is not None:
+        pool_api.install(api, _key(xe), name, pem)
+        return
+    runner = ctx.sessions.pool_runner
     with remote_tmpdir(runner) as folder:
         path = f"{folder}/{name}"
         runner.put(pem.encode(), path, mode=0o644)
@@ -68,7 +87,11 @@ def install(ctx: Context, xe: CaCommands, name: str, pem: str) -> None:
 
 def uninstall(ctx: Context, xe: CaCommands, name: str, *, missing_ok: bool) -> None:
     _safe(name, "removing a CA certificate")
-    result = ctx.sessions.pool.run(_xe(ctx, xe.uninstall, f"name={name}"))
+    api = _api(ctx)
+    if api is not None:
+        pool_api.uninstall(api, _key(xe), name, missing_ok=missing_ok)
+        return
+    result = ctx.sessions.pool_runner.run(_xe(ctx, xe.uninstall, f"name={name}"))
     if result.ok or (missing_ok and any(g in result.stderr for g in _GONE)):
         return
     said = (result.stderr or result.stdout).strip()
@@ -80,8 +103,11 @@ def _install_run(ctx: Context, step: Step) -> None:
     install(ctx, ca_commands(step.params), step.params["name"], step.params["pem"])
 
 
-def _names(ctx: Context) -> list[str]:
-    listed = checked(ctx.sessions.pool, _xe(ctx, "pool-certificate-list", "--minimal"),
+def _names(ctx: Context, xe: CaCommands) -> list[str]:
+    api = _api(ctx)
+    if api is not None:
+        return pool_api.ca_names(api, _key(xe))
+    listed = checked(ctx.sessions.pool_runner, _xe(ctx, "pool-certificate-list", "--minimal"),
                      "listing CA certificates")
     return listed.stdout.replace(",", " ").split()
 
@@ -89,7 +115,7 @@ def _names(ctx: Context) -> list[str]:
 def _install_undo_record(ctx: Context, step: Step) -> UndoRecord | None:
     # A name that is already there is someone's trust: installing fails, and undoing must
     # not remove it.
-    if step.params["name"] in _names(ctx):
+    if step.params["name"] in _names(ctx, ca_commands(step.params)):
         return None
     return {"kind": "pool.uninstall_ca", "name": step.params["name"],
             "ca_commands": step.params.get("ca_commands", "current")}
@@ -112,7 +138,7 @@ def _undo_uninstall(ctx: Context, record: UndoRecord) -> None:
 
 
 def _undo_install(ctx: Context, record: UndoRecord) -> None:
-    if record["name"] not in _names(ctx):
+    if record["name"] not in _names(ctx, ca_commands(record)):
         install(ctx, ca_commands(record), record["name"], record["pem"])
 
 
@@ -120,7 +146,12 @@ def _undo_install(ctx: Context, record: UndoRecord) -> None:
 
 
 def sync(ctx: Context) -> None:
-    checked(ctx.sessions.pool, _xe(ctx, "pool-certificate-sync"), "pool-certificate-sync")
+    api = _api(ctx)
+    if api is not None:
+        pool_api.sync(api)
+        return
+    checked(ctx.sessions.pool_runner, _xe(ctx, "pool-certificate-sync"),
+            "pool-certificate-sync")
 
 
 def _sync_run(ctx: Context, step: Step) -> None:
@@ -141,7 +172,11 @@ def _undo_sync(ctx: Context, record: UndoRecord) -> None:
 
 
 def set_verify(ctx: Context, uuid: str, value: bool) -> None:
-    checked(ctx.sessions.pool,
+    api = _api(ctx)
+    if api is not None:
+        pool_api.set_verify(api, uuid, value)
+        return
+    checked(ctx.sessions.pool_runner,
             _xe(ctx, "pool-param-set", f"uuid={uuid}", f"wlb-verify-cert={str(value).lower()}"),
             "setting wlb-verify-cert")
 
@@ -236,12 +271,16 @@ def _legacy_reason(served: str, bundle: str) -> str | None:
 
 def current_wlb_host(ctx: Context, uuid: str | None) -> str | None:
     """The host part of the pool's wlb-url right now (what xapi will check the name of)."""
-    pool_uuid = uuid or checked(ctx.sessions.pool, _xe(ctx, "pool-list", "--minimal"),
+    api = _api(ctx)
+    if api is not None:
+        return pool_api.wlb_host(api, uuid)
+    runner = ctx.sessions.pool_runner
+    pool_uuid = uuid or checked(runner, _xe(ctx, "pool-list", "--minimal"),
                                 "finding the pool").stdout.strip()
     if not pool_uuid:
         raise StepFailed(f"finding the pool: {ctx.target.pool.xe} pool-list printed nothing "
-                         f"on {ctx.sessions.pool.host}")
-    url = checked(ctx.sessions.pool,
+                         f"on {runner.host}")
+    url = checked(runner,
                   _xe(ctx, "pool-param-get", f"uuid={pool_uuid}", "param-name=wlb-url"),
                   "reading wlb-url").stdout.strip()
     return url_host(url) or None
@@ -254,16 +293,27 @@ def _preflight_run(ctx: Context, step: Step) -> None:
     if now is not None and now != p["host"]:
         p["host"], p["address"] = now, ctx.spec.address_of(now)
     argv = preflight_argv(ctx.target, p["host"], p["address"], p["port"], p["mode"] != "chain")
-    text = facts.build([
-        facts.fact("handshake", "timeout", "20", *argv),
-        facts.fact("bundle", "cat", "--", bundle_path(ctx.target)),
-    ])
-    result = ctx.sessions.pool.run(script(text), timeout=60)
-    reason = handshake_verdict(facts.parse(result.stdout), legacy=p["mode"] != "chain")
+    if _api(ctx) is not None:
+        # No shell on the pool: here, with the bundle the plan says the pool will hold.
+        bundle = p.get("bundle")
+        if not isinstance(bundle, list) or not all(isinstance(b, str) for b in bundle):
+            raise StepFailed("preflight: the plan carries no bundle for the pool (made by "
+                             "another wlbplan?); make the plan again")
+        raw = pool_api.local_handshake(argv, bundle)
+        where = "from this machine with the bundle the pool will hold"
+    else:
+        text = facts.build([
+            facts.fact("handshake", "timeout", "20", *argv),
+            facts.fact("bundle", "cat", "--", bundle_path(ctx.target)),
+        ])
+        raw = facts.parse(ctx.sessions.pool_runner.run(script(text), timeout=60).stdout)
+        where = "from the coordinator"
+    reason = handshake_verdict(raw, legacy=p["mode"] != "chain")
     if reason is not None:
         raise StepFailed(
-            f"preflight: WLB at {join_host_port(p['host'], p['port'])} would fail the pool's "
-            f"own checks ({p['mode']}): {reason}. wlb-verify-cert was left as it is."
+            f"preflight ({where}): WLB at {join_host_port(p['host'], p['port'])} would fail "
+            f"the pool's own checks ({p['mode']}): {reason}. wlb-verify-cert was left as it "
+            "is."
         )
 
 
@@ -283,10 +333,14 @@ def _logins(env: dict[str, str]) -> tuple[list[str], tuple[str, ...]]:
 
 
 def initialize_wlb(ctx: Context, url: str, env: dict[str, str]) -> None:
+    api = _api(ctx)
+    if api is not None:
+        pool_api.initialize_wlb(api, url, env)
+        return
     args, secrets = _logins(env)
     command = Command((ctx.target.pool.xe, "pool-initialize-wlb", f"wlb_url={url}", *args),
                       secrets=secrets)
-    checked(ctx.sessions.pool, command, f"pool-initialize-wlb with wlb_url={url}")
+    checked(ctx.sessions.pool_runner, command, f"pool-initialize-wlb with wlb_url={url}")
 
 
 def _reconnect_run(ctx: Context, step: Step) -> None:
@@ -309,7 +363,11 @@ def check_environment(step: Step) -> str | None:
 
 
 def _confirm_run(ctx: Context, step: Step) -> None:
-    checked(ctx.sessions.pool, _xe(ctx, "pool-retrieve-wlb-configuration"),
+    api = _api(ctx)
+    if api is not None:
+        pool_api.confirm(api)
+        return
+    checked(ctx.sessions.pool_runner, _xe(ctx, "pool-retrieve-wlb-configuration"),
             "confirming the pool still talks to WLB (pool-retrieve-wlb-configuration)")
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from wlbplan import __version__
-from wlbplan.core import gate
+from wlbplan import __version__, certs
+from wlbplan.core import gate, trusted
 from wlbplan.core.desired import Desired, desired_state
 from wlbplan.core.diff import Change, diff, observed_view
 from wlbplan.core.steps import Step
@@ -294,18 +294,29 @@ def _steps(spec: Spec, target: Target, observed: Observed, desired: Desired,
         steps.append(pool_steps.reconnect(target, observed.pool, desired.wlb_url))
     if desired.verify and (installs or chain_changes or verify_changes or url_changes):
         host = desired.wlb_host or observed.pool.wlb_host or target.wlb.address
-        steps.append(pool_steps.preflight(target, observed.pool, host, spec.address_of(host)))
+        bundle = tuple(certs.to_pem([c]).decode() for c in gate.trust_after(desired, observed)) \
+            if pool_steps.api(target) else ()
+        steps.append(pool_steps.preflight(target, observed.pool, host, spec.address_of(host),
+                                          bundle))
         if verify_changes:
             steps.append(pool_steps.set_verify(target, observed.pool, True))
         steps.append(pool_steps.confirm(target))
+    contents = _trusted_pems(observed, desired) if removals else {}
     for change in removals:
         name = change.before["name"]
-        item = next(t for t in observed.pool.trusted if t.name == name)
-        steps.append(pool_steps.uninstall_ca(target, observed.pool, name, item.pem,
+        steps.append(pool_steps.uninstall_ca(target, observed.pool, name, contents.get(name),
                                              change.before.get("fingerprint")))
     if removals:
         steps.append(pool_steps.certificate_sync(target))
     return steps
+
+
+def _trusted_pems(observed: Observed, desired: Desired) -> dict[str, str]:
+    """The content of each trusted certificate wlbplan knows (read, or matched by the
+    fingerprint the pool reports): what an uninstall's undo puts back."""
+    resolved = trusted.resolve(observed, desired.chain, [a.pem for a in desired.trust])
+    return {r.item.name: r.item.pem or certs.to_pem([r.cert]).decode()
+            for r in resolved if r.cert is not None}
 
 
 def _install_chain_steps(target: Target, observed: Observed, desired: Desired,

@@ -1,4 +1,5 @@
-"""Gather a target's facts: one script on the appliance, one on the coordinator."""
+"""Gather a target's facts: one script on the appliance, one on the coordinator (or, for a
+pool reached through XenAPI, its records read in its one session)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from wlbplan.connectors.base import Runner
+from wlbplan.connectors.xenapi import XenapiPool
 from wlbplan.core.stunnel_conf import Served as StunnelServes
-from wlbplan.inspect import appliance, pool
+from wlbplan.inspect import appliance, pool, pool_xenapi
 from wlbplan.inspect import script as facts
 from wlbplan.model.command import script
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.observed import ApplianceFacts, Observed, PoolFacts
 from wlbplan.model.spec import Target
-from wlbplan.run.sessions import Sessions
+from wlbplan.run.lock_xenapi import XenapiLockStore
+from wlbplan.run.sessions import PoolSide, Sessions
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,20 @@ def _gather(runner: Runner, text: str) -> dict[str, facts.RawFact]:
     return facts.parse(result.stdout)
 
 
-def inspect_pool(target: Target, runner: Runner) -> PoolFacts:
-    """The coordinator's facts, in one round trip."""
-    return pool.parse(_gather(runner, pool.script(target)), target)
+def inspect_pool(target: Target, where: PoolSide) -> PoolFacts:
+    """The coordinator's facts, in one round trip (over XenAPI, in its one session)."""
+    if isinstance(where, XenapiPool):
+        return pool_xenapi.inspect_pool(target, where.session)
+    return pool.parse(_gather(where, pool.script(target)), target)
+
+
+def _pool_and_lock(target: Target, where: PoolSide) -> tuple[PoolFacts, LockInfo | None]:
+    """The pool's facts and its apply lock, read together (one script, or one session)."""
+    if isinstance(where, XenapiPool):
+        facts_read = pool_xenapi.inspect_pool(target, where.session)
+        return facts_read, XenapiLockStore(where.session, target).read()
+    raw = _gather(where, pool.script(target))
+    return pool.parse(raw, target), pool.parse_held_lock(raw, target)
 
 
 def inspect_appliance(target: Target, runner: Runner) -> ApplianceFacts:
@@ -46,14 +60,14 @@ def inspect_hosts(target: Target, sessions: Sessions) -> Inspection:
     """Both hosts at once; each in exactly one remote round trip."""
     with ThreadPoolExecutor(max_workers=2) as workers:
         wlb = workers.submit(_gather, sessions.appliance, appliance.script(target))
-        coordinator = workers.submit(_gather, sessions.pool, pool.script(target))
-        wlb_facts, pool_facts = wlb.result(), coordinator.result()
+        coordinator = workers.submit(_pool_and_lock, target, sessions.pool)
+        wlb_facts, (pool_facts, held) = wlb.result(), coordinator.result()
     observed = Observed(
         target=target.name,
         appliance=appliance.parse(wlb_facts, target),
-        pool=pool.parse(pool_facts, target),
+        pool=pool_facts,
     )
-    return Inspection(observed=observed, lock=pool.parse_held_lock(pool_facts, target),
+    return Inspection(observed=observed, lock=held,
                       conf=appliance.parse_stunnel_conf(wlb_facts, target))
 
 

@@ -11,6 +11,7 @@ from wlbplan.lab import xe_state
 from wlbplan.lab.layout import SPEC_FILE
 from wlbplan.lab.record import Lab, LabTarget
 from wlbplan.lab.sshd import login_user
+from wlbplan.lab.xenapi.daemon import server_cert
 
 
 def _target(lab: Lab, target: LabTarget) -> dict[str, Any]:
@@ -29,6 +30,8 @@ def _target(lab: Lab, target: LabTarget) -> dict[str, Any]:
     if connection == "ssh":
         pool["coordinator"] = "127.0.0.1"
         wlb["ssh_host"] = "127.0.0.1"
+    if target.xenapi_port is not None:
+        pool = xenapi_pool(lab, target)
     wlb["paths"] = {"cert": str(layout.cert), "key": str(layout.key)}
     wlb["restart"] = str(layout.restart)
     wlb["stunnel_conf"] = str(layout.stunnel_conf)
@@ -38,6 +41,20 @@ def _target(lab: Lab, target: LabTarget) -> dict[str, Any]:
         "wlb": wlb,
         "certificate": _acme(lab, target) if lab.acme is not None else {"source": "self-signed"},
         "verify": True,
+    }
+
+
+def xenapi_pool(lab: Lab, target: LabTarget) -> dict[str, Any]:
+    """The pool as reached through the lab's XenAPI (``lab up --xenapi``): the login's
+    variables are those ``logins.env`` sets, the server's certificate is the CA file."""
+    prefix = target.name.upper()
+    return {
+        "coordinator": "127.0.0.1",
+        "connector": "xenapi",
+        "url": f"https://127.0.0.1:{target.xenapi_port}",
+        "credentials": {"username_env": f"{prefix}_XENAPI_USER",
+                        "password_env": f"{prefix}_XENAPI_PASS"},
+        "tls": {"ca_file": str(server_cert(lab.layout(target.name)))},
     }
 
 

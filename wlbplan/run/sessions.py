@@ -1,4 +1,6 @@
-"""Open the Runners a target needs (pool coordinator, appliance) from its spec."""
+"""Open what a target needs (pool coordinator, appliance) from its spec: a Runner for each
+host reached by SSH or locally; for a pool with ``connector: xenapi``, its XenAPI session
+instead (``XenapiPool``, opened on first use)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,24 @@ from pathlib import Path
 from wlbplan.connectors.base import Runner
 from wlbplan.connectors.factory import runner_for
 from wlbplan.connectors.ssh import SshTarget
+from wlbplan.connectors.xenapi import XenapiPool
 from wlbplan.model.spec import Spec, Target
+
+PoolSide = Runner | XenapiPool
 
 
 @dataclass(frozen=True)
 class Sessions:
-    pool: Runner
+    pool: PoolSide
     appliance: Runner
+
+    @property
+    def pool_runner(self) -> Runner:
+        """The coordinator's Runner; an error for a pool reached through XenAPI (a bug: its
+        steps, inspection and lock go through the API)."""
+        if isinstance(self.pool, XenapiPool):
+            raise TypeError("this pool is reached through XenAPI: it has no shell")
+        return self.pool
 
 
 # The spec lines a refused host key names: the settings, and where to add them.
@@ -46,10 +59,17 @@ def _runner(spec: Spec, target: Target, kind: str, host: str) -> Runner:
                       command_timeout=spec.defaults.command_timeout)
 
 
+def _pool(spec: Spec, target: Target) -> PoolSide:
+    if target.pool.connector == "xenapi":
+        return XenapiPool(target.name, target.pool, address_of=spec.address_of,
+                          timeout=spec.defaults.command_timeout)
+    return _runner(spec, target, target.pool.connection, target.pool.ssh_destination)
+
+
 def _sessions(spec: Spec, target: Target) -> Sessions:
-    """Runners for the coordinator and the appliance; nothing connects until used."""
+    """The pool's side and the appliance's Runner; nothing connects until used."""
     return Sessions(
-        pool=_runner(spec, target, target.pool.connection, target.pool.ssh_destination),
+        pool=_pool(spec, target),
         appliance=_runner(spec, target, target.wlb.connection, target.wlb.ssh_destination))
 
 

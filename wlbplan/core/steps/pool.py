@@ -1,4 +1,6 @@
-"""Pool steps, run on the coordinator with its xe CLI."""
+"""Pool steps: run on the coordinator with its xe CLI (``connector: ssh``), or as calls of
+the pool's XenAPI (``connector: xenapi``). The step, its parameters and its undo record
+are the same; only what it shows (and ``actions`` runs) differs."""
 
 from __future__ import annotations
 
@@ -34,6 +36,24 @@ def _xe(target: Target, *args: Part) -> str:
     return shown(target.pool.xe, *args)
 
 
+def api(target: Target) -> bool:
+    """Is this pool reached through its XenAPI?"""
+    return target.pool.connector == "xenapi"
+
+
+def _call(name: str, *args: str) -> str:
+    """A XenAPI call as the plan shows it; the session is implied, values are shown as
+    words (a PEM is never printed: ``<…>``)."""
+    return f"{name}({', '.join(args)})"
+
+
+# The same choice for XenAPI: the 1.249 line has only pool.certificate_install/_uninstall.
+API_CA_CALLS = {
+    "current": CaCommands("pool.install_ca_certificate", "pool.uninstall_ca_certificate"),
+    "pre-1.290": CaCommands("pool.certificate_install", "pool.certificate_uninstall"),
+}
+
+
 def _in_tmp(option: str, name: str) -> Raw:
     """``filename="$WLBPLAN_TMP"/NAME``: the upload folder is only known when apply runs."""
     return Raw(f'{option}="{TMP}"/{shell_word(name)}')
@@ -50,29 +70,36 @@ def bundle_path(target: Target) -> str:
 def install_ca(target: Target, pool: PoolFacts, anchor: Anchor) -> Step:
     name = anchor.install_name
     xe = CA_COMMANDS[pool.ca_commands]
-    return Step(
-        action="pool.install_ca",
-        on="pool",
-        summary=f"trust {name} on every host of the pool",
-        commands=(
+    calls = API_CA_CALLS[pool.ca_commands]
+    commands = (_call(calls.install, shell_word(name), "<the certificate above>"),) \
+        if api(target) else (
             f"{TMP[1:]}=$(mktemp -d)",
             _upload(shell_word(name), name),
             _xe(target, xe.install, _in_tmp("filename", name)),
             f'rm -rf "{TMP}"',
-        ),
-        undo=(_xe(target, xe.uninstall, f"name={name}"),),
+        )
+    undo = _call(calls.uninstall, shell_word(name)) if api(target) else \
+        _xe(target, xe.uninstall, f"name={name}")
+    return Step(
+        action="pool.install_ca",
+        on="pool",
+        summary=f"trust {name} on every host of the pool",
+        commands=commands,
+        undo=(undo,),
         params={"name": name, "fingerprint": anchor.fingerprint, "pem": anchor.pem,
                 "ca_commands": pool.ca_commands},
     )
 
 
 def certificate_sync(target: Target) -> Step:
+    command = _call("pool.certificate_sync") if api(target) else \
+        _xe(target, "pool-certificate-sync")
     return Step(
         action="pool.certificate_sync",
         on="pool",
         summary="push the coordinator's CA certificates to every host",
-        commands=(_xe(target, "pool-certificate-sync"),),
-        undo=(_xe(target, "pool-certificate-sync"),),
+        commands=(command,),
+        undo=(command,),
     )
 
 
@@ -99,32 +126,52 @@ def preflight_argv(target: Target, host: str, address: str, port: int,
     return tuple(argv)
 
 
-def preflight(target: Target, pool: PoolFacts, host: str, address: str) -> Step:
-    """A handshake from the coordinator with the pool's own bundle and checks, to ``host``
-    (the host part of wlb-url once applied) at ``address`` (where it resolves)."""
+# Over XenAPI the preflight's CAfile is a file this machine writes, with the bundle the
+# plan expects the pool to hold.
+LOCAL_BUNDLE = "<the bundle the pool will hold, written here>"
+
+
+def preflight(target: Target, pool: PoolFacts, host: str, address: str,
+              bundle: tuple[str, ...] = ()) -> Step:
+    """A handshake with the pool's own checks, to ``host`` (the host part of wlb-url once
+    applied) at ``address`` (where it resolves): from the coordinator with its bundle, or
+    over XenAPI from this machine with ``bundle`` (the PEMs the pool will trust)."""
     port = target.wlb.port
     legacy = not pool.chain_verification
     mode = "leaf-in-bundle" if legacy else "chain"
     argv = preflight_argv(target, host, address, port, legacy)
+    params = {"host": host, "address": address, "port": port, "mode": mode, "uuid": pool.uuid}
+    where = "the coordinator"
+    if api(target):
+        argv = tuple(LOCAL_BUNDLE if a == bundle_path(target) else a for a in argv)
+        params["bundle"] = list(bundle)
+        where = ("this machine (not the pool's network position: the confirm step after it "
+                 "is the pool's own check, undone on failure), with the bundle the pool will "
+                 "hold,")
     return Step(
         action="pool.preflight",
         on="pool",
-        summary=f"check from the coordinator that WLB at {join_host_port(host, port)} passes "
-                f"the pool's checks (name, {mode}) before verification is on",
+        summary=f"check from {where} that WLB at {join_host_port(host, port)} passes the "
+                f"pool's checks (name, {mode}) before verification is on",
         commands=(Command(argv).display(),),
-        params={"host": host, "address": address, "port": port, "mode": mode,
-                "uuid": pool.uuid},
+        params=params,
     )
 
 
 def set_verify(target: Target, pool: PoolFacts, verify: bool) -> Step:
     value, old = str(verify).lower(), str(pool.wlb_verify_cert).lower()
+    if api(target):
+        command = _call("pool.set_wlb_verify_cert", f"<pool {pool.uuid}>", value)
+        undo = _call("pool.set_wlb_verify_cert", f"<pool {pool.uuid}>", old)
+    else:
+        command = _xe(target, "pool-param-set", f"uuid={pool.uuid}", f"wlb-verify-cert={value}")
+        undo = _xe(target, "pool-param-set", f"uuid={pool.uuid}", f"wlb-verify-cert={old}")
     return Step(
         action="pool.set_verify",
         on="pool",
         summary=f"set wlb-verify-cert={value}",
-        commands=(_xe(target, "pool-param-set", f"uuid={pool.uuid}", f"wlb-verify-cert={value}"),),
-        undo=(_xe(target, "pool-param-set", f"uuid={pool.uuid}", f"wlb-verify-cert={old}"),),
+        commands=(command,),
+        undo=(undo,),
         params={"uuid": pool.uuid, "value": verify, "old": pool.wlb_verify_cert},
     )
 
@@ -137,40 +184,57 @@ def reconnect(target: Target, pool: PoolFacts, url: str) -> Step:
            "xenserver_username": creds.xenserver_username_env,
            "xenserver_password": creds.xenserver_password_env}
     logins = [Raw(f'{name}="${var}"') for name, var in env.items()]
+    if api(target):
+        words = [f"${var}" for var in env.values()]
+        command = _call("pool.initialize_wlb", shell_word(url), *words)
+        undo = _call("pool.initialize_wlb", shell_word(pool.wlb_url), *words)
+    else:
+        command = _xe(target, "pool-initialize-wlb", f"wlb_url={url}", *logins)
+        undo = _xe(target, "pool-initialize-wlb", f"wlb_url={pool.wlb_url}", *logins)
     return Step(
         action="pool.reconnect",
         on="pool",
         summary=f"reconnect the pool to WLB by name: wlb-url {pool.wlb_url} → {url} "
                 f"(logins from ${creds.username_env}, ${creds.password_env}, "
                 f"${creds.xenserver_username_env}, ${creds.xenserver_password_env})",
-        commands=(_xe(target, "pool-initialize-wlb", f"wlb_url={url}", *logins),),
-        undo=(_xe(target, "pool-initialize-wlb", f"wlb_url={pool.wlb_url}", *logins),),
+        commands=(command,),
+        undo=(undo,),
         params={"url": url, "old_url": pool.wlb_url, "env": env},
     )
 
 
 def confirm(target: Target) -> Step:
+    command = _call("pool.retrieve_wlb_configuration") if api(target) else \
+        _xe(target, "pool-retrieve-wlb-configuration")
     return Step(
         action="pool.confirm",
         on="pool",
         summary="confirm the pool still talks to WLB",
-        commands=(_xe(target, "pool-retrieve-wlb-configuration"),),
+        commands=(command,),
     )
 
 
 def uninstall_ca(target: Target, pool: PoolFacts, name: str, pem: str | None,
                  fingerprint: str | None) -> Step:
     xe = CA_COMMANDS[pool.ca_commands]
-    undo = (
-        f"{TMP[1:]}=$(mktemp -d)",
-        _upload(f"the saved {shell_word(name)}", name),
-        _xe(target, xe.install, _in_tmp("filename", name)),
-    ) if pem else ()
+    calls = API_CA_CALLS[pool.ca_commands]
+    if api(target):
+        undo: tuple[str, ...] = (
+            _call(calls.install, shell_word(name), "<the saved certificate>"),) if pem else ()
+        command = _call(calls.uninstall, shell_word(name))
+    else:
+        undo = (
+            f"{TMP[1:]}=$(mktemp -d)",
+            _upload(f"the saved {shell_word(name)}", name),
+            _xe(target, xe.install, _in_tmp("filename", name)),
+        ) if pem else ()
+        command = _xe(target, xe.uninstall, f"name={name}")
     return Step(
         action="pool.uninstall_ca",
         on="pool",
-        summary=f"remove {name}, which wlbplan installed and nothing needs now",
-        commands=(_xe(target, xe.uninstall, f"name={name}"),),
+        summary=f"remove {name}, which wlbplan installed and nothing needs now" + (
+            "" if pem else "; no undo: its content is unknown to wlbplan"),
+        commands=(command,),
         undo=undo,
         params={"name": name, "fingerprint": fingerprint, "pem": pem,
                 "ca_commands": pool.ca_commands},
