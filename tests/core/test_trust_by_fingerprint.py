@@ -68,7 +68,7 @@ def test_same_plan_from_fingerprints(path: Path, tmp_path: Path) -> None:
         return
     assert with_prints.changes == _changes_as_seen(with_pems.changes)
     assert [s.action for s in with_prints.steps] == [s.action for s in with_pems.steps]
-    noted = any("by fingerprint only" in n for n in with_prints.notes)
+    noted = any("by fingerprint or name only" in n for n in with_prints.notes)
     assert noted == bool(unseen and desired.verify and desired.chain), with_prints.notes
     for mine, theirs in zip(with_prints.steps, with_pems.steps, strict=True):
         if mine.action == "pool.uninstall_ca" and theirs.params["pem"] is not None:
@@ -107,7 +107,7 @@ def test_same_findings_from_fingerprints(path: Path, reg: Registry, spec_dir: Pa
     unseen = trusted.unseen(trusted.resolve(by_fingerprint(full)))
     for finding in with_prints:
         if finding.rule_id == "WLB-POOL-REFUSES-WLB":
-            assert ("by fingerprint only" in finding.message) == bool(unseen)
+            assert ("by fingerprint or name only" in finding.message) == bool(unseen)
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, id=p.stem) for p in case_files()
@@ -137,3 +137,42 @@ def test_a_xenapi_plan_shows_api_calls(path: Path, tmp_path: Path) -> None:
             assert "not the pool's network position" in step.summary
             assert step.params["bundle"]
             assert all("BEGIN CERTIFICATE" in pem for pem in step.params["bundle"])
+
+
+def by_name(seen: Observed) -> Observed:
+    """What the XenAPI connector reports of a pool before xapi 1.290: names only."""
+    items = tuple(TrustedCert(name=t.name, by_name=True) for t in seen.pool.trusted)
+    return dataclasses.replace(seen, pool=dataclasses.replace(seen.pool, trusted=items))
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem) for p in case_files()
+                                  if "xfail" not in load_case(p)
+                                  and "error" not in load_case(p)["expect"]
+                                  and load_case(p).get("observed", {}).get("pool", {})
+                                  .get("trusted")])
+def test_trust_known_by_name_alone_is_never_reinstalled(path: Path, tmp_path: Path) -> None:
+    """Citrix Hypervisor 8.2 over XenAPI gives names only: wlbplan's own names stand for
+    their fingerprints (nothing is removed and put back), a converged pool plans nothing,
+    and audit does not call what it cannot see unreadable."""
+    case = load_case(path)
+    reg = registry()
+    reg.write(tmp_path / "certs")
+    spec = load_target_spec(case, path.stem, tmp_path)
+    target = spec.targets[0]
+    full = observed(case.get("observed", {}), target, reg)
+    named = by_name(full)
+    made = _outcome(spec, named)
+    if isinstance(made, WlbplanError):
+        return  # the gate, seeing less, may refuse (never accept what SSH refuses: above)
+    assert not [c for c in made.changes if c.path.startswith("pool.trust[")
+                and c.action == "update"], made.changes
+    if not _outcome(spec, full).steps:
+        assert not made.steps, [s.action for s in made.steps]
+    findings = audit_target(spec, target, named).findings
+    seen_over_ssh = {f.rule_id for f in audit_target(spec, target, full).findings}
+    if not _outcome(spec, full).steps:  # converged: wlbplan's own names say it all
+        assert {f.rule_id for f in findings} == seen_over_ssh
+    for finding in findings:
+        if finding.rule_id not in seen_over_ssh:  # only a stricter verdict, saying why
+            assert finding.rule_id == "WLB-POOL-REFUSES-WLB", finding
+            assert "by fingerprint or name only" in finding.message

@@ -254,9 +254,16 @@ def _refused(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Fin
 
 def _trust(seen: _Seen, where: _Where) -> Iterator[Finding]:
     needed = _anchoring(seen)
+    shorts = {fp.replace(":", "")[:16].lower() for fp in needed}
     for item in seen.observed.pool.trusted:
         fingerprint = trusted.fingerprint_of(item)
-        if fingerprint is None:
+        if item.by_name:  # XenAPI before 1.290: unseen, not damaged; wlbplan's by its name
+            if seen.served and managed(item.name) and trusted.short_of(item.name) not in shorts:
+                yield where.finding(
+                    "WLB-TRUST-LEFTOVER",
+                    f"{item.name} was installed by wlbplan but does not anchor what WLB "
+                    "serves now", about=f"trust:{item.name}", where="pool")
+        elif fingerprint is None:
             yield where.finding(
                 "WLB-TRUST-UNREADABLE",
                 f"the pool lists CA certificate {item.name} but its content could not "

@@ -131,6 +131,12 @@ def _wanted_pending(pending: Pending) -> dict[str, Any]:
 
 def _views(desired: Desired, observed: Observed) -> tuple[dict[str, Any], dict[str, Any]]:
     have = observed_trust(observed)
+    # Known by name alone (XenAPI before xapi 1.290): wlbplan's own name for an anchor is
+    # its word for that fingerprint; anyone else's stays unknown.
+    by_name = {t.name for t in observed.pool.trusted if t.by_name}
+    for anchor in desired.trust:
+        if anchor.install_name in by_name:
+            have[anchor.install_name] = anchor.fingerprint
     needed = {a.fingerprint for a in desired.trust}
     names = {a.install_name for a in desired.trust}
     # A wlbplan entry stays when it is needed (by fingerprint, or by its name, which

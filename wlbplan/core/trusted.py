@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from wlbplan import certs
+from wlbplan.core.desired import managed
 from wlbplan.errors import VerifyError
 from wlbplan.model.observed import Observed, TrustedCert
 
@@ -62,12 +63,21 @@ def resolve(observed: Observed, *more: Iterable[str]) -> tuple[Resolved, ...]:
     resolved = []
     for item in observed.pool.trusted:
         cert = _first(item.pem) if item.pem else None
-        if cert is None and item.fingerprint:
+        if cert is None and (item.fingerprint or item.by_name):
             if elsewhere is None:
                 elsewhere = known_elsewhere(observed, *more)
-            cert = elsewhere.get(item.fingerprint)
+            cert = elsewhere.get(item.fingerprint) if item.fingerprint else \
+                _by_own_name(item.name, elsewhere)
         resolved.append(Resolved(item, cert))
     return tuple(resolved)
+
+
+def _by_own_name(name: str, known: dict[str, x509.Certificate]) -> x509.Certificate | None:
+    """A certificate known by name alone, when the name is one wlbplan gives: the one it
+    holds whose fingerprint the name carries (``desired.Anchor.install_name``)."""
+    short = short_of(name) if managed(name) else None
+    found = [c for fp, c in known.items() if fp.replace(":", "")[:16].lower() == short]
+    return found[0] if len(found) == 1 else None
 
 
 def fingerprint_of(item: TrustedCert) -> str | None:
@@ -77,14 +87,22 @@ def fingerprint_of(item: TrustedCert) -> str | None:
 
 
 def unseen(resolved: Iterable[Resolved]) -> tuple[str, ...]:
-    """Names of the certificates known by fingerprint only, matched with nothing."""
-    return tuple(r.item.name for r in resolved if r.cert is None and r.item.fingerprint)
+    """Names of the certificates known by fingerprint or name only, matched with nothing."""
+    return tuple(r.item.name for r in resolved
+                 if r.cert is None and (r.item.fingerprint or r.item.by_name))
+
+
+def short_of(name: str) -> str | None:
+    """The 16 hex digits of the fingerprint in a name wlbplan gave (``desired.Anchor``)."""
+    tail = name.removesuffix(".pem").rpartition("-")[2]
+    return tail if len(tail) == 16 else None
 
 
 def unseen_note(names: tuple[str, ...]) -> str:
     """What a verdict relies on when some trusted certificates could not be seen."""
     listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    return (f"the pool reports {len(names)} CA certificate(s) by fingerprint only ({listed}): "
+    return (f"the pool reports {len(names)} CA certificate(s) by fingerprint or name only "
+            f"({listed}): "
             "their content is not available to wlbplan, so the check of what the pool will "
             "accept counts only the certificates wlbplan installs or could match by "
             "fingerprint; if one of these anchors WLB's certificate, the pool may accept "

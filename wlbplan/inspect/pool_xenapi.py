@@ -107,7 +107,8 @@ def _trusted(records: ApiRecords, target: Target) -> tuple[TrustedCert, ...]:
         names = records.ca_names
         if not isinstance(names, list):
             raise _unusable(target, "pool.certificate_list", names, "a list of names")
-        return tuple(TrustedCert(name=n) for n in sorted({_ca_name(n, target) for n in names}))
+        return tuple(TrustedCert(name=n, by_name=True)
+                     for n in sorted({_ca_name(n, target) for n in names}))
     rows = _records(records.certificates, "Certificate.get_all_records", target)
     found: dict[str, set[str | None]] = {}
     for row in rows.values():

@@ -68,11 +68,17 @@ class TrustedCert:
     reports of a certificate whose content wlbplan cannot read: XenAPI's Certificate
     records carry fingerprints, never the certificates. With a ``pem`` it stays None (the
     content says more than the pool's word for it).
+
+    ``by_name``: the pool gives its name alone, neither content nor fingerprint (XenAPI
+    before xapi 1.290, which has no Certificate records for CA certificates). Not damaged,
+    only unseen: wlbplan knows its own by the name it gave them, which carries the first
+    16 hex digits of their fingerprint.
     """
 
     name: str
     pem: str | None = None
     fingerprint: str | None = None
+    by_name: bool = False
 
 
 CaCommands = Literal["current", "pre-1.290"]
@@ -155,7 +161,7 @@ def observed_from_json(data: Any) -> Observed:
 
 
 # Facts added within plan format 1.2, absent from the files older wlbplans wrote.
-_ADDED_LATER = frozenset({(TrustedCert, "fingerprint")})
+_ADDED_LATER = frozenset({(TrustedCert, "fingerprint"), (TrustedCert, "by_name")})
 
 
 def _build(kind: type[Any], data: Any, where: str) -> Any:

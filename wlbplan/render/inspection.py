@@ -136,6 +136,9 @@ def _pool(item: Observed) -> list[Text]:
         elif trusted.fingerprint:
             lines.append(_line(f"      sha256      {safe(trusted.fingerprint)} ",
                                ("(as the pool reports it; its content is not given)", "dim")))
+        elif trusted.by_name:
+            lines.append(_line("      ", ("(the pool gives its name only: no content, no "
+                                          "fingerprint)", "dim")))
         else:
             lines.append(_line("      ", ("(content could not be read)", "yellow")))
     return lines
