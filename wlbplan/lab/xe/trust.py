@@ -132,7 +132,7 @@ def install_named(ctx: Context, kind: Kind, name: str, data: bytes) -> None:
                 xe_state.rebuild_bundle(host)
         if _recorded(kind, state) and name not in state["ca_certificates"]:
             state["ca_certificates"].append(name)
-            state.setdefault("ca_records", {})[name] = ca_record(data)
+            state.setdefault("ca_records", {})[name] = ca_record(name, data)
             xe_state.save(ctx.state_path, state)
 
 
@@ -141,15 +141,22 @@ def pp_hash(digest: bytes) -> str:
     return ":".join(f"{b:02X}" for b in digest)
 
 
-def ca_record(data: bytes) -> dict[str, str]:
+def ca_record(name: str, data: bytes) -> dict[str, str]:
     """What certificates.ml Db_util.add_cert stores of a CA certificate: a uuid, its
-    validity and fingerprints (dates as xapi's DateTime, ``YYYYMMDDTHH:MM:SSZ``)."""
+    validity and fingerprints (dates as xapi's DateTime, ``YYYYMMDDTHH:MM:SSZ``).
+
+    xapi makes a random uuid; the lab derives it from the name and the content, so that
+    a certificate removed and put back by a rollback leaves the pool's state as it was
+    (what the lab's tests compare byte for byte)."""
+    import hashlib
     import uuid
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
-    record = {"uuid": str(uuid.uuid4()), "not_before": "19700101T00:00:00Z",
+    made = uuid.UUID(bytes=hashlib.sha256(name.encode() + b"\0" + data).digest()[:16],
+                     version=4)
+    record = {"uuid": str(made), "not_before": "19700101T00:00:00Z",
               "not_after": "19700101T00:00:00Z", "fingerprint_sha256": "",
               "fingerprint_sha1": ""}
     ders = pem_certificates(data)
