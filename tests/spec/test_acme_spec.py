@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from wlbplan.lab import pki
-from wlbplan.model.spec import DEFAULT_RENEW_BEFORE_DAYS, ChallengeHooks
+from wlbplan.model.spec import DEFAULT_ORDER_TIMEOUT, DEFAULT_RENEW_BEFORE_DAYS, ChallengeHooks
 from wlbplan.spec import load_spec, load_spec_with_diagnostics, schema_text
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "specs"
@@ -30,6 +30,7 @@ def test_every_acme_key_reaches_the_model() -> None:
     assert (acme.eab.kid_env, acme.eab.hmac_env) == ("ACME_KID", "ACME_HMAC")
     assert acme.challenge.set[-1] == "--zone={domain}"
     assert acme.renew_before_days == 21
+    assert acme.order_timeout == 600
 
 
 def _write(tmp_path: Path, acme: dict[str, Any]) -> Path:
@@ -51,6 +52,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert acme is not None
     assert acme.renew_before_days == DEFAULT_RENEW_BEFORE_DAYS == json.loads(schema_text())[
         "$defs"]["acme"]["properties"]["renew_before_days"]["default"]
+    assert acme.order_timeout == DEFAULT_ORDER_TIMEOUT == json.loads(schema_text())[
+        "$defs"]["acme"]["properties"]["order_timeout"]["default"]
     assert acme.ca_file is None
     assert acme.account.key_file is None
     assert acme.eab is None

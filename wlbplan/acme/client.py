@@ -1,8 +1,8 @@
 """One ACME order, from the CSR made on the appliance to the chain the CA issued.
 
 Account (registered, or found again by its key), order, dns-01 challenges through the
-spec's hooks (cleared again whatever happens), finalize, download; polling is the
-library's, bounded by ``ORDER_TIMEOUT`` and honouring the CA's Retry-After.
+spec's hooks (cleared again whatever happens), finalize, download; all of it within the
+spec's ``acme.order_timeout``, polling paced by the CA's Retry-After.
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from josepy.errors import DeserializationError
 from josepy.jwk import JWK
 
 from wlbplan import __version__, certs
-from wlbplan.acme import account, chains, hooks, problems
+from wlbplan.acme import account, chains, hooks, polling, problems
 from wlbplan.errors import AcmeError, VerifyError
 from wlbplan.limits import PEM, read_file
 from wlbplan.model.spec import AcmeSpec
 
-ORDER_TIMEOUT = 180.0
-"""Seconds an order may take from the first request to the downloaded chain."""
 NETWORK_TIMEOUT = 30
 
 Progress = Callable[[str], None]
@@ -59,11 +57,13 @@ def issue(acme: AcmeSpec, csr_pem: bytes, *, state_dir: Path, env: Mapping[str, 
           progress: Progress = lambda _: None) -> Order:
     """Order a certificate for the CSR; AcmeError (what the CA said, what to do) if not."""
     root = _root(acme)
+    # Naive local time: the library's deadlines and Retry-After are.
+    deadline = dt.datetime.now() + dt.timedelta(seconds=acme.order_timeout)
     try:
         with _session(acme, state_dir) as (acme_client, key):
             _register(acme_client, acme, key, env)
             progress("account ready; ordering")
-            finished = _order(acme_client, acme, csr_pem, progress)
+            finished = _order(acme_client, acme, csr_pem, deadline, progress)
     except (acme_errors.Error, requests.RequestException) as err:
         raise _network_or_problem(err, acme) from None
     offered = [finished.fullchain_pem, *finished.alternative_fullchains_pem]
@@ -129,8 +129,7 @@ def env_value(env: Mapping[str, str], name: str) -> str:
 
 
 def _order(acme_client: client.ClientV2, acme: AcmeSpec, csr_pem: bytes,
-           progress: Progress) -> messages.OrderResource:
-    deadline = dt.datetime.now() + dt.timedelta(seconds=ORDER_TIMEOUT)
+           deadline: dt.datetime, progress: Progress) -> messages.OrderResource:
     order = acme_client.new_order(csr_pem)
     published: list[hooks.Record] = []
     try:
@@ -142,7 +141,7 @@ def _order(acme_client: client.ClientV2, acme: AcmeSpec, csr_pem: bytes,
             hooks.run(acme.challenge, "set", record)
             progress(f"TXT record {record.name} set; asking the CA to check it")
             acme_client.answer_challenge(challenge, challenge.response(acme_client.net.key))
-        order = acme_client.poll_authorizations(order, deadline)
+        order = polling.authorizations(acme_client, order, deadline)
         progress("challenges valid; finalizing")
         return acme_client.finalize_order(order, deadline, fetch_alternative_chains=True)
     finally:
@@ -188,4 +187,4 @@ def _network_or_problem(err: BaseException, acme: AcmeSpec) -> AcmeError:
                          f"{NETWORK_TIMEOUT}s")
     if isinstance(err, requests.RequestException):
         return AcmeError(f"the ACME exchange with {acme.directory} failed: {type(err).__name__}")
-    return problems.explain(err, acme.directory)
+    return problems.explain(err, acme.directory, timeout=acme.order_timeout)

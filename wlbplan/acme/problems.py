@@ -42,8 +42,10 @@ _ADVICE = {
 }
 
 
-def explain(err: BaseException, directory: str, now: dt.datetime | None = None) -> AcmeError:
-    """One AcmeError for whatever the library raised (or ``err`` itself if it is one)."""
+def explain(err: BaseException, directory: str, now: dt.datetime | None = None,
+            timeout: int | None = None) -> AcmeError:
+    """One AcmeError for whatever the library raised (or ``err`` itself if it is one);
+    ``timeout``: the order's bound (acme.order_timeout), for a timed-out order."""
     if isinstance(err, AcmeError):
         return err
     if isinstance(err, acme_errors.ValidationError):
@@ -54,8 +56,11 @@ def explain(err: BaseException, directory: str, now: dt.datetime | None = None) 
     if isinstance(err, messages.Error):
         return AcmeError(f"the CA at {directory} said: {problem_text(err, now)}")
     if isinstance(err, acme_errors.TimeoutError):
-        return AcmeError(f"the order at {directory} did not complete in time (the CA kept it "
-                         "pending or processing): nothing was installed; try again later")
+        within = f"within {timeout} s (acme.order_timeout)" if timeout else "in time"
+        return AcmeError(f"the order at {directory} did not complete {within}: the CA kept "
+                         "it pending or processing, or asked (Retry-After) to be polled again "
+                         "only later. Nothing was installed; try again later, or raise "
+                         "acme.order_timeout")
     return AcmeError(f"the ACME exchange with {directory} failed: "
                      f"{visible(str(err) or type(err).__name__)}")
 

@@ -318,6 +318,7 @@ class ExternalAccountBinding:
 
 
 DEFAULT_RENEW_BEFORE_DAYS = 30
+DEFAULT_ORDER_TIMEOUT = 180
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,8 @@ class AcmeSpec:
     account: AcmeAccount = field(default_factory=AcmeAccount)
     eab: ExternalAccountBinding | None = None
     renew_before_days: int = DEFAULT_RENEW_BEFORE_DAYS
+    order_timeout: int = DEFAULT_ORDER_TIMEOUT
+    """Seconds an order may take, from the first request to the downloaded chain."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from wlbplan.model.ignore import Ignore, parse_date
 from wlbplan.model.spec import (
     DEFAULT_KEY_BITS,
+    DEFAULT_ORDER_TIMEOUT,
     DEFAULT_RENEW_BEFORE_DAYS,
     AcmeAccount,
     AcmeSpec,
@@ -189,6 +190,7 @@ def _acme(raw: Data, base: Path) -> AcmeSpec:
                             key_file=_optional_local(account.get("key_file"), base)),
         eab=None if eab is None else ExternalAccountBinding(eab["kid_env"], eab["hmac_env"]),
         renew_before_days=raw.get("renew_before_days", DEFAULT_RENEW_BEFORE_DAYS),
+        order_timeout=raw.get("order_timeout", DEFAULT_ORDER_TIMEOUT),
     )
 
 
