@@ -1,18 +1,26 @@
-"""An ACME apply stopped at its boundaries, over the SSH connector (the lab's sshd): the
-order itself, the first install step after it, the chain's install. Afterwards every file of the
-appliance and the pool is byte-identical to before, stunnel serves what it served, the
-challenge records were cleared; a killed run is rolled back by `wlbplan rollback` or
-finished by `wlbplan apply --resume` (the install steps recorded after the order included).
+"""An ACME apply stopped at its step boundaries, over the SSH connector (the lab's sshd):
+a failure, SIGKILL or SIGINT (Ctrl-C). Afterwards every file of the appliance and the pool
+is byte-identical to before (after `wlbplan rollback`, or the run's own rollback), stunnel
+serves what it served and every challenge record that was set was cleared again; or
+`wlbplan apply --resume` takes the run to the end, the install steps recorded after the
+order included.
 
-The fault suite walks every step of the self-signed and CA-signed plans
-(test_fault_injection.py); here the boundaries the ACME path adds, one Pebble for all.
+Batched for cost, one Pebble for the module: SIGKILL at every boundary, the install ones
+walked by chained resumes (each run killed at the next boundary) on the chain of one
+order; SIGINT at the boundaries the ACME path adds (key, CSR, order, the first and last
+install step), the install steps' own being walked on the CA-signed rotation
+(test_fault_injection.py); and the boundary no step event marks: inside the order, while
+the TXT record is published (the hook itself signals wlbplan).
 """
 
 from __future__ import annotations
 
+import io
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from acmelab import acme_lab, acme_spec, logging_hooks, needs_pebble, pool_handshake
@@ -28,17 +36,18 @@ from applylab import (
     no_key_material,
     plan_now,
     run_apply,
-    state_dir,
     verify_flag,
-    wlbplan,
 )
 
 from wlbplan import actions
 from wlbplan.lab import control
+from wlbplan.render.events import EventWriter
+from wlbplan.run import pipeline
+from wlbplan.spec import load_spec
 
 pytestmark = [pytest.mark.lab, pytest.mark.ssh, needs_pebble]
 
-ORDER, FIRST_INSTALL, INSTALL_CHAIN = 3, 4, 8
+ORDER, FIRST_INSTALL, STEPS = 3, 4, 13
 
 
 @pytest.fixture(scope="module")
@@ -71,54 +80,130 @@ def test_a_failure_after_the_step_rolls_everything_back(
     assert calls[-1] == "clear _acme-challenge.wlb1.lab.test", calls  # the undo's, last
 
 
-def test_ctrl_c_during_the_order_clears_the_record_and_rolls_back(
-        lab: control.Lab, tmp_path: Path, children: Children) -> None:
-    challenge, log = logging_hooks(lab, tmp_path)
-    spec = acme_spec(lab, tmp_path / "spec.yaml", challenge=challenge)
-    was = before(lab)
-    journals = tmp_path / "state"
-    proc = children.hooked({"on": "apply_start", "step": ORDER, "do": "sigint"},
-                           "apply", str(spec), "--auto-approve", "--state-dir", str(journals))
+def _hooks(lab: control.Lab, folder: Path, signum: int | None = None
+           ) -> tuple[Path, Path]:
+    """A spec whose hooks log each call; with ``signum``, the set hook then sends it to
+    wlbplan (its parent): a signal inside the order, while the record is published."""
+    challenge, log = logging_hooks(lab, folder)
+    if signum is not None:
+        killer = folder / "signalling-hook"
+        killer.write_text(
+            f"#!{sys.executable}\n"
+            "import os, subprocess, sys\n"
+            f"code = subprocess.call([{challenge['set'][0]!r}, *sys.argv[1:]])\n"
+            "if sys.argv[1] == 'set':\n"
+            f"    os.kill(os.getppid(), {int(signum)})\n"
+            "sys.exit(code)\n")
+        killer.chmod(0o755)
+        for hook in ("set", "clear"):
+            challenge[hook] = [str(killer), *challenge[hook][1:]]
+    return acme_spec(lab, folder / "spec.yaml", challenge=challenge), log
+
+
+def _records_cleared(log: Path) -> None:
+    """Every TXT record a set hook published was cleared after it."""
+    calls = log.read_text().splitlines() if log.exists() else []
+    for n, call in enumerate(calls):
+        if call.startswith("set "):
+            assert f"clear {call.split()[1]}" in calls[n + 1:], calls
+
+
+def _apply(children: Children, spec: Path, journals: Path, hook: dict[str, Any],
+           *more: str) -> tuple[int, str]:
+    proc = children.hooked(hook, "apply", str(spec), "--auto-approve", "--state-dir",
+                           str(journals), *more)
     code, out, err = finish(proc)
-    assert code == 130, err
-    assert "Traceback" not in err
+    assert "Traceback" not in err, err
     no_key_material(out, err)
-    calls = log.read_text().splitlines()
-    assert "clear _acme-challenge.wlb1.lab.test" in calls, calls
-    check_undo_order(journals, None)
-    assert_restored(lab, was, journals)
+    return code, err
 
 
-def test_killed_after_the_order_then_rollback(lab: control.Lab, tmp_path: Path,
-                                              children: Children) -> None:
-    """Killed as the first install step is announced: the order is done and the steps that
-    install its chain are journaled; `wlbplan rollback` undoes all of it."""
+def _rollback(spec: Path, journals: Path) -> None:
+    """`wlbplan rollback`, in this process (a process less per boundary)."""
+    loaded = load_spec(spec)
+    said = io.StringIO()
+    outcome = pipeline.rollback_one(loaded, pipeline.select(loaded, [TARGET])[0], journals,
+                                    EventWriter(said, False, str(spec)))
+    assert outcome.status == "rolled_back", said.getvalue()
+    no_key_material(said.getvalue())
+
+
+NO_HOOK = {"on": "never", "step": 0, "do": "fail"}
+"""The signal comes from the challenge hook instead."""
+
+
+def _boundaries(kind: str, steps: list[int]) -> list[tuple[str, dict[str, Any] | None]]:
+    """(label, the child's hook), or None: inside the order, from the hook."""
+    walk: list[tuple[str, dict[str, Any] | None]] = [
+        (f"step {k}", {"on": "apply_start", "step": k, "do": kind}) for k in steps]
+    walk.insert(steps.index(ORDER) + 1, ("inside the order", None))
+    return walk
+
+
+def test_sigkill_up_to_the_first_install_step_then_rollback(
+        lab: control.Lab, tmp_path: Path, children: Children) -> None:
+    """Killed as step 1..4 is announced, and inside the order with the record published
+    (its undo, journaled before it ran, clears it): `wlbplan rollback` restores all."""
     was = before(lab)
-    spec, journals = str(lab.spec_path), tmp_path / "state"
-    proc = children.hooked({"on": "apply_start", "step": FIRST_INSTALL, "do": "sigkill"},
-                           "apply", spec, "--auto-approve", "--state-dir", str(journals))
-    code, _, err = finish(proc)
-    assert code == -signal.SIGKILL, err
-    assert '"event": "extend"' in journal_path(journals).read_text()
-    back = wlbplan("rollback", spec, "--target", TARGET, "--state-dir", str(journals))
-    assert back.returncode == 0, back.stdout + back.stderr
-    no_key_material(back.stdout, back.stderr)
-    check_undo_order(journals, None)
-    assert_restored(lab, was, journals)
+    for n, (label, hook) in enumerate(_boundaries("sigkill", [1, 2, ORDER, FIRST_INSTALL])):
+        folder = tmp_path / f"b{n}"
+        folder.mkdir()
+        spec, log = _hooks(lab, folder, None if hook else signal.SIGKILL)
+        journals = folder / "state"
+        code, err = _apply(children, spec, journals, hook or NO_HOOK)
+        assert code == -signal.SIGKILL, (label, err)
+        held = journal_path(journals).read_text()
+        assert ('"event": "extend"' in held) == (label == f"step {FIRST_INSTALL}"), label
+        if hook is None:
+            assert log.read_text().splitlines()[-1].startswith("set "), "not killed in it"
+        _rollback(spec, journals)
+        check_undo_order(journals, None)
+        _records_cleared(log)
+        assert_restored(lab, was, journals)
 
 
-def test_killed_during_the_install_then_resume(lab: control.Lab, children: Children) -> None:
-    """Last (it leaves the lab issued): `apply --resume` runs the recorded install steps
-    (checked as wlbplan renders them from the issued chain) to the end."""
-    spec, journals = str(lab.spec_path), state_dir(lab)
-    proc = children.hooked({"on": "apply_start", "step": INSTALL_CHAIN, "do": "sigkill"},
-                           "apply", spec, "--auto-approve")
-    code, _, err = finish(proc)
+def test_sigint_at_the_acme_boundaries_rolls_back(lab: control.Lab, tmp_path: Path,
+                                                  children: Children) -> None:
+    """Ctrl-C as step k starts (the run ends that step, then undoes everything) and inside
+    the order (the order finishes, clears its record, then all is undone): exit 130."""
+    was = before(lab)
+    steps = [1, 2, ORDER, FIRST_INSTALL, STEPS]
+    for n, (label, hook) in enumerate(_boundaries("sigint", steps)):
+        folder = tmp_path / f"b{n}"
+        folder.mkdir()
+        spec, log = _hooks(lab, folder, None if hook else signal.SIGINT)
+        journals = folder / "state"
+        code, err = _apply(children, spec, journals, hook or NO_HOOK)
+        assert code == 130, (label, err)
+        records = check_undo_order(journals, None)
+        if hook is not None:
+            ran = [r for r in records if r["event"] == "step"]
+            assert len(ran) == hook["step"], (label, records)
+        _records_cleared(log)
+        assert_restored(lab, was, journals)
+
+
+def test_sigkill_at_every_install_boundary_then_resume(lab: control.Lab, tmp_path: Path,
+                                                       children: Children) -> None:
+    """Last (it leaves the lab issued). Killed as the first install step is announced,
+    then `apply --resume` killed at the next boundary, and so on to the last (and once
+    all steps ran, before the journal was closed): every resume goes on with the chain the
+    one order journaled, and the last one ends with the pool verifying it."""
+    spec, log = _hooks(lab, tmp_path)
+    journals = tmp_path / "state"
+    code, err = _apply(children, spec, journals,
+                       {"on": "apply_start", "step": FIRST_INSTALL, "do": "sigkill"})
     assert code == -signal.SIGKILL, err
-    assert journal_path(journals).exists()
-    again = wlbplan("apply", spec, "--resume")
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert f"resuming at step {INSTALL_CHAIN} of 13" in again.stderr
+    kills = [("apply_start", k) for k in range(FIRST_INSTALL + 1, STEPS + 1)]
+    for when, k in [*kills, ("apply_complete", STEPS)]:
+        code, err = _apply(children, spec, journals, {"on": when, "step": k, "do": "sigkill"},
+                           "--resume")
+        assert code == -signal.SIGKILL, (when, k, err)
+        assert f"resuming at step {k - 1 if when == 'apply_start' else k} of {STEPS}" \
+            in err, err
+    code, err = _apply(children, spec, journals, NO_HOOK, "--resume")
+    assert code == 0, err
+    assert [c.split()[0] for c in log.read_text().splitlines()] == ["set", "clear"]
     assert verify_flag(lab) == "true"
     pool_handshake(lab)
     assert plan_now(lab.spec_path).plan.steps == ()
