@@ -8,6 +8,8 @@ A case file (tests/differ_fixtures.py documents the ``observed`` form)::
     lock: {id: L-1, owner: op@laptop, pid: 4242, created: "2025-01-31T09:30:00Z"}  # optional
           # (alive: true|false — its owner's process, as seen on this machine; unset: elsewhere)
     conf: {cert: …, key: …}       # optional: what stunnel.conf loads (or problem: …)
+    last_order: {ended: "2026-05-01T03:17:00Z", outcome: rolled_back, reason: …}
+                                  # optional: how the state folder's newest ACME order ended
     expect:                       # exactly these findings, as RULE-ID: level
       WLB-POOL-BY-IP: warning
     contains:                     # optional: substrings of a rule's message or hint
@@ -21,6 +23,7 @@ material, and its fingerprint is stable across two runs.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,12 +36,14 @@ from wlbplan.core import rules
 from wlbplan.core.audit import audit_target
 from wlbplan.core.findings import Finding
 from wlbplan.core.stunnel_conf import Served as StunnelServes
+from wlbplan.model.history import LastOrder
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.spec import Spec
 from wlbplan.spec import load_spec_text
 
 CASES = Path(__file__).parent / "audit_cases"
-CASE_KEYS = {"description", "spec", "observed", "lock", "conf", "expect", "contains"}
+CASE_KEYS = {"description", "spec", "observed", "lock", "conf", "last_order", "expect",
+             "contains"}
 
 
 def case_files() -> list[Path]:
@@ -67,10 +72,14 @@ def run(path: Path, reg: Registry, folder: Path) -> tuple[Spec, list[Finding]]:
     held = dict(case.get("lock") or {})
     alive = held.pop("alive", None)  # the pipeline's look at the owner's process
     conf = case.get("conf")  # what the appliance's stunnel.conf loads, as read
+    order = case.get("last_order")
     audited = audit_target(spec, target, observed(case.get("observed", {}), target, reg),
                            lock=LockInfo(target=target.name, **held) if held else None,
                            lock_owner_alive=alive,
-                           conf=None if conf is None else StunnelServes(**conf))
+                           conf=None if conf is None else StunnelServes(**conf),
+                           last_order=None if order is None else LastOrder(
+                               dt.datetime.fromisoformat(order["ended"]), order["outcome"],
+                               order.get("reason")))
     return spec, list(audited.findings)
 
 

@@ -121,9 +121,9 @@ def main() -> None:
 
     original_end = journal.Journal.end
 
-    def end_hooked(self: journal.Journal, outcome: str) -> Path:
+    def end_hooked(self: journal.Journal, outcome: str, reason: str | None = None) -> Path:
         closing("before_end", self.folder.name, outcome)
-        archived = original_end(self, outcome)
+        archived = original_end(self, outcome, reason)
         closing("after_end", self.folder.name, outcome)
         return archived
 

@@ -39,6 +39,8 @@ from applylab import (
 )
 
 from wlbplan.lab import control, pebble
+from wlbplan.run import pipeline
+from wlbplan.spec import load_spec
 
 pytestmark = [pytest.mark.lab, needs_pebble]
 
@@ -66,6 +68,13 @@ def test_a_wrong_txt_value_makes_the_order_invalid_and_changes_nothing(
     assert calls[0].startswith("set _acme-challenge.wlb1.lab.test wrong-"), calls
     assert calls[1:]
     assert all(c == "clear _acme-challenge.wlb1.lab.test" for c in calls[1:])
+    # audit reads the state folder's history: the failed order is a finding, in its words.
+    loaded = load_spec(spec)
+    audited = pipeline.audit_all(loaded, loaded.targets, state_dir=tmp_path / "state")
+    (failing,) = [f for f in audited.targets[0].findings
+                  if f.rule_id == "WLB-ACME-RENEWAL-FAILING"]
+    assert "failed and was rolled back: the CA at" in failing.message
+    assert "urn:ietf:params:acme:error:unauthorized" in failing.message
 
 
 def test_a_rejected_name_is_said_in_the_cas_words_and_changes_nothing(

@@ -52,10 +52,13 @@ EXIT_FINDINGS = 2
                    "--report junit=audit.xml.")
 @parallelism_option
 @timeout_option
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
+              help="The state folder whose journals tell how the last ACME order ended "
+                   "(default: .wlbplan/ beside the spec).")
 def audit(spec: Path | None, targets: tuple[str, ...], shard: Shard | None, output_format: str,
           fail_on: str, ignores: tuple[Ignore, ...], list_rules: bool,
           reports: tuple[tuple[str, Path], ...], parallelism: int,
-          timeout: float | None) -> int:
+          timeout: float | None, state_dir: Path | None) -> int:
     """Check pools and appliances against the spec and TLS policy; change nothing.
 
     Exit 0: nothing at or above --fail-on; 2: findings at or above it; 1: a target
@@ -86,7 +89,7 @@ def audit(spec: Path | None, targets: tuple[str, ...], shard: Shard | None, outp
         check_destination(path, f"{fmt} report")
     threshold = cast("FailOn", None if fail_on == "never" else fail_on)
     with progress("audit", len(chosen)) as shown:
-        audited = audit_all(loaded, chosen, parallelism, progress=shown)
+        audited = audit_all(loaded, chosen, parallelism, progress=shown, state_dir=state_dir)
     # The spec's entries first: with both in force, the one with a reason is shown.
     made = accept(audited, (*loaded.ignores, *ignores))
     click.echo(render_audit(made, output_format, color=want_color(), fail_on=threshold),

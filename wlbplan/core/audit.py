@@ -24,6 +24,7 @@ from wlbplan.core.rules import Level, rule
 from wlbplan.core.stunnel_conf import Served as StunnelServes
 from wlbplan.errors import VerifyError, WlbplanError
 from wlbplan.limits import PEM, read_file
+from wlbplan.model.history import LastOrder
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.observed import Observed
 from wlbplan.model.spec import Policy, Spec, Target, cli_command, is_ip_literal
@@ -44,16 +45,19 @@ def unreachable(spec: Spec, target: Target, error: str) -> TargetAudit:
 def audit_target(spec: Spec, target: Target, observed: Observed, *,
                  lock: LockInfo | None = None, lock_owner_alive: bool | None = None,
                  conf: StunnelServes | None = None, at: dt.datetime | None = None,
-                 ) -> TargetAudit:
+                 last_order: LastOrder | None = None) -> TargetAudit:
     """``lock``: the apply lock found on the coordinator (None: not locked);
-    ``lock_owner_alive``: whether its process runs (None: it ran on another machine)."""
+    ``lock_owner_alive``: whether its process runs (None: it ran on another machine);
+    ``last_order``: how the newest apply with an ACME order ended (the state folder's
+    history; None: none there)."""
     seen = _Seen.of(target, observed)
     planned = _plan(spec, seen)
     where = _Where(spec, target, plannable=not isinstance(planned, str))
     found = [*_locked(lock, lock_owner_alive, where), *_pool(seen, where, at), *_trust(seen, where),
              *_appliance(seen, where), *_conf(conf, where),
              *_certificates(seen, where, spec.policy, at),
-             *_acme(seen, where, at), *_drift(planned, where)]
+             *_acme(seen, where, at), *_order_failed(last_order, where),
+             *_drift(planned, where)]
     return TargetAudit(target.name, tuple(_unique(found)), target.line())
 
 
@@ -433,6 +437,21 @@ def _acme(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Findin
         f"{acme.renew_before_days} before it expires {expires:%Y-%m-%d})",
         about="certificate", where="certificate",
         hint=f"`{where.command('apply', '--auto-approve')}` renews it from then on")
+
+
+def _order_failed(last: LastOrder | None, where: _Where) -> Iterator[Finding]:
+    """The newest ACME order did not get its certificate installed: the renewal (or first
+    issuance) is failing, whatever the date says."""
+    if last is None or not last.failed or where.target.certificate.acme is None:
+        return
+    why = last.reason or "the reason was not recorded: the run was stopped and rolled " \
+                         "back later"
+    yield where.finding(
+        "WLB-ACME-RENEWAL-FAILING",
+        f"the last ACME order, in the apply of {last.ended:%Y-%m-%d %H:%M} UTC, failed and "
+        f"was {last.outcome.replace('_', ' ')}: {why}",
+        about="certificate", where="certificate",
+        hint=f"run `{where.command('apply')}` and fix what its error says")
 
 
 # ------------------------------------------------------------------------------- drift

@@ -151,6 +151,12 @@ CATALOGUE: Final[dict[str, Rule]] = _rules(
          "Its renewal has been due for more than a day: the nightly apply is not running, "
          "or its order fails (its error says why: the CA's problem, the challenge hook, "
          "the account). Run `wlbplan apply SPEC` and read what it says."),
+    Rule("WLB-ACME-RENEWAL-FAILING", "warning", "the last ACME order failed",
+         "The newest apply that ordered a certificate (the state folder's history) was "
+         "rolled back: the finding quotes its error (the CA's problem, the challenge hook, "
+         "the account, a timeout). Fix that and run `wlbplan apply SPEC`; the finding goes "
+         "once an order succeeds. Audit reads the state folder beside the spec, or "
+         "--state-dir."),
     # --- the audit's own settings
     Rule("WLB-IGNORE-UNUSED", "note", "an ignore matches no finding",
          "An accepted finding (--ignore, or audit.ignore in the spec) matched nothing on the "

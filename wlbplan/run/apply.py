@@ -212,7 +212,8 @@ def _roll_back(run: Run, entries: list[Entry], cause: BaseException,
     status = "rolled_back" if not failures else "rollback_incomplete"
     if failures:
         run.journal.incomplete(failures)
-    archived = str(run.journal.end(status)) if not failures else str(run.journal.path)
+    archived = str(run.journal.end(status, reason)) if not failures \
+        else str(run.journal.path)
     return TargetOutcome(name, status, done=tuple(run.done), undone=tuple(undone),
                          undo_failures=tuple(failures), error=reason, journal=archived,
                          interrupted=isinstance(cause, Interrupted | KeyboardInterrupt),

@@ -62,6 +62,9 @@ class Replay:
     """The last rollback went through every step and could not undo these (with what to
     do by hand); empty once a rollback after it undid them."""
     ended: str | None = None
+    reason: str | None = None
+    """Why the apply was rolled back, as it said then (None: not recorded)."""
+    ended_at: str | None = None
     outputs: dict[int, dict[str, Any]] = field(default_factory=dict)
     """What completed steps handed on, by step index (the ACME order's chain)."""
     extension: dict[str, Any] | None = None
@@ -174,9 +177,11 @@ class Journal:
         stays (a later rollback may succeed), and ``force-unlock`` may close it."""
         self._write({"event": "incomplete", "failures": failures})
 
-    def end(self, outcome: str) -> Path:
-        """Close the journal and move it to history; returns where it went."""
-        self._write({"event": "end", "outcome": outcome})
+    def end(self, outcome: str, reason: str | None = None) -> Path:
+        """Close the journal and move it to history; returns where it went. ``reason``:
+        why a run was rolled back (audit reports an ACME order that failed with it)."""
+        self._write({"event": "end", "outcome": outcome,
+                     **({"reason": reason} if reason else {})})
         history = self.folder / "history"
         _private_folder(history)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -253,7 +258,7 @@ _EVENTS: dict[str, dict[str, tuple[type, ...]]] = {
     "extend": {"plan": (dict,)},
     "undone": {"index": (int,), "ok": (bool,), "purpose?": (str,)},
     "incomplete": {"failures": (list,)},
-    "end": {"outcome": (str,)},
+    "end": {"outcome": (str,), "reason?": (str,), "time?": (str,)},
 }
 
 
@@ -347,6 +352,8 @@ def _apply(replay: Replay, record: dict[str, Any]) -> None:
             else ("(not recorded)",)
     elif event == "end":
         replay.ended = record.get("outcome")
+        replay.reason = record.get("reason")
+        replay.ended_at = record.get("time")
 
 
 def journal_owner_alive(header: dict[str, Any]) -> bool:

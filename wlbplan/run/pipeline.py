@@ -35,6 +35,7 @@ from wlbplan.model.shard import Shard
 from wlbplan.model.spec import Spec, Target
 from wlbplan.model.text import visible
 from wlbplan.run.apply import apply_target, resume_target, rollback_target
+from wlbplan.run.history import last_order
 from wlbplan.run.journal import Journal, JournalError
 from wlbplan.run.lock import owner_alive
 from wlbplan.run.sessions import Fleet, Sessions, open_sessions
@@ -116,7 +117,7 @@ def inspect_all(spec: Spec, targets: Sequence[Target],
     return [r for r in results if isinstance(r, Observed)]
 
 
-def _audit_one(spec: Spec, target: Target) -> TargetAudit:
+def _audit_one(spec: Spec, target: Target, state_dir: Path) -> TargetAudit:
     try:
         with open_sessions(spec, target) as sessions:
             # One round trip per host; the lock and stunnel.conf read apart from the
@@ -125,16 +126,21 @@ def _audit_one(spec: Spec, target: Target) -> TargetAudit:
     except WlbplanError as err:
         return unreachable(spec, target, str(err))
     held = seen.lock
+    ordered = last_order(state_dir, target.name) if target.certificate.acme else None
     return audit_target(spec, target, seen.observed, lock=held, conf=seen.conf,
-                        lock_owner_alive=owner_alive(held) if held else None)
+                        lock_owner_alive=owner_alive(held) if held else None,
+                        last_order=ordered)
 
 
 def audit_all(spec: Spec, targets: Sequence[Target], parallelism: int = DEFAULT_PARALLELISM,
-              *, progress: Reporter | None = None) -> Audit:
+              *, progress: Reporter | None = None, state_dir: Path | None = None) -> Audit:
     """Findings on every target; one that cannot be inspected is a finding, not an abort
     (a nightly audit of a fleet reports on the rest). Judging runs in the same worker as
-    inspecting: its ``openssl verify`` calls overlap with other targets' round trips."""
-    audited = _each(targets, parallelism, lambda t: _audit_one(spec, t),
+    inspecting: its ``openssl verify`` calls overlap with other targets' round trips.
+    ``state_dir``: whose history tells how the last ACME order ended (default: the
+    spec's)."""
+    folder = state_dir or default_state_dir(spec)
+    audited = _each(targets, parallelism, lambda t: _audit_one(spec, t, folder),
                     lambda a: a.error is None, progress)
     return make_audit(spec, audited)
 
