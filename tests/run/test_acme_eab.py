@@ -1,6 +1,13 @@
 """An ACME CA that requires external account binding (the lab's Pebble with --acme-eab):
 refused in the CA's words when the spec gives none, refused before any change when its
-variables are unset, issued when they are set; the HMAC key never shows."""
+variables are unset, issued when they are set; the HMAC key never shows.
+
+The pool is Citrix Hypervisor 8.2's (lab mode "ch82", xapi 1.249, older than 1.290.0:
+only the older CA certificate commands, pool-certificate-install / -uninstall, and no
+verifyPeer, so WLB is accepted only when the leaf itself is in the bundle): the same lab
+shows the ACME path trusting the leaf there through those commands, and `apply --replace`
+ordering a new certificate although none is due and swapping the leaf's trust. Tests run in file order, each from the state the one before
+left."""
 
 from __future__ import annotations
 
@@ -16,11 +23,14 @@ from applylab import (
     _env,
     assert_restored,
     before,
+    ca_names,
     plan_now,
     run_apply,
+    served_fingerprint,
     snapshot,
     snapshot_diff,
     state_dir,
+    verify_flag,
 )
 
 from wlbplan.lab import control, pebble
@@ -30,12 +40,14 @@ pytestmark = [pytest.mark.lab, needs_pebble]
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control.Lab]:
-    with acme_lab(tmp_path_factory.mktemp("acme-eab") / "lab", hosts=1, acme_eab=True) as made:
+    with acme_lab(tmp_path_factory.mktemp("acme-eab") / "lab", hosts=1, acme_eab=True,
+                  xapi="ch82") as made:
         yield made
 
 
-def _apply(spec: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-m", "wlbplan", "apply", str(spec), "--auto-approve"],
+def _apply(spec: Path, env: dict[str, str], *more: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYTHON, "-m", "wlbplan", "apply", str(spec), "--auto-approve",
+                           *more],
                           capture_output=True, text=True, timeout=300, check=False,
                           env={**_env(), **env}, stdin=subprocess.DEVNULL)
 
@@ -62,12 +74,41 @@ def test_its_variables_unset_refuse_before_any_change(lab: control.Lab) -> None:
     assert not snapshot_diff(was, snapshot(lab))
 
 
-def test_from_the_environment_the_ca_issues(lab: control.Lab) -> None:
+def _eab(lab: control.Lab) -> dict[str, str]:
     logins = lab_logins(lab)
-    eab = {name: logins[name] for name in (pebble.EAB_KID_ENV, pebble.EAB_HMAC_ENV)}
+    return {name: logins[name] for name in (pebble.EAB_KID_ENV, pebble.EAB_HMAC_ENV)}
+
+
+def _leaves(lab: control.Lab) -> set[str]:
+    return {n for n in ca_names(lab) if n.startswith("wlbplan-leaf-")}
+
+
+def test_from_the_environment_the_ca_issues(lab: control.Lab) -> None:
+    """On the 1.249 pool the leaf is trusted too (its bundle is what verifies WLB)."""
+    eab = _eab(lab)
     result = _apply(lab.spec_path, eab)
     assert result.returncode == 0, result.stdout + result.stderr
-    pool_handshake(lab)
+    assert pool_handshake(lab) == served_fingerprint(lab)
+    assert len(_leaves(lab)) == 1, ca_names(lab)
+    assert verify_flag(lab) == "true"
     hmac = eab[pebble.EAB_HMAC_ENV]
     for text in (result.stdout, result.stderr, *journal_texts(state_dir(lab))):
         assert hmac not in text
+
+
+def test_replace_orders_now_and_swaps_the_leafs_trust(lab: control.Lab) -> None:
+    """Not due (90 days left), so a plain plan has nothing to do; `--replace` orders a new
+    certificate now: the pool trusts the new leaf, no longer the old one, and verifies."""
+    assert plan_now(lab.spec_path).plan.steps == ()
+    old, old_leaves = served_fingerprint(lab), _leaves(lab)
+    result = _apply(lab.spec_path, _eab(lab), "--replace")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "acme.order" in result.stderr
+    assert "the CA issued the certificate" in result.stderr
+    new = pool_handshake(lab)
+    assert new != old
+    assert new == served_fingerprint(lab)
+    leaves = _leaves(lab)
+    assert len(leaves) == 1
+    assert leaves != old_leaves, "the old leaf is still trusted, or the new one is not"
+    assert plan_now(lab.spec_path).plan.steps == ()
