@@ -1,11 +1,13 @@
-"""Polling the CA: paced by its Retry-After, bounded by acme.order_timeout; a rateLimited
-answer, as the CA sends it (status 429, a problem document, Retry-After), becomes when to
-try again. The CA's answers are captured documents fed to the library's own code."""
+"""Polling the CA: paced by its Retry-After, bounded by acme.order_timeout (the set hook
+too); a rateLimited answer, as the CA sends it (status 429, a problem document,
+Retry-After), becomes when to try again. The CA's answers are captured documents fed to
+the library's own code."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +16,10 @@ import requests
 from acme import errors as acme_errors
 from acme import messages
 
-from wlbplan.acme import polling, problems
+from wlbplan.acme import client, hooks, polling, problems
 from wlbplan.acme.client import _Network
+from wlbplan.errors import AcmeError
+from wlbplan.model.spec import ChallengeHooks
 
 DIRECTORY = "https://ca.example.com/dir"
 AUTHZ_URL = "https://ca.example.com/authz/1"
@@ -119,3 +123,18 @@ def test_rate_limited_as_the_ca_sends_it_says_when_to_try_again() -> None:
     assert said == (f"the CA at {DIRECTORY} said: urn:ietf:params:acme:error:rateLimited: too "
                     "many new orders recently (the CA's rate limit was reached: try again "
                     "after 2026-05-01 13:00:00 UTC (in 3600 s))")
+
+
+def test_a_set_hook_gets_what_is_left_of_the_order_at_most() -> None:
+    now = dt.datetime.now()
+    assert client._left(now + dt.timedelta(seconds=5)) <= 5
+    assert client._left(now - dt.timedelta(seconds=5)) == 1.0  # past: a last second
+    assert client._left(now + dt.timedelta(hours=1)) == hooks.HOOK_TIMEOUT
+    slow = ChallengeHooks(set=("sleep", "5", "{value}"), clear=("true",))
+    started = time.monotonic()
+    with pytest.raises(AcmeError, match=r"the challenge's set hook \(sleep\) for "
+                                        r"_acme-challenge.wlb.example.com: did not finish "
+                                        r"within 0.2s"):
+        hooks.run(slow, "set", hooks.Record("wlb.example.com",
+                                            "_acme-challenge.wlb.example.com", "1"), 0.2)
+    assert time.monotonic() - started < 3

@@ -6,8 +6,8 @@ The pool is Citrix Hypervisor 8.2's (lab mode "ch82", xapi 1.249, older than 1.2
 only the older CA certificate commands, pool-certificate-install / -uninstall, and no
 verifyPeer, so WLB is accepted only when the leaf itself is in the bundle): the same lab
 shows the ACME path trusting the leaf there through those commands, and `apply --replace`
-ordering a new certificate although none is due and swapping the leaf's trust. Tests run in file order, each from the state the one before
-left."""
+ordering a new certificate although none is due and swapping the leaf's trust. Tests run
+in file order, each from the state the one before left."""
 
 from __future__ import annotations
 

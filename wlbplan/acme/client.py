@@ -138,7 +138,8 @@ def _order(acme_client: client.ClientV2, acme: AcmeSpec, csr_pem: bytes,
                 continue  # the CA still holds a valid proof for this name
             challenge, record = _dns01(authz, acme_client.net.key)
             published.append(record)
-            hooks.run(acme.challenge, "set", record)
+            # Within the order's bound (its clear, on the way out, gets its own).
+            hooks.run(acme.challenge, "set", record, timeout=_left(deadline))
             progress(f"TXT record {record.name} set; asking the CA to check it")
             acme_client.answer_challenge(challenge, challenge.response(acme_client.net.key))
         order = polling.authorizations(acme_client, order, deadline)
@@ -146,6 +147,11 @@ def _order(acme_client: client.ClientV2, acme: AcmeSpec, csr_pem: bytes,
         return acme_client.finalize_order(order, deadline, fetch_alternative_chains=True)
     finally:
         _clear(acme, published)
+
+
+def _left(deadline: dt.datetime) -> float:
+    """Seconds a set hook may take: what is left of the order's time, at most a hook's."""
+    return max(1.0, min(hooks.HOOK_TIMEOUT, (deadline - dt.datetime.now()).total_seconds()))
 
 
 def _dns01(authz: messages.AuthorizationResource,

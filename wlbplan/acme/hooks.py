@@ -22,15 +22,17 @@ class Record:
     value: str
 
 
-def run(hooks: ChallengeHooks, which: str, record: Record) -> None:
-    """Run the ``set`` or ``clear`` hook for ``record``; AcmeError if it fails."""
+def run(hooks: ChallengeHooks, which: str, record: Record,
+        timeout: float = HOOK_TIMEOUT) -> None:
+    """Run the ``set`` or ``clear`` hook for ``record``; AcmeError if it fails or takes
+    longer than ``timeout`` seconds."""
     command = hooks.set if which == "set" else hooks.clear
     argv = hooks.argv(command, record.domain, record.name, record.value)
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=HOOK_TIMEOUT,
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               check=False, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as err:
-        why = f"did not finish within {HOOK_TIMEOUT:.0f}s" if isinstance(
+        why = f"did not finish within {timeout:g}s" if isinstance(
             err, subprocess.TimeoutExpired) else (err.strerror or str(err))
         raise AcmeError(f"the challenge's {which} hook ({argv[0]}) for {record.name}: "
                         f"{visible(why)}") from None
