@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
+from wlbplan.children import run_child
 from wlbplan.errors import AcmeError
 from wlbplan.model.spec import ChallengeHooks
 from wlbplan.model.text import visible
@@ -29,8 +30,7 @@ def run(hooks: ChallengeHooks, which: str, record: Record,
     command = hooks.set if which == "set" else hooks.clear
     argv = hooks.argv(command, record.domain, record.name, record.value)
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              check=False, stdin=subprocess.DEVNULL)
+        done = run_child(argv, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as err:
         why = f"did not finish within {timeout:g}s" if isinstance(
             err, subprocess.TimeoutExpired) else (err.strerror or str(err))

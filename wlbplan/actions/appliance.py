@@ -8,7 +8,6 @@ and owner (``cp -p`` then rename) by the undo actions.
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from wlbplan.actions.base import (
     one_of,
     typed,
 )
+from wlbplan.children import run_child
 from wlbplan.core.steps import Step
 from wlbplan.core.steps.appliance import BACKUP, csr_argv, pending_csr, pending_key
 from wlbplan.errors import VerifyError, WlbplanError
@@ -96,8 +96,7 @@ def _sign_run(ctx: Context, step: Step) -> None:
     p = step.params
     # Like the CSR's folder: validate checked that it can be made.
     Path(p["cert"]).parent.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(p["argv"], capture_output=True, text=True, timeout=300,
-                            check=False, stdin=subprocess.DEVNULL)
+    result = run_child(p["argv"], timeout=300)
     if result.returncode != 0:
         said = (result.stderr or result.stdout).strip()[-500:] or "no output"
         raise StepFailed(f"the signer failed (exit {result.returncode}): {said}")

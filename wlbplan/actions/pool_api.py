@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 
 from wlbplan.actions.base import StepFailed
+from wlbplan.children import run_child
 from wlbplan.connectors.xenapi import XenapiSession
 from wlbplan.errors import XapiError
 from wlbplan.inspect import script as facts
@@ -122,9 +123,8 @@ def local_handshake(argv: tuple[str, ...], bundle: list[str]) -> dict[str, facts
         args = list(argv)
         args[args.index("-CAfile") + 1] = path
         try:
-            done = subprocess.run(["timeout", str(PREFLIGHT_TIMEOUT), *args],
-                                  capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                  timeout=PREFLIGHT_TIMEOUT + 10, check=False)
+            done = run_child(["timeout", str(PREFLIGHT_TIMEOUT), *args],
+                             timeout=PREFLIGHT_TIMEOUT + 10)
         except (OSError, subprocess.TimeoutExpired) as err:
             raise StepFailed(f"preflight: cannot run openssl on this machine: {err}") from None
     shake = facts.RawFact(output=done.stdout + done.stderr, exit_code=done.returncode)

@@ -19,6 +19,7 @@ from cryptography import x509
 from wlbplan.certs.chain import is_self_signed
 from wlbplan.certs.common import _OPENSSL_TIMEOUT, Mode, NameCheck, _ip_or_none, _when
 from wlbplan.certs.parse import _spki_der, to_pem
+from wlbplan.children import run_child
 from wlbplan.errors import VerifyError
 
 
@@ -132,9 +133,7 @@ def _openssl_verify(
             argv += ["-untrusted", _write(folder / "untrusted.pem", untrusted)]
         argv.append(_write(folder / "leaf.pem", [leaf]))
         try:
-            done = subprocess.run(
-                argv, capture_output=True, text=True, timeout=_OPENSSL_TIMEOUT, check=False
-            )
+            done = run_child(argv, timeout=_OPENSSL_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as err:
             raise VerifyError(f"could not run openssl verify: {err}") from None
     return _verdict_from(done.returncode, done.stdout + done.stderr)
