@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -24,8 +25,13 @@ def test_it_runs_in_a_session_of_its_own() -> None:
     assert group != os.getpgid(0)
 
 
-def test_a_timeout_ends_the_whole_tree() -> None:
+def test_a_timeout_ends_the_whole_tree(tmp_path: Path) -> None:
+    """Not only its first process (subprocess.run kills that one alone)."""
+    pid_file = tmp_path / "grandchild.pid"
     started = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired):
-        run_child(["sh", "-c", "sleep 30 & echo $! > /dev/stderr; wait"], timeout=0.5)
+        run_child(["sh", "-c", f"sleep 30 & echo $! > {pid_file}; wait"], timeout=0.5)
     assert time.monotonic() - started < 10
+    stat = Path(f"/proc/{int(pid_file.read_text())}/stat")
+    # Gone, or a zombie waiting for whoever reaps orphans here: not running either way.
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
