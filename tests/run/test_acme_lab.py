@@ -107,6 +107,8 @@ def test_first_issuance_from_the_self_signed_appliance(lab: control.Lab, tmp_pat
     result = wlbplan("apply", str(saved))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "the CA issued the certificate" in result.stderr
+    # The order's own progress reaches the operator while it runs (it can take minutes).
+    assert "pool1: ACME: TXT record _acme-challenge." in result.stderr
     leaf = pool_handshake(lab)
     assert leaf == served_fingerprint(lab)
     assert verify_flag(lab) == "true"

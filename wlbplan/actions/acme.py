@@ -44,7 +44,10 @@ def _order_run(ctx: Context, step: Step) -> None:
                          f"{', '.join(step.params['names'])} as planned")
     if ctx.state_dir is None:
         raise StepFailed("an ACME order needs the state folder (for its account key)")
-    order = issue(acme, csr, state_dir=ctx.state_dir, env=os.environ)
+    name = ctx.target.name
+    order = issue(acme, csr, state_dir=ctx.state_dir, env=os.environ,
+                  progress=lambda said: ctx.report({"type": "acme_progress", "target": name,
+                                                    "message": f"{name}: ACME: {said}"}))
     ctx.outputs[step.action] = {"chain": list(order.chain)}
 
 

@@ -19,6 +19,7 @@ from wlbplan.connectors.base import Runner
 from wlbplan.core.steps import Step
 from wlbplan.errors import RemoteCommandError
 from wlbplan.model.command import Command, CommandResult
+from wlbplan.model.events import Reporter
 from wlbplan.model.spec import Spec, Target
 from wlbplan.run.sessions import Sessions
 
@@ -32,6 +33,8 @@ class Context:
     sessions: Sessions
     state_dir: Path | None = None
     """The apply's state folder (journals; the ACME account key's default home)."""
+    report: Reporter = field(default=lambda _event: None, compare=False)
+    """The run's reporter: a step that works for long (the ACME order) says how it goes."""
     outputs: dict[str, Any] = field(default_factory=dict, compare=False)
     """What a step hands to the run (the ACME order's chain), by action; the run journals
     it with the step's completion."""

@@ -70,7 +70,7 @@ def apply_target(spec: Spec, target: Target, plan: TargetPlan, sessions: Session
     except BaseException:
         lock.release(sessions.pool, target, held.id)
         raise
-    run = Run(Context(spec, target, sessions, state_dir), plan, journal, report, cancel)
+    run = Run(Context(spec, target, sessions, state_dir, report), plan, journal, report, cancel)
     try:
         journal.begin({"target": target.name, "lock_id": held.id, "spec": str(spec.path),
                        "spec_digest": spec.digest, "observed_digest": plan.observed_digest,
@@ -289,7 +289,7 @@ def rollback_target(spec: Spec, target: Target, sessions: Sessions, state_dir: P
         raise LockError(lock.held_message(
             target, holder, sessions.pool,
             "nothing was undone; wait for it to finish before rolling back"))
-    ctx = Context(spec, target, sessions, state_dir)
+    ctx = Context(spec, target, sessions, state_dir, report)
     entries = replay.pending_undo()
     report(_event("rollback_start", target.name,
                   f"{target.name}: undoing {len(entries)} step(s) from {journal.path}"))
@@ -329,7 +329,7 @@ def resume_target(spec: Spec, target: Target, sessions: Sessions, state_dir: Pat
                     "owner": held.owner})
     first = next((i for i in range(1, len(plan.steps) + 1) if i not in replay.done),
                  len(plan.steps) + 1)
-    run = Run(Context(spec, target, sessions, state_dir), plan, journal, report, cancel,
+    run = Run(Context(spec, target, sessions, state_dir, report), plan, journal, report, cancel,
               done=[step_id(target.name, i, s) for i, s in enumerate(plan.steps, 1)
                     if i < first])
     report(_event("resume_start", target.name,
