@@ -146,12 +146,15 @@ def _boundaries(kind: str, steps: list[int]) -> list[tuple[str, dict[str, Any] |
     return walk
 
 
-def test_sigkill_up_to_the_first_install_step_then_rollback(
+def test_sigkill_at_the_acme_boundaries_and_the_last_then_rollback(
         lab: control.Lab, tmp_path: Path, children: Children) -> None:
-    """Killed as step 1..4 is announced, and inside the order with the record published
-    (its undo, journaled before it ran, clears it): `wlbplan rollback` restores all."""
+    """Killed as step 1..4 is announced, inside the order with the record published
+    (its undo, journaled before it ran, clears it), and as the last step is announced
+    (every install step's undo, then the order's, then the request's): `wlbplan rollback`
+    restores all."""
     was = before(lab)
-    for n, (label, hook) in enumerate(_boundaries("sigkill", [1, 2, ORDER, FIRST_INSTALL])):
+    steps = [1, 2, ORDER, FIRST_INSTALL, STEPS]
+    for n, (label, hook) in enumerate(_boundaries("sigkill", steps)):
         folder = tmp_path / f"b{n}"
         folder.mkdir()
         spec, log = _hooks(lab, folder, None if hook else signal.SIGKILL)
@@ -159,7 +162,8 @@ def test_sigkill_up_to_the_first_install_step_then_rollback(
         code, err = _apply(children, spec, journals, hook or NO_HOOK)
         assert code == -signal.SIGKILL, (label, err)
         held = journal_path(journals).read_text()
-        assert ('"event": "extend"' in held) == (label == f"step {FIRST_INSTALL}"), label
+        extended = hook is not None and hook["step"] >= FIRST_INSTALL
+        assert ('"event": "extend"' in held) == extended, label
         if hook is None:
             assert log.read_text().splitlines()[-1].startswith("set "), "not killed in it"
         _rollback(spec, journals)
