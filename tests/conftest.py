@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from differ_fixtures import Registry, registry
 from hypothesis import settings
+from pool_connectors import CONNECTORS
 
 # "ci", the default (`make test`): the same examples on every run and no example database,
 # so a failure in CI is a failure on every machine. "dev": fresh random examples each run,
@@ -37,3 +38,40 @@ def spec_dir(tmp_path_factory: pytest.TempPathFactory, reg: Registry) -> Path:
     folder = tmp_path_factory.mktemp("case_specs")
     reg.write(folder / "certs")
     return folder
+
+
+# The step walks of tests/run parametrize the connector with their step (run/conftest.py).
+_STEP_WALKS = {"fresh_step", "rotation_step"}
+
+
+@pytest.fixture
+def pool_connector(request: pytest.FixtureRequest) -> str:
+    """How the test's lab reaches the pool (tests/pool_connectors.py): ``xe`` unless the
+    test is marked ``connectors``, which runs it over each."""
+    return str(getattr(request, "param", "xe"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("connectors") is None:
+        return
+    if not _STEP_WALKS & set(metafunc.fixturenames):
+        metafunc.parametrize("pool_connector", CONNECTORS, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``connectors(xenapi_not={PARAM: VALUE or (VALUES…)}, why=...)``: not over XenAPI
+    with that parameter value (what the other connector's case proves as well; ``why`` says so)."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("connectors")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        unwanted = marker.kwargs.get("xenapi_not", {}) if marker is not None else {}
+        if params.get("pool_connector") == "xenapi" and any(
+                params.get(name) in (values if isinstance(values, tuple) else (values,))
+                for name, values in unwanted.items()):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

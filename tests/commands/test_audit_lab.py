@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from pool_connectors import OVER_BOTH, forwarded, up, use_logins
 
 from wlbplan.lab import control, faults
 
@@ -25,7 +26,7 @@ SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "audit.schema.json"
 
 def wlbplan(*args: str | Path, env: dict[str, str] | None = None,
             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    base = {"NO_COLOR": "1", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    base = {"NO_COLOR": "1", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), **forwarded()}
     return subprocess.run([sys.executable, "-m", "wlbplan", *map(str, args)],
                           capture_output=True, text=True, timeout=180, cwd=cwd,
                           env={**base, **(env or {})})
@@ -53,13 +54,16 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[control.Lab]:
 
 
 @pytest.fixture
-def applied(tmp_path: Path) -> Iterator[control.Lab]:
-    """One target after `wlbplan apply`: trusted and verified."""
-    made = control.up(tmp_path / "lab", hosts=2)
+def applied(tmp_path: Path, pool_connector: str) -> Iterator[control.Lab]:
+    """One target after `wlbplan apply`: trusted and verified; its pool reached by
+    ``pool_connector``."""
+    made = up(tmp_path / "lab", pool_connector, hosts=2)
     try:
-        done = wlbplan("apply", made.spec_path, "--auto-approve")
-        assert done.returncode == 0, done.stdout + done.stderr
-        yield made
+        with pytest.MonkeyPatch.context() as env:
+            use_logins(made, env)
+            done = wlbplan("apply", made.spec_path, "--auto-approve")
+            assert done.returncode == 0, done.stdout + done.stderr
+            yield made
     finally:
         control.down(made.dir)
 
@@ -158,12 +162,15 @@ def test_markdown_starts_with_the_result(fresh: control.Lab) -> None:
 # --------------------------------------------------------- after apply, and faults
 
 
+@OVER_BOTH
 def test_after_apply_only_the_self_signed_warning_remains(applied: control.Lab) -> None:
     code, document = audit_json(applied.spec_path, "--fail-on", "warning")
     assert rules_of(document, "pool1") == {"WLB-CERT-SELF-SIGNED-CA": "warning"}
     assert code == 2
 
 
+@pytest.mark.connectors(xenapi_not={"fault": "key-mismatch"},
+                        why="the appliance's key alone: the pool plays no part")
 @pytest.mark.parametrize(("fault", "expected"), [
     ("expire", {"WLB-CERT-EXPIRED", "WLB-POOL-REFUSES-WLB"}),
     ("cn-mismatch", {"WLB-POOL-REFUSES-WLB"}),

@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from pool_connectors import OVER_BOTH, logins, up
 
 from wlbplan.lab import control
 
@@ -18,10 +19,11 @@ pytestmark = pytest.mark.lab
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
 
 
-def wlbplan(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def wlbplan(*args: str, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "wlbplan", *args], capture_output=True,
-                          text=True, timeout=120, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
-                          cwd=cwd)
+                          text=True, timeout=120, cwd=cwd,
+                          env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin", **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +121,11 @@ def test_inspect_in_both_formats(lab: control.Lab) -> None:
     assert "PRIVATE" not in as_json.stdout
 
 
-def test_converged_pool_plans_no_changes(tmp_path: Path) -> None:
-    made = control.up(tmp_path / "lab", hosts=2)
+@OVER_BOTH
+def test_converged_pool_plans_no_changes(tmp_path: Path, pool_connector: str) -> None:
+    """Trust installed by hand under a name wlbplan did not choose: matched by content over
+    xe, by fingerprint over XenAPI (which shows no PEM)."""
+    made = up(tmp_path / "lab", pool_connector, hosts=2)
     try:
         xe = str(made.layout("pool1").xe)
         pem = tmp_path / "server.pem"
@@ -130,7 +135,8 @@ def test_converged_pool_plans_no_changes(tmp_path: Path) -> None:
                               check=True).stdout.strip()
         subprocess.run([xe, "pool-param-set", f"uuid={uuid}", "wlb-verify-cert=true"],
                        check=True)
-        result = wlbplan("plan", str(made.spec_path), "--detailed-exitcode")
+        result = wlbplan("plan", str(made.spec_path), "--detailed-exitcode",
+                         env=logins(made))
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.splitlines()[-1].startswith("No changes.")
     finally:

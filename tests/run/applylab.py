@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 import yaml
+from pool_connectors import forwarded, logins
+from pool_connectors import up as lab_up
 
 from wlbplan import actions
 from wlbplan.actions.base import Action, StepFailed
@@ -40,6 +42,7 @@ from wlbplan.lab import control, pki, stunnel, xe_state
 from wlbplan.lab.layout import TargetLayout
 from wlbplan.lab.procs import alive
 from wlbplan.model.events import TargetOutcome
+from wlbplan.model.lock import LockInfo, parse_lock
 from wlbplan.run import pipeline
 from wlbplan.run.apply import apply_target
 from wlbplan.run.sessions import open_sessions
@@ -62,8 +65,9 @@ Snapshot = dict[str, tuple[str, int]]
 # ---- running wlbplan ---------------------------------------------------------------------
 
 def _env() -> dict[str, str]:
+    """A clean environment, with the XenAPI login of the test's lab (pool_connectors)."""
     return {"NO_COLOR": "1", "PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
-            "LANG": "C.UTF-8"}
+            "LANG": "C.UTF-8", **forwarded()}
 
 
 def wlbplan(*args: str, stdin: str | None = None, timeout: float = 120,
@@ -127,11 +131,12 @@ def wait_for_text(path: Path, text: str, proc: subprocess.Popen[str],
 # ---- labs ----------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def running_lab(folder: Path, **kw: Any) -> Iterator[control.Lab]:
-    """A lab that is taken down (every daemon, by pid file) whatever happens."""
+def running_lab(folder: Path, connector: str = "xe", **kw: Any) -> Iterator[control.Lab]:
+    """A lab that is taken down (every daemon, by pid file) whatever happens; its pool
+    reached by ``connector`` (pool_connectors)."""
     lab: control.Lab | None = None
     try:
-        lab = control.up(folder, **kw)
+        lab = lab_up(folder, connector, **kw)
         yield lab
     finally:
         control.down(folder)
@@ -193,6 +198,31 @@ def host_layouts(lab: control.Lab, target: str = TARGET) -> list[Any]:
 def lock_file(lab: control.Lab, target: str = TARGET) -> Path:
     return xe_state.coordinator(layout(lab, target)).root / "var" / "lib" / "wlbplan" / \
         "apply.lock"
+
+
+LOCK_KEY = "wlbplan-apply-lock"  # run/lock_xenapi.KEY, spelled out: the lab's view
+
+
+def held_locks(lab: control.Lab, target: str = TARGET) -> dict[str, LockInfo]:
+    """The apply locks the pool holds, by place: ``file`` (on the coordinator),
+    ``other-config`` (the pool's key)."""
+    found = {}
+    path = lock_file(lab, target)
+    if path.exists():
+        found["file"] = parse_lock(path.read_text(), target)
+    config = xe_state.load(layout(lab, target).pool_state)["pool"]["other-config"]
+    if LOCK_KEY in config:
+        found["other-config"] = parse_lock(config[LOCK_KEY], target)
+    return found
+
+
+def held_lock(lab: control.Lab, target: str = TARGET) -> LockInfo:
+    """The one apply lock the pool holds (the same record wherever it is kept)."""
+    found = held_locks(lab, target)
+    assert found, "the pool holds no apply lock"
+    records = set(found.values())
+    assert len(records) == 1, f"the pool holds different locks: {found}"
+    return records.pop()
 
 
 def state_dir(lab: control.Lab) -> Path:
@@ -307,7 +337,7 @@ def assert_restored(lab: control.Lab, was: Before, journals: Path | None,
         "\n".join(changed)
     assert verify_flag(lab, target) == was.flag
     assert ca_names(lab, target) == was.cas
-    assert not lock_file(lab, target).exists(), "the apply lock was left on the coordinator"
+    assert not held_locks(lab, target), "the apply lock was left on the pool"
     lock_dir = lock_file(lab, target).parent
     left = sorted(p.name for p in lock_dir.iterdir()) if lock_dir.exists() else []
     assert not left, f"left in the coordinator's lock folder: {left}"
@@ -340,7 +370,7 @@ def assert_applied(lab: control.Lab, target: str = TARGET) -> None:
         bundle = x509.load_pem_x509_certificates(host.bundle.read_bytes())
         assert leaf_cert in bundle, f"{host.root.name}'s bundle lacks the appliance leaf"
     xe(lab, "pool-retrieve-wlb-configuration", target=target)
-    assert not lock_file(lab, target).exists()
+    assert not held_locks(lab, target)
 
 
 # ---- the library, in process -------------------------------------------------------------
@@ -540,6 +570,7 @@ class Rotation:
     from exactly that state (checked), rebuilt when a test left it damaged."""
 
     folder: Path
+    connector: str = "xe"
     lab: control.Lab | None = None
     spec: Path | None = None
     was: Before | None = None
@@ -550,8 +581,11 @@ class Rotation:
         where = self.folder / f"build{self.builds}"
         self.builds += 1
         where.mkdir()
-        self.lab = control.up(where / "lab", hosts=2)
-        self.spec = prepare_rotation(self.lab, where)
+        self.lab = lab_up(where / "lab", self.connector, hosts=2)
+        with pytest.MonkeyPatch.context() as env:
+            for key, value in logins(self.lab).items():
+                env.setenv(key, value)
+            self.spec = prepare_rotation(self.lab, where)
         self.was = before(self.lab)
 
     def down(self) -> None:
@@ -565,7 +599,7 @@ class Rotation:
         intact = (not snapshot_diff(self.was.files, snapshot(self.lab))
                   and verify_flag(self.lab) == self.was.flag
                   and ca_names(self.lab) == self.was.cas
-                  and not lock_file(self.lab).exists())
+                  and not held_locks(self.lab))
         if intact and served_fingerprint(self.lab) != self.was.served:
             # Only what stunnel serves differs (a known bug): restart it the lab's way.
             stunnel.restart(layout(self.lab))

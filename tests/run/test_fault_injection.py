@@ -34,6 +34,7 @@ from applylab import (
     failing_registry,
     finish,
     fresh_plan_actions,
+    held_lock,
     journal_path,
     layout,
     lock_file,
@@ -48,6 +49,7 @@ from applylab import (
     verify_flag,
     wlbplan,
 )
+from pool_connectors import OVER_BOTH
 
 from wlbplan import actions
 from wlbplan.actions.base import StepFailed
@@ -73,6 +75,7 @@ def _raise_on_complete(k: int) -> Any:
     return report
 
 
+@OVER_BOTH
 @pytest.mark.parametrize("how", ["fails", "fails-between"])
 def test_failure_at_every_step_rolls_back(lab: control.Lab, tmp_path: Path, fresh_step: int,
                                           how: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,6 +137,7 @@ def test_a_bug_in_a_step_rolls_back_and_is_raised(lab: control.Lab, tmp_path: Pa
 
 # ---- a fresh lab: SIGKILL at every step, then `wlbplan rollback` -----------------------------
 
+@OVER_BOTH
 def test_sigkill_at_every_step_then_rollback(lab: control.Lab, fresh_step: int,
                                              children: Children) -> None:
     """Killed as step k is announced (not yet journaled, not run): the state after step
@@ -141,6 +145,7 @@ def test_sigkill_at_every_step_then_rollback(lab: control.Lab, fresh_step: int,
     _kill_then_rollback(lab, fresh_step, "apply_start", children)
 
 
+@OVER_BOTH
 def test_sigkill_after_the_last_step_then_rollback(lab: control.Lab,
                                                    children: Children) -> None:
     """Killed once every step completed, before the journal was closed."""
@@ -160,10 +165,10 @@ def _kill_then_rollback(lab: control.Lab, fresh_step: int, when: str,
     # A crashed run leaves its journal and its lock, with the same lock id.
     journals = state_dir(lab)
     assert journal_path(journals).exists()
-    held = json.loads(lock_file(lab).read_text())
+    held = held_lock(lab)
     header = json.loads(journal_path(journals).read_text().splitlines()[0])
-    assert header["lock_id"] == held["id"]
-    assert held["pid"] == proc.pid
+    assert header["lock_id"] == held.id
+    assert held.pid == proc.pid
 
     back = wlbplan("rollback", spec, "--target", TARGET)
     assert back.returncode == 0, back.stdout + back.stderr
@@ -202,6 +207,7 @@ def test_sigterm_rolls_back(lab: control.Lab, children: Children) -> None:
     _interrupt(lab, 2, "sigterm", children)
 
 
+@OVER_BOTH
 def test_signals_during_the_rollback_are_held(lab: control.Lab, children: Children) -> None:
     """Ctrl-C and SIGTERM while undoing never cut the rollback short."""
     was = before(lab)
@@ -236,6 +242,7 @@ def _interrupt(lab: control.Lab, step: int, sig: str, children: Children) -> Non
 
 # ---- the CA-signed rotation: every kind of step ---------------------------------------------
 
+@OVER_BOTH
 def test_rotation_failure_at_every_step_rolls_back(rotation: Rotation, rotation_step: int,
                                                    tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -256,6 +263,7 @@ def test_rotation_failure_at_every_step_rolls_back(rotation: Rotation, rotation_
     assert_restored(rotation.lab, rotation.was, journals)
 
 
+@OVER_BOTH
 def test_rotation_sigkill_at_every_step_then_rollback(rotation: Rotation, rotation_step: int,
                                                       children: Children,
                                                       tmp_path: Path) -> None:
@@ -345,6 +353,7 @@ def test_rotation_never_overwrites_an_existing_backup(rotation: Rotation, tmp_pa
             path.unlink(missing_ok=True)
 
 
+@OVER_BOTH
 def test_rotation_applies_keeping_backups_and_foreign_trust(rotation: Rotation,
                                                             tmp_path: Path) -> None:
     """The happy path of the same plan, from a saved plan (no prompt). Last in the module:

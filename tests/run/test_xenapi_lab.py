@@ -1,7 +1,10 @@
-"""The pool over XenAPI, on one lab (``lab up --xenapi``) shared by the module: plan,
-apply, audit and rollback through the lab's XenAPI server, fault injection at every step,
-the refusals (a read-only account), the lock in the pool's other_config, every session
-logged out, and the password nowhere.
+"""The pool over XenAPI, on one lab (``lab up --xenapi``) shared by the module: what only
+XenAPI has: plan, apply and audit through the lab's XenAPI server while xe sees the same
+pool, the pool's own confirm refused, the refusals (a read-only account), the lock in the
+pool's other_config (audited, force-unlocked, Ctrl-C), every session logged out, and the
+password nowhere. The walks that run over both connectors (fault injection at every step,
+SIGKILL and rollback, resume, the CA rotation, audit after faults) are the SSH suites'
+own, parametrized by ``pool_connector`` (tests/pool_connectors.py).
 
 The same pool is reached by the local connector (xe) too: what one changes, the other
 sees. Each test starts from the fresh pool (``fresh``), checked byte for byte.
@@ -12,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -24,7 +26,6 @@ from applylab import (
     before,
     ca_names,
     check_undo_order,
-    failing_registry,
     finish,
     layout,
     plan_now,
@@ -32,7 +33,6 @@ from applylab import (
     snapshot,
     snapshot_diff,
     state_dir,
-    step_index,
     verify_flag,
     wlbplan,
     xe,
@@ -41,7 +41,6 @@ from applylab import (
     _env as operator_env,
 )
 
-from wlbplan import actions
 from wlbplan.lab import control, faults, xe_state
 from wlbplan.lab.labspec import xenapi_pool
 from wlbplan.lab.layout import LOGINS_FILE
@@ -167,34 +166,6 @@ def test_a_failed_confirm_is_rolled_back(fresh: control.Lab, tmp_path: Path) -> 
     assert_restored(lab, was, tmp_path / "state")
 
 
-@pytest.mark.parametrize("how", ["fails", "fails-between"])
-def test_failure_at_every_step_rolls_back_over_xenapi(fresh: control.Lab, tmp_path: Path,
-                                                       fresh_step: int, how: str,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """test_fault_injection's walk, over XenAPI: fail before step k, or between k and k+1."""
-    lab = fresh
-    was = before(lab)
-    planned = plan_now(lab.spec_path)
-    events: list[dict[str, Any]] = []
-    report = None
-    if how == "fails-between":
-        def report(event: dict[str, Any]) -> None:
-            if event["type"] == "apply_complete" and step_index(event) == fresh_step:
-                from wlbplan.actions.base import StepFailed
-
-                raise StepFailed(f"injected failure after step {fresh_step} completed")
-    else:
-        monkeypatch.setattr(actions, "registry", failing_registry(fresh_step, how))
-    outcome = run_apply(planned, tmp_path / "state", events, report)
-    monkeypatch.undo()
-    assert outcome.status == "rolled_back", outcome
-    assert "injected failure" in (outcome.error or "")
-    started = [step_index(e) for e in events if e["type"] == "apply_start"]
-    assert started == list(range(1, fresh_step + 1)), "a step ran after the failure"
-    check_undo_order(tmp_path / "state", outcome)
-    assert_restored(lab, was, tmp_path / "state")
-
-
 def test_a_read_only_account_changes_nothing(fresh: control.Lab) -> None:
     """The pool refuses the first change (RBAC_PERMISSION_DENIED): apply exits 1 naming the
     role it needs, nothing changed, the lock never taken, the session logged out."""
@@ -227,6 +198,10 @@ def test_the_lock_is_a_key_of_other_config(fresh: control.Lab, children: Childre
     refused = wlbplan("apply", str(lab.spec_path), "--auto-approve", env=env)
     assert refused.returncode == 1
     assert record["id"] in refused.stdout + refused.stderr
+    audited = wlbplan("audit", str(lab.spec_path), "--format", "json", env=env)
+    (finding,) = [f for f in json.loads(audited.stdout)["targets"][0]["findings"]
+                  if f["rule_id"] == "WLB-POOL-LOCKED"]
+    assert record["id"] in finding["message"]
     wrong = wlbplan("force-unlock", str(lab.spec_path), "--force", "nope", env=env)
     assert wrong.returncode == 1
     done = wlbplan("force-unlock", str(lab.spec_path), "--force", record["id"], env=env)
