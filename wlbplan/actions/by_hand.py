@@ -5,12 +5,50 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from wlbplan.actions.base import Context, UndoRecord
+from wlbplan.core.steps.pool import API_CA_CALLS, CA_COMMANDS, api
+from wlbplan.model.text import shell_word
 
 
-def _xe(ctx: Context, *args: str) -> str:
-    return f"`{shlex.join((ctx.target.pool.xe, *args))}`"
+def _where(ctx: Context) -> str:
+    """Where the pool's commands are run: a pool reached through XenAPI may have no shell
+    on its coordinator at all, so its operator runs xe from their own machine (-s/-u/-pwf,
+    the same account wlbplan used) or makes the API call, as the plan showed the step."""
+    if not api(ctx.target):
+        return "on the coordinator"
+    creds = ctx.target.pool.credentials
+    password = f"${creds.password_env}" if creds else "the XenAPI account's password"
+    return (f"from any machine with the xe CLI, as the XenAPI account wlbplan used "
+            f"(PASSWORD_FILE: a file holding {password})")
+
+
+def _xe(ctx: Context, *args: str, logins: tuple[str, ...] = ()) -> str:
+    """An xe command as the operator types it: on the coordinator, or for a XenAPI pool
+    with the pool's address and the account's login named, never included."""
+    if not api(ctx.target):
+        return f"`{' '.join((shlex.join((ctx.target.pool.xe, *args)), *logins))}`"
+    parts = urlsplit(ctx.target.pool.api_url)
+    creds = ctx.target.pool.credentials
+    user = f'"${creds.username_env}"' if creds else "USER"
+    remote = shlex.join(("xe", "-s", parts.hostname or ctx.target.pool.coordinator,
+                         "-p", str(parts.port or 443)))
+    words = (remote, "-u", user, "-pwf", "PASSWORD_FILE", shlex.join(args), *logins)
+    return f"`{' '.join(words)}`"
+
+
+def _call(ctx: Context, text: str) -> str:
+    """The XenAPI call the plan showed, for an operator with another client."""
+    return f" (the XenAPI call: {text})" if api(ctx.target) else ""
+
+
+def _commands(r: UndoRecord) -> tuple[str, str, str, str]:
+    """xe's and XenAPI's install and uninstall for the record's pool (1.249 has only the
+    older names)."""
+    kind = str(r.get("ca_commands", "current"))
+    xe, calls = CA_COMMANDS[kind], API_CA_CALLS[kind]
+    return xe.install, xe.uninstall, calls.install, calls.uninstall
 
 
 def _on_appliance(ctx: Context) -> str:
@@ -18,34 +56,42 @@ def _on_appliance(ctx: Context) -> str:
 
 
 def _uninstall_ca(ctx: Context, r: UndoRecord) -> str:
-    return (f"on the coordinator, remove the CA certificate {r['name']}: "
-            f"{_xe(ctx, 'pool-uninstall-ca-certificate', 'name=' + r['name'])}, then "
-            f"{_xe(ctx, 'pool-certificate-sync')}")
+    _, uninstall, _, call = _commands(r)
+    name = str(r["name"])
+    return (f"{_where(ctx)}, remove the CA certificate {name}: "
+            f"{_xe(ctx, uninstall, 'name=' + name)}, then {_xe(ctx, 'pool-certificate-sync')}"
+            f"{_call(ctx, f'{call}({shell_word(name)}), then pool.certificate_sync()')}")
 
 
 def _install_ca(ctx: Context, r: UndoRecord) -> str:
-    return (f"on the coordinator, install the CA certificate {r['name']} again (its PEM is "
+    install, _, call, _ = _commands(r)
+    name = str(r["name"])
+    return (f"{_where(ctx)}, install the CA certificate {name} again (its PEM is "
             "this step's undo record in the journal): save it as a file named "
-            f"{r['name']}, run {_xe(ctx, 'pool-install-ca-certificate', 'filename=FILE')}, "
-            f"then {_xe(ctx, 'pool-certificate-sync')}")
+            f"{name}, run {_xe(ctx, install, 'filename=FILE')}, "
+            f"then {_xe(ctx, 'pool-certificate-sync')}"
+            f"{_call(ctx, f'{call}({shell_word(name)}, PEM), then pool.certificate_sync()')}")
 
 
 def _sync(ctx: Context, r: UndoRecord) -> str:
-    return f"on the coordinator, run {_xe(ctx, 'pool-certificate-sync')}"
+    return (f"{_where(ctx)}, run {_xe(ctx, 'pool-certificate-sync')}"
+            f"{_call(ctx, 'pool.certificate_sync()')}")
 
 
 def _set_verify(ctx: Context, r: UndoRecord) -> str:
     value = str(r["value"]).lower()
-    return (f"on the coordinator, run "
-            f"{_xe(ctx, 'pool-param-set', 'uuid=' + r['uuid'], 'wlb-verify-cert=' + value)}")
+    uuid = str(r["uuid"])
+    return (f"{_where(ctx)}, run "
+            f"{_xe(ctx, 'pool-param-set', 'uuid=' + uuid, 'wlb-verify-cert=' + value)}"
+            f"{_call(ctx, f'pool.set_wlb_verify_cert(<pool {uuid}>, {value})')}")
 
 
 def _reconnect(ctx: Context, r: UndoRecord) -> str:
     env: dict[str, str] = r.get("env", {})
-    logins = [f'{name}="${var}"' for name, var in sorted(env.items())]
-    command = shlex.join((ctx.target.pool.xe, "pool-initialize-wlb", f"wlb_url={r['url']}"))
-    return (f"reconnect the pool to WLB at {r['url']} as it was: on the coordinator, "
-            f"`{command} {' '.join(logins)}` (the logins as in those environment variables; "
+    logins = tuple(f'{name}="${var}"' for name, var in sorted(env.items()))
+    command = _xe(ctx, "pool-initialize-wlb", f"wlb_url={r['url']}", logins=logins)
+    return (f"reconnect the pool to WLB at {r['url']} as it was: {_where(ctx)}, "
+            f"{command} (the logins as in those environment variables; "
             "if the appliance refuses that address, reconnect it to an address it accepts)")
 
 
