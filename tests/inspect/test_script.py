@@ -77,10 +77,11 @@ def fact_lines(text: str) -> list[str]:
 def test_the_scripts_gather_the_documented_facts() -> None:
     assert {"cert", "key.stat", "key.public", "backups", "served", "hostname",
             "stunnel.conf"} <= APPLIANCE_FACTS
-    # "lock": the apply lock, read in the same round trip (not a fact plans are made on).
+    # "lock", "lock.key": the apply lock (file, other_config key), read in the same round
+    # trip (not a fact plans are made on).
     expected_pool = {"uuid", "param.wlb-url", "param.wlb-username", "param.wlb-enabled",
                      "param.wlb-verify-cert", "param.master", "xapi", "hosts", "help.ca",
-                     "certs", "lock"}
+                     "certs", "lock", "lock.key"}
     assert expected_pool == POOL_FACTS
 
 

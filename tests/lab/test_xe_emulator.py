@@ -299,6 +299,29 @@ def test_pool_param_set_refusals(pool: Pool) -> None:
     assert pool.get("wlb-verify-cert") == "false\n"
 
 
+def test_pool_param_add_and_remove_on_other_config(pool: Pool) -> None:
+    """`pool-param-add uuid=U param-name=other-config KEY=VALUE` is add_to_other_config:
+    a key already there with another value is MAP_DUPLICATE_KEY (the test-and-set of
+    wlbplan's lock over SSH); `pool-param-remove … param-key=KEY` takes it out, a missing
+    key being no error; a field that is no map is refused."""
+    uuid, record = pool.uuid, '{"id": "a, b=c"}'
+    add = ("pool-param-add", f"uuid={uuid}", "param-name=other-config")
+    ok(pool.xe(*add, f"lock={record}"))
+    ok(pool.xe(*add, f"lock={record}"))  # the same value: idempotent
+    fails(pool.xe(*add, "lock=another"),
+          "You tried to add a key-value pair to a map, but that key is already there.",
+          "type: pool", "param_name: other_config", f"uuid: {uuid}", "key: lock")
+    ok(pool.xe("pool-param-get", f"uuid={uuid}", "param-name=other-config", "param-key=lock"),
+       record + "\n")
+    remove = ("pool-param-remove", f"uuid={uuid}", "param-name=other-config", "param-key=lock")
+    ok(pool.xe(*remove))
+    ok(pool.xe(*remove))
+    fails(pool.xe("pool-param-get", f"uuid={uuid}", "param-name=other-config",
+                  "param-key=lock"), "Error: Key lock not found in map")
+    fails(pool.xe("pool-param-add", f"uuid={uuid}", "param-name=wlb-url", "k=v"),
+          "Error: Can only add to parameters of type Set or Map")
+
+
 def test_wrong_uuid_is_uuid_invalid(pool: Pool) -> None:
     """A declared error: its description line then one `param: value` line per parameter."""
     for command in ("pool-param-get", "pool-param-set"):

@@ -241,11 +241,21 @@ def history(folder: Path, target: str = TARGET) -> list[Path]:
 
 # ---- what is really there --------------------------------------------------------------
 
+def _pool_state_digest(path: Path) -> str:
+    """The pool state's sha256 (as sorted JSON), the apply lock's key of other_config left
+    out: a snapshot taken while a run holds the lock is compared with the pool after it
+    let go."""
+    state = json.loads(path.read_bytes())
+    state.get("pool", {}).get("other-config", {}).pop(LOCK_KEY, None)
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+
+
 def snapshot(lab: control.Lab, target: str = TARGET) -> Snapshot:
     """{path relative to the target folder: (sha256, mode)} for every file (and folder, with
     its mode) of the appliance's fake root and of the pool (every host's fake dom0 and the
-    pool state), except the ones that legitimately change; the coordinator's lock folder
-    may appear (its lock file is checked on its own)."""
+    pool state), except the ones that legitimately change; the apply lock (the
+    coordinator's lock folder, the pool's other_config key) may appear: it is checked on
+    its own (held_locks)."""
     where = layout(lab, target)
     lock_dir = lock_file(lab, target).parent
     found: Snapshot = {}
@@ -261,6 +271,8 @@ def snapshot(lab: control.Lab, target: str = TARGET) -> Snapshot:
                 digest = "(folder)"
             elif stat.S_ISLNK(info.st_mode):
                 digest = f"-> {os.readlink(path)}"
+            elif path == where.pool_state:
+                digest = _pool_state_digest(path)
             else:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
             found[rel] = (digest, stat.S_IMODE(info.st_mode))

@@ -27,13 +27,17 @@ from applylab import (
     ca_names,
     check_undo_order,
     finish,
+    held_lock,
+    held_locks,
     layout,
+    lock_file,
     plan_now,
     run_apply,
     snapshot,
     snapshot_diff,
     state_dir,
     verify_flag,
+    wait_for_text,
     wlbplan,
     xe,
 )
@@ -77,7 +81,7 @@ def sessions(lab: control.Lab) -> dict[str, int]:
 
 
 def reset(lab: control.Lab) -> None:
-    """The fresh pool: no wlbplan trust, verification off, no lock, no fault."""
+    """The fresh pool: no wlbplan trust, verification off, no lock (key or file), no fault."""
     faults.clear(lab.dir)
     for name in ca_names(lab):
         xe(lab, "pool-uninstall-ca-certificate", f"name={name}")
@@ -86,6 +90,7 @@ def reset(lab: control.Lab) -> None:
     with xe_state.locked(layout(lab).pool_state) as state:
         state["pool"]["other-config"] = {}
         xe_state.save(layout(lab).pool_state, state)
+    lock_file(lab).unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -215,3 +220,89 @@ def test_the_lock_is_a_key_of_other_config(fresh: control.Lab, children: Childre
     assert code == 130, out + err
     assert_restored(lab, was, None)
     assert sessions(lab)["open"] == 0
+
+
+def test_a_run_over_ssh_and_one_over_xenapi_exclude_each_other(fresh: control.Lab,
+                                                               tmp_path: Path) -> None:
+    """One pool, one lock, whichever connector: a lock taken over XenAPI stops a run over
+    xe (and its inspection shows it), and the reverse; taken at the same instant, exactly
+    one of the two wins, round after round, and the other's refusal names the winner.
+
+    Before: the SSH path kept its lock in a file alone and XenAPI's in other_config
+    alone, so both runs took "the" lock at once."""
+    import threading
+
+    from wlbplan.errors import LockError
+    from wlbplan.inspect.run import inspect_hosts
+    from wlbplan.model.lock import LockInfo
+    from wlbplan.run import lock
+    from wlbplan.run.sessions import open_sessions
+
+    lab = fresh
+    over = {"xenapi": plan_now(lab.spec_path), "xe": plan_now(ssh_form(lab, tmp_path))}
+    with open_sessions(over["xenapi"].spec, over["xenapi"].target) as api, \
+            open_sessions(over["xe"].spec, over["xe"].target) as shell:
+        sessions = {"xenapi": api, "xe": shell}
+        for first, second in (("xenapi", "xe"), ("xe", "xenapi")):
+            held = lock.acquire(sessions[first].pool, over[first].target)
+            with pytest.raises(LockError, match=held.id):
+                lock.acquire(sessions[second].pool, over[second].target)
+            seen = inspect_hosts(over[second].target, sessions[second]).lock
+            assert seen is not None
+            assert seen.id == held.id
+            assert lock.release(sessions[first].pool, over[first].target, held.id)
+            assert not held_locks(lab)
+        for round_ in range(8):
+            start = threading.Barrier(2)
+            got: dict[str, LockInfo | LockError] = {}
+
+            def take(name: str, start: threading.Barrier = start,
+                     got: dict[str, LockInfo | LockError] = got) -> None:
+                start.wait()
+                try:
+                    got[name] = lock.acquire(sessions[name].pool, over[name].target)
+                except LockError as err:
+                    got[name] = err
+
+            threads = [threading.Thread(target=take, args=(n,)) for n in sessions]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            won = {n: g for n, g in got.items() if isinstance(g, LockInfo)}
+            lost = [str(g) for g in got.values() if isinstance(g, LockError)]
+            assert len(won) == 1, (round_, got)
+            assert len(lost) == 1, (round_, got)
+            ((name, info),) = won.items()
+            assert info.id in lost[0], lost[0]
+            assert lock.release(sessions[name].pool, over[name].target, info.id)
+            assert not held_locks(lab), round_
+
+
+def test_an_apply_over_xe_waits_for_one_over_xenapi(fresh: control.Lab, tmp_path: Path,
+                                                    children: Children) -> None:
+    """Two applies, one per connector, end to end: the one over XenAPI holds the pool
+    (paused at its first step); the one over xe is refused naming it, changes nothing; the
+    first finishes, and the pool then plans nothing over xe."""
+    lab, env = fresh, xenapi_env(fresh)
+    mark, go = tmp_path / "paused", tmp_path / "go"
+    first = children.hooked({"on": "apply_start", "step": 1, "do": "pause",
+                             "mark": str(mark), "until": str(go), "timeout": 90},
+                            "apply", str(lab.spec_path), "--auto-approve",
+                            env={**operator_env(), **env})
+    wait_for_text(mark, "", first)
+    held = held_lock(lab)
+    assert held.pid == first.pid
+    over_xe = str(ssh_form(lab, tmp_path))
+    files = snapshot(lab)
+    refused = wlbplan("apply", over_xe, "--auto-approve")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "another apply is running on this pool" in refused.stderr
+    assert held.id in refused.stderr
+    assert not snapshot_diff(files, snapshot(lab))
+    go.write_text("")
+    code, out, err = finish(first)
+    assert code == 0, out + err
+    assert_applied(lab)
+    again = wlbplan("plan", over_xe, "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr

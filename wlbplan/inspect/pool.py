@@ -12,7 +12,7 @@ from wlbplan import certs
 from wlbplan.errors import RemoteCommandError, VerifyError
 from wlbplan.inspect.script import RawFact, build, fact
 from wlbplan.model.command import Raw, sh
-from wlbplan.model.lock import LockInfo, lock_path, parse_lock
+from wlbplan.model.lock import LOCK_KEY, LockInfo, lock_path, parse_lock
 from wlbplan.model.names import file_name_problem, shell_skip_unsafe_file_name
 from wlbplan.model.observed import CaCommands, PoolFacts, TrustedCert
 from wlbplan.model.spec import Target
@@ -20,6 +20,7 @@ from wlbplan.model.spec import Target
 PARAMS = ("wlb-url", "wlb-username", "wlb-enabled", "wlb-verify-cert", "master")
 CA_PROBE = "pool-install-ca-certificate"
 LOCK = "lock"
+LOCK_IN_POOL = "lock.key"
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", re.ASCII)
 
 
@@ -36,7 +37,10 @@ def script(target: Target) -> str:
         fact("hosts", xe, "host-list", "--minimal"),
         # Which CA certificate commands this xapi has (1.290 added the current ones).
         fact("help.ca", xe, "help", CA_PROBE),
-        # The apply lock: not a fact a plan is made against, read in the same round trip.
+        # The apply lock: not a fact a plan is made against, read in the same round trip:
+        # the pool's other_config key (a run over XenAPI holds only that), and the file.
+        fact(LOCK_IN_POOL, xe, "pool-param-get", uuid, "param-name=other-config",
+             f"param-key={LOCK_KEY}"),
         fact(LOCK, "cat", "--", lock_path(target)),
         fact("certs", xe, "pool-certificate-list", "--minimal"),
         # Globbing off: the names are split on commas only, never expanded.
@@ -154,9 +158,11 @@ def _trusted(name: str, raw: RawFact | None) -> TrustedCert:
 
 
 def parse_held_lock(raw: dict[str, RawFact], target: Target) -> LockInfo | None:
-    """The apply lock the script read: None when there is none (``cat`` failed, as
-    ``run.lock.read_lock`` reads it), else its record (or an unreadable one)."""
-    got = raw.get(LOCK)
-    if got is None or not got.ok:
-        return None
-    return parse_lock(got.output, target.name)
+    """The apply lock the script read, as ``run.lock.read_lock`` reads it: the pool's
+    other_config key, else the file; None when neither is there (xe or ``cat`` failed),
+    else its record (or an unreadable one)."""
+    for name in (LOCK_IN_POOL, LOCK):
+        got = raw.get(name)
+        if got is not None and got.ok:
+            return parse_lock(got.output, target.name)
+    return None

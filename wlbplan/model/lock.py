@@ -11,6 +11,9 @@ from wlbplan.model.spec import Target
 from wlbplan.model.text import visible
 
 LOCK_FILE = "apply.lock"
+LOCK_KEY = "wlbplan-apply-lock"
+"""The key of the pool's other_config that holds the lock: over XenAPI alone, and over SSH
+beside the file (run/lock.py says why)."""
 UNREADABLE = "unreadable"
 """The id of a lock file that holds no record wlbplan writes; ``force-unlock`` takes it."""
 # What an id may be: wlbplan writes a UUID; it is pasted into a force-unlock command.

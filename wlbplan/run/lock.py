@@ -1,5 +1,6 @@
 """The apply lock on the coordinator: one file published atomically, whole, with its id,
-owner, pid and time, so that two applies never run on one pool at once."""
+owner, pid and time, and the same record in the pool's other_config, so that two applies
+never run on one pool at once, whichever connector each reaches it by."""
 
 from __future__ import annotations
 
@@ -19,8 +20,15 @@ from typing import Protocol, runtime_checkable
 from wlbplan.connectors.base import Runner
 from wlbplan.connectors.xenapi import XenapiPool
 from wlbplan.errors import Interrupted, LockError
-from wlbplan.model.command import Command, script
-from wlbplan.model.lock import LOCK_FILE, UNREADABLE, LockInfo, lock_path, parse_lock
+from wlbplan.model.command import script
+from wlbplan.model.lock import (
+    LOCK_FILE,
+    LOCK_KEY,
+    UNREADABLE,
+    LockInfo,
+    lock_path,
+    parse_lock,
+)
 from wlbplan.model.spec import Target
 from wlbplan.run.lock_xenapi import XenapiLockStore
 from wlbplan.run.pids import alive
@@ -36,6 +44,21 @@ _POLL = 0.5
 # of a live lock). The folder must be this user's (or root's) and writable by no one
 # else, as the journals' are (StrictModes): anyone who can write there can fake or
 # remove a lock. Exit 3 says so.
+#
+# Then, in the same command, the same record goes into the pool's other_config ($3 = xe,
+# $4 = the key), where a run over XenAPI takes its lock (run/lock_xenapi.py): `xe
+# pool-param-add` is xapi's add_to_other_config, one atomic test-and-set in xapi's
+# database (MAP_DUPLICATE_KEY when the key is there). How runs are kept apart:
+# - two runs over SSH: by link(2) on the file; the loser never touches the key;
+# - a run over SSH and one over XenAPI: by the key, which both add and exactly one gets;
+#   the SSH run that loses removes the file it made (exit 4: held elsewhere) and reads
+#   the winner's record from the key;
+# - a run that holds the key never loses it to another run: each removes only the key
+#   that holds its own id (force-unlock aside, as with the file).
+# A failure to add the key for another reason (xe broken) removes the file too (exit 5).
+# A dead run over SSH leaves both, with one id; force-unlock over XenAPI removes the key
+# alone (it has no shell), and the next run over SSH, finding the file, names that id for
+# a force-unlock over SSH.
 _ACQUIRE = (
     'umask 077; mkdir -p -m 0700 -- "$1" || exit 1; '
     'if [ -L "$1" ] || [ ! -d "$1" ]; then echo "$1 is not a plain folder" >&2; exit 3; fi; '
@@ -46,11 +69,36 @@ _ACQUIRE = (
     '  echo "$1 is writable by group or others (mode $(stat -c %a -- "$1"))" >&2; exit 3;; '
     'esac; '
     't=$(mktemp -- "$2.XXXXXX") || exit 1; '
-    'cat > "$t" && ln -T -- "$t" "$2"; made=$?; rm -f -- "$t"; exit $made'
+    'cat > "$t" && ln -T -- "$t" "$2"; made=$?; '
+    'if [ $made -ne 0 ]; then rm -f -- "$t"; exit $made; fi; '
+    'u=$("$3" pool-list --minimal) && '
+    '"$3" pool-param-add uuid="$u" param-name=other-config "$4=$(cat -- "$t")"; took=$?; '
+    'rm -f -- "$t"; [ $took -eq 0 ] && exit 0; rm -f -- "$2"; '
+    '"$3" pool-param-get uuid="$u" param-name=other-config param-key="$4" >/dev/null 2>&1 '
+    '&& exit 4; exit 5'
 )
-_UNSAFE = 3
-# $1 = lock file, $2 = id: remove it only when it is still ours.
-_RELEASE = 'grep -q -F -- "\\"$2\\"" "$1" 2>/dev/null && rm -f -- "$1"'
+_UNSAFE, _HELD, _NO_KEY = 3, 4, 5
+# $1 = xe, $2 = key, $3 = lock file: the key's record, else the file's (exit 1: neither).
+_READ = ('u=$("$1" pool-list --minimal) && '
+         '"$1" pool-param-get uuid="$u" param-name=other-config param-key="$2" 2>/dev/null '
+         '|| cat -- "$3"')
+# $1 = lock file, $2 = id, $3 = xe, $4 = key: remove each only when it still holds our id;
+# exit 0 when one was removed.
+_RELEASE = (
+    'r=1; u=$("$3" pool-list --minimal) && '
+    'v=$("$3" pool-param-get uuid="$u" param-name=other-config param-key="$4" 2>/dev/null) '
+    '&& case $v in *"\\"$2\\""*) '
+    '"$3" pool-param-remove uuid="$u" param-name=other-config param-key="$4" && r=0;; esac; '
+    'grep -q -F -- "\\"$2\\"" "$1" 2>/dev/null && rm -f -- "$1" && r=0; exit $r'
+)
+# $1 = xe, $2 = key, $3 = lock file: force-unlock of a record no wlbplan wrote: the key
+# when there is one (read() showed it), else the file.
+_REMOVE_UNREADABLE = (
+    'u=$("$1" pool-list --minimal) && '
+    'if "$1" pool-param-get uuid="$u" param-name=other-config param-key="$2" >/dev/null 2>&1; '
+    'then "$1" pool-param-remove uuid="$u" param-name=other-config param-key="$2"; '
+    'else rm -f -- "$3"; fi'
+)
 
 
 def new_lock(target: Target) -> LockInfo:
@@ -89,7 +137,8 @@ class LockStore(Protocol):
 
 
 class FileLockStore:
-    """The lock as a file on the coordinator, published whole by ``ln`` (_ACQUIRE)."""
+    """The lock as a file on the coordinator, published whole by ``ln``, and as the key
+    of the pool's other_config a run over XenAPI takes (_ACQUIRE)."""
 
     def __init__(self, runner: Runner, target: Target) -> None:
         self.runner = runner
@@ -105,6 +154,7 @@ class FileLockStore:
 
     def create(self, info: LockInfo) -> bool:
         command = script(_ACQUIRE, str(self.target.pool.state_dir), lock_path(self.target),
+                         self.target.pool.xe, LOCK_KEY,
                          stdin=json.dumps(asdict(info)).encode())
         made = self.runner.run(command)
         if made.exit_code == _UNSAFE:
@@ -112,16 +162,24 @@ class FileLockStore:
                 f"{self.target.name}: refusing to take the apply lock on {self.runner.host}: "
                 f"{made.stderr.strip()}. Fix the folder's owner and mode (chown, "
                 "chmod go-w) or set pool.state_dir to a private folder")
+        if made.exit_code == _NO_KEY:
+            raise LockError(
+                f"{self.target.name}: could not add the apply lock to the pool's "
+                f"other_config with {self.target.pool.xe} on {self.runner.host}: "
+                f"{made.stderr.strip()[:400]}; nothing was changed")
         return made.ok
 
     def read(self) -> LockInfo | None:
-        result = self.runner.run(Command(("cat", "--", lock_path(self.target))))
+        result = self.runner.run(script(_READ, self.target.pool.xe, LOCK_KEY,
+                                        lock_path(self.target)))
         return parse_lock(result.stdout, self.target.name) if result.ok else None
 
     def remove(self, lock_id: str) -> bool:
         if lock_id == UNREADABLE:
-            return self.runner.run(Command(("rm", "-f", "--", lock_path(self.target)))).ok
-        return self.runner.run(script(_RELEASE, lock_path(self.target), lock_id)).ok
+            return self.runner.run(script(_REMOVE_UNREADABLE, self.target.pool.xe, LOCK_KEY,
+                                          lock_path(self.target))).ok
+        return self.runner.run(script(_RELEASE, lock_path(self.target), lock_id,
+                                      self.target.pool.xe, LOCK_KEY)).ok
 
 
 Place = Runner | XenapiPool | LockStore

@@ -16,8 +16,9 @@ JSON. How two wlbplan runs are kept apart:
 - ``force-unlock ID`` removes the key when it holds that id (or does not parse: id
   ``unreadable``), the same rule as over SSH.
 
-A pool reached by SSH keeps its lock in a file on the coordinator instead: two runs that
-reach one pool by different connectors are not kept apart by it.
+A pool reached by SSH takes the same key (with ``xe pool-param-add``, the same
+add_to_other_config) beside its lock file, in its one lock command (run/lock.py): a run
+over SSH and a run over XenAPI on one pool race for that one key, and one of them wins.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from typing import Any
 
 from wlbplan.connectors.xenapi import XenapiSession
 from wlbplan.errors import XapiError
-from wlbplan.model.lock import UNREADABLE, LockInfo, parse_lock
+from wlbplan.model.lock import LOCK_KEY, UNREADABLE, LockInfo, parse_lock
 from wlbplan.model.spec import Target
 
-KEY = "wlbplan-apply-lock"
+KEY = LOCK_KEY
 
 
 class XenapiLockStore:

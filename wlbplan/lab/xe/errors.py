@@ -37,6 +37,9 @@ DECLARED: dict[str, tuple[str, tuple[str, ...]]] = {
     "CRL_NAME_INVALID": ("The specified CRL name is invalid.", ("name",)),
     "UUID_INVALID": ("The uuid you supplied was invalid.", ("type", "uuid")),
     "INVALID_VALUE": ("The value given is invalid", ("field", "value")),
+    "MAP_DUPLICATE_KEY": (
+        "You tried to add a key-value pair to a map, but that key is already there.",
+        ("type", "param_name", "uuid", "key")),
     "INTERNAL_ERROR": (
         "The server failed to handle your request, due to an internal error. The given "
         "message may give details useful for debugging the problem.", ("message",)),

@@ -12,8 +12,10 @@ from wlbplan.lab.xe.records import (
     POOL,
     ObjectClass,
     list_command,
+    param_add_command,
     param_get_command,
     param_list_command,
+    param_remove_command,
     param_set_command,
 )
 from wlbplan.lab.xe.trust import CA, CRL, install, list_installed, sync, uninstall
@@ -92,6 +94,12 @@ def _class_commands(cls: ObjectClass) -> dict[str, Command]:
                                          ("param-key",), help=f"Gets a field of {what}."),
         f"{cls.name}-param-set": Command(param_set_command(cls), ("uuid",),
                                          help=f"Sets fields of {what}."),
+        f"{cls.name}-param-add": Command(param_add_command(cls), ("uuid", "param-name"),
+                                         ("param-key",),
+                                         help=f"Adds to a set or map field of {what}."),
+        f"{cls.name}-param-remove": Command(param_remove_command(cls),
+                                            ("uuid", "param-name", "param-key"),
+                                            help=f"Removes from a set or map field of {what}."),
     }
 
 

@@ -163,6 +163,55 @@ def _set_field(cls: ObjectClass, obj: State, key: str, value: str) -> None:
         obj[key] = value
 
 
+_NOT_PAIRS = frozenset({"uuid", "param-name", "param-key"}) | STDPARAMS
+
+
+def _settable_map(cls: ObjectClass, name: str) -> str:
+    field = cls.field(name)
+    if field is None:
+        raise server_error("Missing parameter", name)
+    if field.kind != "map":
+        raise cli_failure("Can only add to parameters of type Set or Map")
+    if not field.settable:
+        raise cli_failure("Parameter is a read-only map")
+    return name
+
+
+def param_add_command(cls: ObjectClass) -> Handler:
+    """cli_operations.ml make_param_funs addfunc: each `key=value` beyond the standard
+    parameters is the map's add_to_map (db_cache_types.ml): a key already there with another
+    value is MAP_DUPLICATE_KEY, and nothing of this call is added after it."""
+    def run(ctx: Context) -> None:
+        name = _settable_map(cls, ctx.params["param-name"])
+        with xe_state.locked(ctx.state_path) as state:
+            obj = cls.get(state, ctx.params["uuid"])
+            held = obj.setdefault(name, {})
+            try:
+                for key, value in ctx.params.items():
+                    if key in _NOT_PAIRS:
+                        continue
+                    if key in held and held[key] != value:
+                        raise server_error("MAP_DUPLICATE_KEY", cls.name,
+                                           name.replace("-", "_"), obj["uuid"], key)
+                    held[key] = value
+            finally:
+                xe_state.save(ctx.state_path, state)
+
+    return run
+
+
+def param_remove_command(cls: ObjectClass) -> Handler:
+    """cli_operations.ml removefunc: the map's remove_from_map; a missing key is no error."""
+    def run(ctx: Context) -> None:
+        name = _settable_map(cls, ctx.params["param-name"])
+        with xe_state.locked(ctx.state_path) as state:
+            obj = cls.get(state, ctx.params["uuid"])
+            obj.setdefault(name, {}).pop(ctx.params["param-key"], None)
+            xe_state.save(ctx.state_path, state)
+
+    return run
+
+
 def param_set_command(cls: ObjectClass) -> Handler:
     def run(ctx: Context) -> None:
         with xe_state.locked(ctx.state_path) as state:
