@@ -28,6 +28,7 @@ from applylab import (
     wlbplan,
     xe,
 )
+from pool_connectors import OVER_BOTH, use_logins
 
 from wlbplan.errors import StalePlanError
 from wlbplan.lab import appliance, control, faults, pki, stunnel
@@ -96,24 +97,38 @@ class Race:
     reason: tuple[str, ...]
     before_plan: Hook = _nothing
     marks: tuple[Any, ...] = field(default=())
+    # Over XenAPI the preflight's bundle is the plan's (wlbplan's own anchors and those it
+    # matched by fingerprint: XenAPI shows no PEM), so a CA the pool trusts that wlbplan
+    # holds no PEM of is not in it: the chain fails first, and that is the reason given.
+    # Refused all the same (what the pool refuses is never accepted), in other words.
+    over_xenapi: tuple[str, ...] | None = None
 
 
 RACES = {
     "cn-mismatch": Race("current", _fault("cn-mismatch"), ("self-signed", "certificate")),
-    "cn-mismatch-trusted": Race("current", _cn_mismatch_but_trusted, ("hostname mismatch",)),
+    "cn-mismatch-trusted": Race("current", _cn_mismatch_but_trusted, ("hostname mismatch",),
+                                over_xenapi=("(chain): self-signed certificate",)),
     "expire": Race("current", _fault("expire"), ("certificate",)),
     "by-ip": Race("current", _fault("by-ip"), ("hostname mismatch", "127.0.0.1")),
     "non-rsa-key": Race("current", _serve_a_non_rsa_key, ("no TLS handshake", "ECDHE-RSA")),
     "legacy-root-only": Race("legacy", _serve_a_leaf_of_that_root,
                              ("leaf-in-bundle", "must be in the pool's bundle"),
-                             before_plan=_trust_a_root),
+                             before_plan=_trust_a_root,
+                             over_xenapi=("(leaf-in-bundle)",
+                                          "unable to get local issuer certificate")),
 }
 
 
+@OVER_BOTH
 @pytest.mark.parametrize("race", [pytest.param(r, id=k, marks=r.marks)
                                   for k, r in RACES.items()])
-def test_preflight_catches_a_fault_between_plan_and_apply(race: Race, tmp_path: Path) -> None:
-    with running_lab(tmp_path / "lab", hosts=2, xapi=race.xapi) as lab:
+def test_preflight_catches_a_fault_between_plan_and_apply(race: Race, tmp_path: Path,
+                                                          pool_connector: str) -> None:
+    """Over XenAPI the preflight runs here, with the bundle the pool will hold: it must
+    catch the same faults."""
+    with running_lab(tmp_path / "lab", pool_connector, hosts=2, xapi=race.xapi) as lab, \
+            pytest.MonkeyPatch.context() as env:
+        use_logins(lab, env)
         box: dict[str, Any] = {}
         race.before_plan(lab, tmp_path, box)
         planned = plan_now(lab.spec_path)
@@ -140,7 +155,8 @@ def test_preflight_catches_a_fault_between_plan_and_apply(race: Race, tmp_path: 
         if not failed or not str(failed[0]["step"]).endswith("pool.preflight") \
                 or "pool.set_verify" in started:
             raise PreflightMissed(f"steps started: {started}; error: {outcome.error}")
-        for word in race.reason:
+        reason = race.over_xenapi if pool_connector == "xenapi" else None
+        for word in reason or race.reason:
             assert word in (outcome.error or ""), outcome.error
         assert "wlb-verify-cert was left as it is" in (outcome.error or "")
 

@@ -271,19 +271,23 @@ def _legacy_reason(served: str, bundle: str) -> str | None:
 
 def current_wlb_host(ctx: Context, uuid: str | None) -> str | None:
     """The host part of the pool's wlb-url right now (what xapi will check the name of)."""
+    return url_host(current_wlb_url(ctx, uuid)) or None
+
+
+def current_wlb_url(ctx: Context, uuid: str | None) -> str:
+    """The pool's wlb-url right now ("" when it has none)."""
     api = _api(ctx)
     if api is not None:
-        return pool_api.wlb_host(api, uuid)
+        return pool_api.wlb_url(api, uuid)
     runner = ctx.sessions.pool_runner
     pool_uuid = uuid or checked(runner, _xe(ctx, "pool-list", "--minimal"),
                                 "finding the pool").stdout.strip()
     if not pool_uuid:
         raise StepFailed(f"finding the pool: {ctx.target.pool.xe} pool-list printed nothing "
                          f"on {runner.host}")
-    url = checked(runner,
-                  _xe(ctx, "pool-param-get", f"uuid={pool_uuid}", "param-name=wlb-url"),
-                  "reading wlb-url").stdout.strip()
-    return url_host(url) or None
+    return checked(runner,
+                   _xe(ctx, "pool-param-get", f"uuid={pool_uuid}", "param-name=wlb-url"),
+                   "reading wlb-url").stdout.strip()
 
 
 def _preflight_run(ctx: Context, step: Step) -> None:
@@ -352,6 +356,11 @@ def _reconnect_undo_record(ctx: Context, step: Step) -> UndoRecord:
 
 
 def _undo_reconnect(ctx: Context, record: UndoRecord) -> None:
+    # A reconnect WLB refused changed nothing (xapi stores the new settings only once WLB
+    # accepted them): calling initialize_wlb again with the same refused logins could only
+    # fail, and leave the rollback incomplete for nothing.
+    if current_wlb_url(ctx, None) == record["url"]:
+        return
     initialize_wlb(ctx, record["url"], record["env"])
 
 

@@ -90,11 +90,15 @@ def set_verify(session: XenapiSession, uuid: str, value: bool) -> None:
     session.call("pool.set_wlb_verify_cert", pool_ref(session, uuid), value)
 
 
+def wlb_url(session: XenapiSession, uuid: str | None) -> str:
+    """The pool's wlb_url right now ("" when it has none)."""
+    url = session.call("pool.get_wlb_url", pool_ref(session, uuid))
+    return url if isinstance(url, str) else ""
+
+
 def wlb_host(session: XenapiSession, uuid: str | None) -> str | None:
     """The host part of the pool's wlb_url right now (what xapi checks the name of)."""
-    ref = pool_ref(session, uuid)
-    url = session.call("pool.get_wlb_url", ref)
-    return url_host(url) or None if isinstance(url, str) else None
+    return url_host(wlb_url(session, uuid)) or None
 
 
 def confirm(session: XenapiSession) -> None:
