@@ -158,10 +158,10 @@ def _trusted(name: str, raw: RawFact | None) -> TrustedCert:
 
 
 def parse_held_lock(raw: dict[str, RawFact], target: Target) -> LockInfo | None:
-    """The apply lock the script read, as ``run.lock.read_lock`` reads it: the pool's
-    other_config key, else the file; None when neither is there (xe or ``cat`` failed),
-    else its record (or an unreadable one)."""
-    for name in (LOCK_IN_POOL, LOCK):
+    """The apply lock the script read, as ``run.lock.read_lock`` reads it: the file, else
+    the pool's other_config key; None when neither is there (``cat`` or xe failed), else
+    its record (or an unreadable one)."""
+    for name in (LOCK, LOCK_IN_POOL):
         got = raw.get(name)
         if got is not None and got.ok:
             return parse_lock(got.output, target.name)

@@ -78,10 +78,12 @@ _ACQUIRE = (
     '&& exit 4; exit 5'
 )
 _UNSAFE, _HELD, _NO_KEY = 3, 4, 5
-# $1 = xe, $2 = key, $3 = lock file: the key's record, else the file's (exit 1: neither).
-_READ = ('u=$("$1" pool-list --minimal) && '
-         '"$1" pool-param-get uuid="$u" param-name=other-config param-key="$2" 2>/dev/null '
-         '|| cat -- "$3"')
+# $1 = xe, $2 = key, $3 = lock file: the file's record, else the key's (exit 1: neither).
+# The file first: a run over SSH holds both with one record, so a file that differs was
+# damaged or written by hand, and such a lock must be refused as unreadable, never
+# passed over for the key.
+_READ = ('cat -- "$3" 2>/dev/null || { u=$("$1" pool-list --minimal) && '
+         '"$1" pool-param-get uuid="$u" param-name=other-config param-key="$2"; }')
 # $1 = lock file, $2 = id, $3 = xe, $4 = key: remove each only when it still holds our id;
 # exit 0 when one was removed.
 _RELEASE = (
@@ -91,13 +93,11 @@ _RELEASE = (
     '"$3" pool-param-remove uuid="$u" param-name=other-config param-key="$4" && r=0;; esac; '
     'grep -q -F -- "\\"$2\\"" "$1" 2>/dev/null && rm -f -- "$1" && r=0; exit $r'
 )
-# $1 = xe, $2 = key, $3 = lock file: force-unlock of a record no wlbplan wrote: the key
-# when there is one (read() showed it), else the file.
+# $1 = xe, $2 = key, $3 = lock file: force-unlock of a record no wlbplan wrote: the file
+# when there is one (read() showed it), else the key.
 _REMOVE_UNREADABLE = (
-    'u=$("$1" pool-list --minimal) && '
-    'if "$1" pool-param-get uuid="$u" param-name=other-config param-key="$2" >/dev/null 2>&1; '
-    'then "$1" pool-param-remove uuid="$u" param-name=other-config param-key="$2"; '
-    'else rm -f -- "$3"; fi'
+    'if [ -e "$3" ]; then rm -f -- "$3"; else u=$("$1" pool-list --minimal) && '
+    '"$1" pool-param-remove uuid="$u" param-name=other-config param-key="$2"; fi'
 )
 
 
