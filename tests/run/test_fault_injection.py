@@ -263,7 +263,9 @@ def test_rotation_failure_at_every_step_rolls_back(rotation: Rotation, rotation_
     assert_restored(rotation.lab, rotation.was, journals)
 
 
-@OVER_BOTH
+@pytest.mark.connectors(xenapi_not={"rotation_step": (7, 10)},
+                        why="a kill at the preflight or the last sync is the fresh plan's "
+                            "(walked over XenAPI above)")
 def test_rotation_sigkill_at_every_step_then_rollback(rotation: Rotation, rotation_step: int,
                                                       children: Children,
                                                       tmp_path: Path) -> None:
