@@ -143,6 +143,8 @@ def test_secrets_with_quotes_are_masked_in_output_and_journal(by_ip_on: control.
     # The refused reconnect changed nothing, so its undo does not run (and journals no
     # failure): the journal holds the variables' names only.
     assert "T_WLB_PASS" in journals
+    # The run's end record keeps its error, the refused command as shown: masked there too.
+    assert "wlb_password=********" in journals
     for text in (shown, journals):
         for piece in ("ss word", "\\u00e4-wrong", "ä-wrong"):
             assert piece not in text
