@@ -282,15 +282,20 @@ def create_pool(
 
 
 def write_xe_wrapper(layout: TargetLayout) -> None:
-    """``bin/xe``: this interpreter with ``-S`` (fast start), running the emulator on this pool."""
+    """``bin/xe`` and ``bin/getent``: this interpreter with ``-S`` (fast start), running the
+    emulator on this pool, and the coordinator's resolver over the pool's name map."""
     from wlbplan.lab.pyscript import program  # importlib.util: not for every xe call
 
     state = str(layout.pool_state.resolve())
     script = program(f"the emulated xe CLI of pool {layout.name!r} (state: {state}).",
                      "wlbplan.lab.xe.main", "main", f"sys.argv[1:], Path({state!r})",
                      layout.bin_dir / ".pycache", needs=("wlbplan", "cryptography"))
+    resolver = program(f"getent hosts on pool {layout.name!r}'s coordinator (names: {state}).",
+                       "wlbplan.lab.getent", "main", f"sys.argv[1:], Path({state!r})",
+                       layout.bin_dir / ".pycache")
     layout.bin_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(layout.xe, script, mode=0o755)
+    write_atomic(layout.getent, resolver, mode=0o755)
 
 
 # --- what the lab's other commands need ------------------------------------------------
@@ -314,6 +319,17 @@ def set_wlb_url(layout: TargetLayout, url: str) -> None:
     """Change the recorded wlb-url behind xapi's back (a lab fault: reach WLB by IP)."""
     with locked(layout.pool_state) as state:
         state["pool"]["wlb-url"] = url
+        save(layout.pool_state, state)
+
+
+def set_resolve(layout: TargetLayout, name: str, address: str | None) -> None:
+    """Point ``name`` at ``address`` in the pool's name map, or drop it (None): what the
+    coordinator's resolver answers, behind xapi's back (a lab fault)."""
+    with locked(layout.pool_state) as state:
+        if address is None:
+            state["resolve"].pop(name, None)
+        else:
+            state["resolve"][name] = address
         save(layout.pool_state, state)
 
 
