@@ -10,6 +10,10 @@ A case file (tests/differ_fixtures.py documents the ``observed`` form)::
     conf: {cert: …, key: …}       # optional: what stunnel.conf loads (or problem: …)
     last_order: {ended: "2026-05-01T03:17:00Z", outcome: rolled_back, reason: …}
                                   # optional: how the state folder's newest ACME order ended
+    lookup: {name: …, found: true, addresses: [10.0.0.5]}   # optional: the coordinator's
+                                  # getent hosts of WLB's name (unset: not asked)
+    checks: {leftovers: [{path, kind, age_days}], addresses: [10.0.0.5]}  # optional: what
+                                  # the appliance's command also read
     expect:                       # exactly these findings, as RULE-ID: level
       WLB-POOL-BY-IP: warning
     contains:                     # optional: substrings of a rule's message or hint
@@ -36,14 +40,15 @@ from wlbplan.core import rules
 from wlbplan.core.audit import audit_target
 from wlbplan.core.findings import Finding
 from wlbplan.core.stunnel_conf import Served as StunnelServes
+from wlbplan.model.checks import ApplianceChecks, Leftover, NameLookup
 from wlbplan.model.history import LastOrder
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.spec import Spec
 from wlbplan.spec import load_spec_text
 
 CASES = Path(__file__).parent / "audit_cases"
-CASE_KEYS = {"description", "spec", "observed", "lock", "conf", "last_order", "expect",
-             "contains"}
+CASE_KEYS = {"description", "spec", "observed", "lock", "conf", "last_order", "lookup",
+             "checks", "expect", "contains"}
 
 
 def case_files() -> list[Path]:
@@ -73,13 +78,19 @@ def run(path: Path, reg: Registry, folder: Path) -> tuple[Spec, list[Finding]]:
     alive = held.pop("alive", None)  # the pipeline's look at the owner's process
     conf = case.get("conf")  # what the appliance's stunnel.conf loads, as read
     order = case.get("last_order")
+    lookup, checks = case.get("lookup"), dict(case.get("checks") or {})
     audited = audit_target(spec, target, observed(case.get("observed", {}), target, reg),
                            lock=LockInfo(target=target.name, **held) if held else None,
                            lock_owner_alive=alive,
                            conf=None if conf is None else StunnelServes(**conf),
                            last_order=None if order is None else LastOrder(
                                dt.datetime.fromisoformat(order["ended"]), order["outcome"],
-                               order.get("reason")))
+                               order.get("reason")),
+                           lookup=None if lookup is None else NameLookup(
+                               lookup["name"], lookup["found"], tuple(lookup.get("addresses", ()))),
+                           checks=ApplianceChecks(
+                               tuple(Leftover(**item) for item in checks.get("leftovers", ())),
+                               tuple(checks.get("addresses", ()))))
     return spec, list(audited.findings)
 
 
