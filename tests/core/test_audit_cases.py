@@ -4,6 +4,7 @@ A case file (tests/differ_fixtures.py documents the ``observed`` form)::
 
     description: one line
     spec: {pool: ..., wlb: ..., certificate: ..., verify: ...}   # one target, as written
+    resolve: {wlb.example.com: 127.0.0.1}   # optional: the spec's resolve map
     observed: {appliance: ..., pool: ...}
     lock: {id: L-1, owner: op@laptop, pid: 4242, created: "2025-01-31T09:30:00Z"}  # optional
           # (alive: true|false — its owner's process, as seen on this machine; unset: elsewhere)
@@ -47,8 +48,8 @@ from wlbplan.model.spec import Spec
 from wlbplan.spec import load_spec_text
 
 CASES = Path(__file__).parent / "audit_cases"
-CASE_KEYS = {"description", "spec", "observed", "lock", "conf", "last_order", "lookup",
-             "checks", "expect", "contains"}
+CASE_KEYS = {"description", "spec", "resolve", "observed", "lock", "conf", "last_order",
+             "lookup", "checks", "expect", "contains"}
 
 
 def case_files() -> list[Path]:
@@ -63,7 +64,8 @@ def load_case(path: Path) -> dict[str, Any]:
 
 
 def load_target_spec(case: Mapping[str, Any], name: str, folder: Path) -> Spec:
-    document = {"version": 1, "targets": [{"name": name, **case["spec"]}]}
+    document = {"version": 1, "targets": [{"name": name, **case["spec"]}],
+                **({"resolve": case["resolve"]} if "resolve" in case else {})}
     text = yaml.safe_dump(document, sort_keys=False)
     spec, diagnostics = load_spec_text(text, folder / f"{name}.yaml")
     assert spec is not None, "\n".join(d.format() for d in diagnostics)

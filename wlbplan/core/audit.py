@@ -252,11 +252,15 @@ def _resolution(lookup: NameLookup | None, checks: ApplianceChecks,
 
 
 def _wlb_addresses(name: str, checks: ApplianceChecks, spec: Spec) -> tuple[set[str], str]:
-    """Where WLB answers, and the words for where that comes from."""
+    """Where WLB answers: the spec's resolve entry for ``name`` (where wlbplan connects)
+    and the appliance's own addresses; either one the coordinator finds will do (an entry
+    may point at a tunnel, an appliance behind NAT has others). With the words for them."""
+    found, said = set(checks.addresses), ["the appliance's own addresses"] * bool(checks.addresses)
     given = spec.address_of(name)
     if given != name and is_ip_literal(given):
-        return {str(ipaddress.ip_address(given))}, "the spec's resolve entry"
-    return set(checks.addresses), "the appliance's own addresses"
+        found.add(str(ipaddress.ip_address(given)))
+        said.insert(0, "the spec's resolve entry")
+    return found, " and ".join(said)
 
 
 def _verify_off(seen: _Seen, where: _Where) -> Finding:

@@ -70,10 +70,10 @@ CATALOGUE: Final[dict[str, Rule]] = _rules(
     Rule("WLB-POOL-WLB-RESOLVES-ELSEWHERE", "warning",
          "the coordinator resolves WLB's name to another address than WLB's",
          "None of the addresses `getent hosts` gives on the coordinator is where WLB answers: "
-         "the spec's resolve entry for the name when it has one (where wlbplan itself "
-         "connects), else the addresses the appliance reports for itself (hostname -I). A "
-         "stale DNS or /etc/hosts entry sends the pool to another machine; behind NAT the "
-         "two legitimately differ (accept it with audit.ignore). Checked over SSH only, as "
+         "the spec's resolve entry for the name (where wlbplan itself connects), or one of "
+         "the addresses the appliance reports for itself (hostname -I). A stale DNS or "
+         "/etc/hosts entry sends the pool to another machine; behind NAT the two "
+         "legitimately differ (accept it with audit.ignore). Checked over SSH only, as "
          "WLB-POOL-WLB-UNRESOLVED."),
     Rule("WLB-POOL-LOCKED", "warning", "an apply holds the pool's lock",
          "An apply is running now, or died and left its lock on the coordinator (and its "

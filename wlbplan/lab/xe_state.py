@@ -23,7 +23,9 @@ Stdlib only at import time: ``bin/xe`` imports this on every call.
     }
 
 CRLs have no DB records in xapi, so they live only as files under each host's
-``etc/stunnel/crls``.
+``etc/stunnel/crls``. ``names.hosts`` beside it is the ``resolve`` map again, as
+``ADDRESS NAME`` lines, rewritten with every save: what the coordinator's ``bin/getent``
+reads.
 """
 
 from __future__ import annotations
