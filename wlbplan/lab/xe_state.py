@@ -24,8 +24,8 @@ Stdlib only at import time: ``bin/xe`` imports this on every call.
 
 CRLs have no DB records in xapi, so they live only as files under each host's
 ``etc/stunnel/crls``. ``names.hosts`` beside it is the ``resolve`` map again, as
-``ADDRESS NAME`` lines, rewritten with every save: what the coordinator's ``bin/getent``
-reads.
+``ADDRESS NAME`` lines, rewritten with every change of the map: what the coordinator's
+``bin/getent`` reads.
 """
 
 from __future__ import annotations
@@ -118,8 +118,12 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 def save(path: Path, state: State) -> None:
     # 0600: the state holds the pool's WLB password.
     write_atomic(path, json.dumps(state, indent=2).encode() + b"\n", mode=0o600)
-    # The name map again, as the lines the coordinator's getent reads (written with the
-    # state, so the two never differ): `ADDRESS NAME`, names lower-case.
+
+
+def save_names(path: Path, state: State) -> None:
+    """The name map again, as the lines the coordinator's getent reads: `ADDRESS NAME`,
+    names lower-case. Written by what changes the map (create_pool, set_resolve), never
+    by xe: an apply writes nothing on the coordinator but what xapi would."""
     names = "".join(f"{address} {name.lower()}\n" for name, address in state["resolve"].items())
     write_atomic(path.with_name(NAMES_FILE), names.encode(), mode=0o644)
 
@@ -309,6 +313,7 @@ def create_pool(
     }
     layout.pool_dir.mkdir(parents=True, exist_ok=True)
     save(layout.pool_state, state)
+    save_names(layout.pool_state, state)
 
 
 def write_xe_wrapper(layout: TargetLayout) -> None:
@@ -362,6 +367,7 @@ def set_resolve(layout: TargetLayout, name: str, address: str | None) -> None:
         else:
             state["resolve"][name] = address
         save(layout.pool_state, state)
+        save_names(layout.pool_state, state)
 
 
 def drop_member_certificate(layout: TargetLayout) -> tuple[str, str]:
