@@ -93,6 +93,9 @@ def _build() -> dict[str, pki.Issued]:
         FQDN, key=_wlb_key(), not_before=pki.now() - 400 * DAY, days=730)
     made["expiring_self_signed_wlb"] = pki.appliance_self_signed(
         FQDN, key=_wlb_key(), not_before=pki.now() - 700 * DAY, days=710)
+    # 45 days left: outside a 30-day policy window, inside the next one.
+    made["renew_soon_self_signed_wlb"] = pki.appliance_self_signed(
+        FQDN, key=_wlb_key(), not_before=pki.now() - 700 * DAY, days=745)
     # An appliance certificate made for an IP: CN=IP, no SAN (checkHost's CN fallback).
     made["ip_cn_self_signed"] = pki.build(IP, key=_wlb_key(), sans=None, ca=True)
     made["root"] = _ca("wlbplan Test Root CA")

@@ -4,12 +4,17 @@ A case file (tests/differ_fixtures.py documents the ``observed`` form)::
 
     description: one line
     spec: {pool: ..., wlb: ..., certificate: ..., verify: ...}   # one target, as written
+    resolve: {wlb.example.com: 127.0.0.1}   # optional: the spec's resolve map
     observed: {appliance: ..., pool: ...}
     lock: {id: L-1, owner: op@laptop, pid: 4242, created: "2025-01-31T09:30:00Z"}  # optional
           # (alive: true|false — its owner's process, as seen on this machine; unset: elsewhere)
     conf: {cert: …, key: …}       # optional: what stunnel.conf loads (or problem: …)
     last_order: {ended: "2026-05-01T03:17:00Z", outcome: rolled_back, reason: …}
                                   # optional: how the state folder's newest ACME order ended
+    lookup: {name: …, found: true, addresses: [10.0.0.5]}   # optional: the coordinator's
+                                  # getent hosts of WLB's name (unset: not asked)
+    checks: {leftovers: [{path, kind, age_days}], addresses: [10.0.0.5]}  # optional: what
+                                  # the appliance's command also read
     expect:                       # exactly these findings, as RULE-ID: level
       WLB-POOL-BY-IP: warning
     contains:                     # optional: substrings of a rule's message or hint
@@ -36,14 +41,15 @@ from wlbplan.core import rules
 from wlbplan.core.audit import audit_target
 from wlbplan.core.findings import Finding
 from wlbplan.core.stunnel_conf import Served as StunnelServes
+from wlbplan.model.checks import ApplianceChecks, Leftover, NameLookup
 from wlbplan.model.history import LastOrder
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.spec import Spec
 from wlbplan.spec import load_spec_text
 
 CASES = Path(__file__).parent / "audit_cases"
-CASE_KEYS = {"description", "spec", "observed", "lock", "conf", "last_order", "expect",
-             "contains"}
+CASE_KEYS = {"description", "spec", "resolve", "observed", "lock", "conf", "last_order",
+             "lookup", "checks", "expect", "contains"}
 
 
 def case_files() -> list[Path]:
@@ -58,7 +64,8 @@ def load_case(path: Path) -> dict[str, Any]:
 
 
 def load_target_spec(case: Mapping[str, Any], name: str, folder: Path) -> Spec:
-    document = {"version": 1, "targets": [{"name": name, **case["spec"]}]}
+    document = {"version": 1, "targets": [{"name": name, **case["spec"]}],
+                **({"resolve": case["resolve"]} if "resolve" in case else {})}
     text = yaml.safe_dump(document, sort_keys=False)
     spec, diagnostics = load_spec_text(text, folder / f"{name}.yaml")
     assert spec is not None, "\n".join(d.format() for d in diagnostics)
@@ -73,13 +80,19 @@ def run(path: Path, reg: Registry, folder: Path) -> tuple[Spec, list[Finding]]:
     alive = held.pop("alive", None)  # the pipeline's look at the owner's process
     conf = case.get("conf")  # what the appliance's stunnel.conf loads, as read
     order = case.get("last_order")
+    lookup, checks = case.get("lookup"), dict(case.get("checks") or {})
     audited = audit_target(spec, target, observed(case.get("observed", {}), target, reg),
                            lock=LockInfo(target=target.name, **held) if held else None,
                            lock_owner_alive=alive,
                            conf=None if conf is None else StunnelServes(**conf),
                            last_order=None if order is None else LastOrder(
                                dt.datetime.fromisoformat(order["ended"]), order["outcome"],
-                               order.get("reason")))
+                               order.get("reason")),
+                           lookup=None if lookup is None else NameLookup(
+                               lookup["name"], lookup["found"], tuple(lookup.get("addresses", ()))),
+                           checks=ApplianceChecks(
+                               tuple(Leftover(**item) for item in checks.get("leftovers", ())),
+                               tuple(checks.get("addresses", ()))))
     return spec, list(audited.findings)
 
 

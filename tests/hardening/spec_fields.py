@@ -78,6 +78,7 @@ FIELDS: tuple[Field, ...] = (
     *_ssh((*TARGET, "ssh")),
     Field((*TARGET, "pool", "coordinator")),
     Field((*TARGET, "pool", "xe"), "program"),
+    Field((*TARGET, "pool", "getent"), "program"),
     Field((*TARGET, "pool", "connection")),
     Field((*TARGET, "pool", "ssh_host")),
     Field((*TARGET, "pool", "trust_dir"), "remote_path"),

@@ -69,11 +69,12 @@ SUBJECT = {k: f"targets.[].certificate.request.subject.{k}"
            for k in ("ST", "L", "O", "OU", "emailAddress")}
 ARGV = "targets.[].certificate.signer.command.[]"
 XE = "targets.[].pool.xe"
+GETENT = "targets.[].pool.getent"
 RESTART = "targets.[].wlb.restart"
 FQDN = "wlb1.lab.test"
 # Fields that take any text (a program, a shell command, subject values): the lab places
 # every value they accept. Every other text field lets plain words only.
-SPEC_TEXT = {XE, RESTART, *SUBJECT.values()}
+SPEC_TEXT = {XE, GETENT, RESTART, *SUBJECT.values()}
 
 
 @pytest.fixture(scope="module")
@@ -328,14 +329,17 @@ def _build(lab: control.Lab, folder: Path, sweep: Sweep, canary: Path,
     remote, real = hostile_chain(folder / "r", [BY_ID[i].value(canary) for i in remote_ids])
     for name in REMOTE_PATHS:
         placed[name].update(remote_ids)
-    xe_ids = _chain_ids(sweep, [XE], canary)
+    # xe and getent (the coordinator's programs) through one chain of their own.
+    xe_ids = _chain_ids(sweep, [XE, GETENT], canary)
     xe_dir, xe_real = hostile_chain(folder / "x", [BY_ID[i].value(canary) for i in xe_ids])
     placed[XE].update(xe_ids)
+    placed[GETENT].update(xe_ids)
     layout = lab.layout("pool1")
     coordinator = xe_state.coordinator(layout)
     (real / "certs").symlink_to(layout.certs_dir)
     (real / "trust").symlink_to(coordinator.stunnel_dir)
     (xe_real / "xe").symlink_to(layout.xe)
+    (xe_real / "getent").symlink_to(layout.getent)
     cert, key = f"{remote}/certs/server.pem", f"{remote}/certs/server.key"
     conf = layout.stunnel_conf.read_text()
     (real / "wlb.conf").write_text(conf.replace(str(layout.cert), cert)
@@ -373,8 +377,8 @@ def _build(lab: control.Lab, folder: Path, sweep: Sweep, canary: Path,
         if not ssh:
             target["pool"]["connection"] = target["wlb"]["connection"] = "local"
     first = data["targets"][0]
-    first["pool"].update(xe=f"{xe_dir}/xe", trust_dir=f"{remote}/trust",
-                         state_dir=f"{remote}/state")
+    first["pool"].update(xe=f"{xe_dir}/xe", getent=f"{xe_dir}/getent",
+                         trust_dir=f"{remote}/trust", state_dir=f"{remote}/state")
     first["wlb"].update(paths={"cert": cert, "key": key}, stunnel_conf=f"{remote}/wlb.conf",
                         restart=shell_command([f"{remote}/restart", *restart_args]))
     first["certificate"].update(
@@ -423,7 +427,9 @@ def test_the_lab_places_every_accepted_value(sweep: Sweep, applied: Applied) -> 
     for name in SPEC_TEXT | set(REMOTE_PATHS) | set(LOCAL_FILES) | {ARGV} | set(SSH_FILES):
         if name in ssh_only or name in subject:
             continue  # SSH settings reach the SSH connector only; subjects: below
-        labels = ("in-path",) if name == XE else ()
+        # As bare names: xe in test_xe_is_run_by_the_name_given; getent is the same quoted
+        # word of the same script.
+        labels = ("in-path",) if name in (XE, GETENT) else ()
         missing = set(_odd(sweep, [name], *labels)) - applied.placed[name]
         assert not missing, f"{name}: accepted but not in the lab: {sorted(missing)}"
     # The -subj argument is one word holding every field: each value crosses each

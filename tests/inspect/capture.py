@@ -194,6 +194,15 @@ SITUATIONS: dict[str, Situation] = {
     "fault-cn-mismatch": Situation("lab fault cn-mismatch: cert for other-<fqdn>",
                                    _fault("cn-mismatch")),
     "fault-by-ip": Situation("lab fault by-ip: wlb-url=127.0.0.1:<port>", _fault("by-ip")),
+    "fault-wlb-unresolvable": Situation(
+        "lab fault wlb-unresolvable: the coordinator's getent does not know wlb1.lab.test",
+        _fault("wlb-unresolvable")),
+    "fault-wlb-resolves-elsewhere": Situation(
+        "lab fault wlb-resolves-elsewhere: the coordinator's getent says 127.0.0.2",
+        _fault("wlb-resolves-elsewhere")),
+    "fault-stale-backups": Situation(
+        "lab fault stale-backups: server.pem_orig, server.key_orig and a pending key, "
+        "45 days old", _fault("stale-backups")),
     "stunnel-stopped": Situation("stunnel stopped", _stunnel_stopped),
     "key-missing": Situation("server.key deleted", _key_missing),
     "key-der": Situation("server.key rewritten DER-encoded (stunnel not restarted)", _key_der),

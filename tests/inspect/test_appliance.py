@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import re
 import subprocess
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from wlbplan.inspect import appliance
 from wlbplan.inspect import script as facts
 from wlbplan.inspect.script import RawFact
 from wlbplan.lab import pki
+from wlbplan.model.checks import Leftover
 from wlbplan.model.command import script as shell_script
 from wlbplan.model.observed import ApplianceFacts, CertFile, KeyFile, Served
 from wlbplan.model.spec import Target
@@ -49,6 +51,8 @@ class Expect:
     """file (the same chain as the file) | old (not the file's, e.g. garbage file) | TEXT
     its error must contain."""
     backups: tuple[str, ...] = ()
+    pending: bool = False
+    """A pending key is there (an abandoned request)."""
 
 
 EXPECTED: dict[str, Expect] = {
@@ -68,6 +72,9 @@ EXPECTED: dict[str, Expect] = {
     "key-der": Expect(key="der"),
     "cert-garbage": Expect(cert="the file holds no complete PEM certificate", served="old"),
     "backups": Expect(backups=("server.key_orig", "server.pem_orig")),
+    "fault-stale-backups": Expect(backups=("server.key_orig", "server.pem_orig"), pending=True),
+    "fault-wlb-unresolvable": Expect(),
+    "fault-wlb-resolves-elsewhere": Expect(),
     "ca-signed": Expect(cert=LAB_CHAIN),
 }
 
@@ -158,7 +165,8 @@ def test_captured_backups_and_hostname(situation: str, target: Target) -> None:
     assert all(p.startswith("/") for p in found.backups)
     assert found.hostname
     assert found.hostname == found.hostname.strip()
-    assert found.pending_key is None  # no certificate request under way in these labs
+    # No certificate request under way in these labs, but an abandoned pending key.
+    assert (found.pending_key is not None) is EXPECTED[situation].pending
     assert found.pending_csr is None
 
 
@@ -573,3 +581,69 @@ def test_appliance_script_with_an_absolute_marker_path(tmp_path: Path,
     got = appliance.parse(facts.parse(result.stdout), target)
     assert got.cert == CertFile(path=cert, present=False)
     assert got.key == KeyFile(path=cert + ".key", present=False)
+
+
+# --------------------------------------------------- leftovers and addresses (audit only)
+
+
+def _capture_target(situation: str, make_target: Callable[..., Target]) -> Target:
+    """A target whose paths are those of the lab the capture was made in."""
+    said = facts.parse((DATA / f"{situation}.appliance.txt").read_text())["leftovers"].output
+    folder = next((line.split(" ", 1)[1].rsplit("/", 1)[0] for line in said.splitlines()[1:]),
+                  "/etc/ssl/certs")
+    return make_target(cert=f"{folder}/server.pem", key=f"{folder}/server.key")
+
+
+@pytest.mark.parametrize("situation", sorted(EXPECTED))
+def test_captured_leftovers_and_their_ages(situation: str,
+                                           make_target: Callable[..., Target]) -> None:
+    target = _capture_target(situation, make_target)
+    raw = facts.parse((DATA / f"{situation}.appliance.txt").read_text())
+    got = appliance.parse_checks(raw, target)
+    key = str(target.wlb.paths.key)
+    if situation == "fault-stale-backups":  # made 45 days before the capture's clock
+        assert got.leftovers == (
+            Leftover(key + ".pending", "pending key", 45),
+            Leftover(key + "_orig", "backup", 45),
+            Leftover(str(target.wlb.paths.cert) + "_orig", "backup", 45),
+        )
+    elif situation == "backups":
+        assert {(i.kind, i.age_days) for i in got.leftovers} == {("backup", 0)}
+        assert len(got.leftovers) == 2
+    else:
+        assert got.leftovers == ()
+    assert got.addresses  # the capture machine's own
+    assert all(str(ipaddress.ip_address(a)) == a for a in got.addresses)
+
+
+@pytest.mark.parametrize(("output", "expected"), [
+    # a name with a newline in it cannot pass a forged line for a file of its own
+    ("1000000\n100 /etc/ssl/certs/server.pem_orig\n/etc/passwd\n5 /etc/passwd\n",
+     (("/etc/ssl/certs/server.pem_orig", "backup", 11),)),
+    ("1000000\n999999999 /etc/ssl/certs/server.key.pending\n",  # dated in the future
+     (("/etc/ssl/certs/server.key.pending", "pending key", 0),)),
+    ("1000000\n0 /etc/ssl/certs/server.key.pending.wlbplan-old\n"
+     "0 /etc/ssl/server.csr.pending.wlbplan-old\n",
+     (("/etc/ssl/certs/server.key.pending.wlbplan-old", "set aside", 11),)),
+    ("not a clock\n100 /etc/ssl/certs/server.pem_orig\n", ()),
+    ("", ()),
+])
+def test_leftover_lines(output: str, expected: tuple[tuple[str, str, int], ...],
+                        target: Target) -> None:
+    got = appliance.parse_leftovers(RawFact(output, 0), target)
+    assert got == tuple(Leftover(*item) for item in expected)
+
+
+@PARSER
+@given(st.text(max_size=600), st.integers(0, 255))
+def test_parse_leftovers_and_addresses_on_any_output(output: str, code: int) -> None:
+    got = appliance.parse_leftovers(RawFact(output, code), _TARGET)
+    assert len(got) <= appliance.MAX_LEFTOVERS
+    assert [i.path for i in got] == sorted({i.path for i in got})
+    for item in got:
+        assert item.age_days >= 0
+        assert item.kind in ("backup", "set aside", "pending key")
+        assert item.path.startswith(str(_TARGET.wlb.paths.cert.parent))
+    addresses = appliance.parse_addresses(RawFact(output, code))
+    assert len(addresses) <= appliance.MAX_LEFTOVERS
+    assert all(str(ipaddress.ip_address(a)) == a for a in addresses)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import re
 import string
 import subprocess
@@ -19,6 +21,7 @@ from wlbplan.errors import RemoteCommandError, WlbplanError
 from wlbplan.inspect import appliance, pool
 from wlbplan.inspect import script as facts
 from wlbplan.inspect.script import RawFact
+from wlbplan.model.checks import NameLookup
 from wlbplan.model.command import script as shell_script
 from wlbplan.model.observed import PoolFacts, TrustedCert, xapi_at_least
 from wlbplan.model.spec import Target
@@ -434,3 +437,102 @@ def test_output_that_may_be_empty(fact: str, target: Target) -> None:
     raw = raw_of("fresh")
     raw[fact] = RawFact("", 0)
     assert isinstance(pool.parse(raw, target), PoolFacts)
+
+
+# ------------------------------------------- how the coordinator resolves WLB's name
+
+
+LOOKUPS: dict[str, NameLookup | None] = {
+    "fault-wlb-unresolvable": NameLookup("wlb1.lab.test", found=False),
+    "fault-wlb-resolves-elsewhere": NameLookup("wlb1.lab.test", True, ("127.0.0.2",)),
+    "fault-by-ip": None,  # an IP literal: no name to resolve
+}
+
+
+@pytest.mark.parametrize("situation", SITUATIONS)
+def test_captured_lookup_of_wlbs_name(situation: str, target: Target) -> None:
+    """The lab's getent answers from the pool's name map, as its xe resolves WLB."""
+    got = pool.parse_lookup(raw_of(situation), parsed(situation, target).wlb_host)
+    assert got == LOOKUPS.get(situation, NameLookup("wlb1.lab.test", True, ("127.0.0.1",)))
+
+
+@pytest.mark.parametrize(("output", "code", "expected"), [
+    ("10.0.0.5        wlb.example.com wlb\n", 0, ("10.0.0.5",)),
+    ("2001:0db8::0001 wlb.example.com\n10.0.0.5 wlb.example.com\n", 0,
+     ("2001:db8::1", "10.0.0.5")),
+    ("10.0.0.5 a\n10.0.0.5 b\n", 0, ("10.0.0.5",)),
+    ("", 2, None),  # getent: key not found
+])
+def test_getent_lines(output: str, code: int, expected: tuple[str, ...] | None) -> None:
+    got = pool.parse_lookup({pool.LOOKUP: RawFact(output, code)}, "wlb.example.com")
+    assert got == NameLookup("wlb.example.com", expected is not None, expected or ())
+
+
+@pytest.mark.parametrize(("raw", "host"), [
+    ({}, "wlb.example.com"),  # not asked
+    ({pool.LOOKUP: RawFact("sh: getent: not found", 127)}, "wlb.example.com"),
+    ({pool.LOOKUP: RawFact("Unknown database", 1)}, "wlb.example.com"),
+    ({pool.LOOKUP: RawFact("garbage with no address\n", 0)}, "wlb.example.com"),
+    ({pool.LOOKUP: RawFact("", 2)}, "10.0.0.5"),
+    ({pool.LOOKUP: RawFact("", 2)}, ""),
+])
+def test_no_verdict_on_the_name_is_no_lookup(raw: dict[str, RawFact], host: str) -> None:
+    assert pool.parse_lookup(raw, host) is None
+
+
+@PARSER
+@given(st.text(max_size=400), st.integers(0, 255), st.text(max_size=40))
+def test_parse_lookup_on_any_output(output: str, code: int, host: str) -> None:
+    got = pool.parse_lookup({pool.LOOKUP: RawFact(output, code)}, host)
+    if got is None:
+        return
+    assert got.name == host
+    assert len(got.addresses) <= pool.MAX_ADDRESSES
+    assert len(set(got.addresses)) == len(got.addresses)
+    for address in got.addresses:
+        assert str(ipaddress.ip_address(address)) == address
+    assert got.found == (code == 0)
+
+
+FAKE_GETENT = """#!/bin/sh
+printf '%s\\n' "$@" > "$(dirname "$0")/getent-args"
+exit 2
+"""
+
+
+@pytest.mark.parametrize(("url", "host"), [
+    ("wlb.example.com:8012", "wlb.example.com"),
+    ("[2001:db8::1]:8012", "2001:db8::1"),
+    ("-n:8012", "-n"),
+    ("$(touch pwned20):1", "$(touch pwned20)"),
+    ("`touch pwned21` x;y:1", "`touch pwned21` x;y"),
+])
+def test_the_wlb_host_reaches_getent_as_one_word(
+        url: str, host: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        make_target: Callable[..., Target]) -> None:
+    """The host part of wlb-url is cut out by the shell and passed after ``--``: never
+    run, never split, never an option."""
+    target = _nasty_pool(tmp_path, "lookup", make_target)
+    xe = Path(target.pool.xe)
+    xe.write_text(FAKE_XE.replace("echo wlb.example.com:8012", f"printf '%s\\n' '{url}'"))
+    assert url in xe.read_text()
+    getent = tmp_path / "getent"
+    getent.write_text(FAKE_GETENT)
+    getent.chmod(0o755)
+    target = dataclasses.replace(target, pool=dataclasses.replace(target.pool,
+                                                                  getent=str(getent)))
+    monkeypatch.chdir(tmp_path)
+    result = LocalRunner().run(shell_script(pool.script(target)), timeout=60)
+    assert list(tmp_path.glob("pwned*")) == []
+    assert (tmp_path / "getent-args").read_text() == f"hosts\n--\n{host}\n"
+    assert facts.parse(result.stdout)[pool.LOOKUP] == RawFact("", 2)
+
+
+def test_no_wlb_url_asks_nothing(tmp_path: Path, make_target: Callable[..., Target]) -> None:
+    target = _nasty_pool(tmp_path, "nourl", make_target)
+    xe = Path(target.pool.xe)
+    xe.write_text(FAKE_XE.replace("echo wlb.example.com:8012", "echo"))
+    target = dataclasses.replace(target, pool=dataclasses.replace(target.pool,
+                                                                  getent="/nonexistent"))
+    result = LocalRunner().run(shell_script(pool.script(target)), timeout=60)
+    assert pool.LOOKUP not in facts.parse(result.stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,33 @@ def test_desync_host_without_any_ca_says_what_to_do(lab: control.Lab) -> None:
 def test_unknown_target_is_named(lab: control.Lab) -> None:
     with pytest.raises(LabError, match="no target 'pool9'"):
         faults.inject(lab.dir, "expire", "pool9")
+
+
+def test_name_faults_reach_getent_and_xe_alike_and_stale_backups_are_dated(
+        lab: control.Lab) -> None:
+    """The coordinator's getent and its xe read one name map: what one no longer knows
+    (or knows elsewhere) the other cannot reach WLB by."""
+    layout, fqdn = lab.layout("pool1"), lab.targets[0].fqdn
+
+    def getent() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(layout.getent), "hosts", "--", fqdn], capture_output=True,
+                              text=True)
+
+    def retrieve() -> subprocess.CompletedProcess[str]:
+        return xe(lab, "pool-retrieve-wlb-configuration")
+
+    assert getent().stdout.split() == ["127.0.0.1", fqdn]
+    faults.inject(lab.dir, "wlb-unresolvable")
+    assert (getent().returncode, getent().stdout) == (2, "")
+    assert "failed to resolve" in retrieve().stderr  # WLB_UNKNOWN_HOST
+    faults.inject(lab.dir, "wlb-resolves-elsewhere")
+    assert getent().stdout.split() == [faults.ELSEWHERE, fqdn]
+    assert "WLB refused a connection" in retrieve().stderr  # WLB_CONNECTION_REFUSED
+
+    faults.inject(lab.dir, "stale-backups")
+    for path in (layout.cert.with_name("server.pem_orig"),
+                 layout.key.with_name("server.key_orig"),
+                 layout.key.with_name("server.key.pending")):
+        age = (time.time() - path.stat().st_mtime) / 86400
+        assert faults.STALE_DAYS <= age < faults.STALE_DAYS + 1, path
+    assert layout.key.with_name("server.key.pending").stat().st_mode & 0o077 == 0

@@ -300,8 +300,9 @@ def test_every_field_reaches_the_model(full_spec: Any) -> None:
     assert spec.address_of("WLB.example.com.") == "192.0.2.10"
     assert spec.address_of("other.example.com") == "other.example.com"
     assert target.pool == PoolSpec(
-        "xs1.example.com", "/opt/xe", "local", "192.0.2.1", PurePosixPath("/lab/etc/stunnel")
-    )
+        "xs1.example.com", "/opt/xe", "local", "192.0.2.1", PurePosixPath("/lab/etc/stunnel"),
+        getent="/usr/bin/getent")
+    assert spec.leftover_days == 7
     wlb = target.wlb
     assert (wlb.port, wlb.connection, wlb.ssh_host) == (443, "local", "192.0.2.10")
     assert wlb.paths.cert == PurePosixPath("/srv/stunnel/server.pem")

@@ -10,6 +10,7 @@ the same as plan's gate; cryptography's stricter verifier only adds warnings.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from wlbplan.core.rules import Level, rule
 from wlbplan.core.stunnel_conf import Served as StunnelServes
 from wlbplan.errors import VerifyError, WlbplanError
 from wlbplan.limits import PEM, read_file
+from wlbplan.model.checks import ApplianceChecks, NameLookup
 from wlbplan.model.history import LastOrder
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.observed import Observed
@@ -45,17 +47,21 @@ def unreachable(spec: Spec, target: Target, error: str) -> TargetAudit:
 def audit_target(spec: Spec, target: Target, observed: Observed, *,
                  lock: LockInfo | None = None, lock_owner_alive: bool | None = None,
                  conf: StunnelServes | None = None, at: dt.datetime | None = None,
-                 last_order: LastOrder | None = None) -> TargetAudit:
+                 last_order: LastOrder | None = None, lookup: NameLookup | None = None,
+                 checks: ApplianceChecks | None = None) -> TargetAudit:
     """``lock``: the apply lock found on the coordinator (None: not locked);
     ``lock_owner_alive``: whether its process runs (None: it ran on another machine);
     ``last_order``: how the newest apply with an ACME order ended (the state folder's
-    history; None: none there)."""
+    history; None: none there); ``lookup``: how the coordinator resolves WLB's name
+    (None: not asked); ``checks``: the appliance's leftovers and addresses."""
     seen = _Seen.of(target, observed)
     planned = _plan(spec, seen)
     where = _Where(spec, target, plannable=not isinstance(planned, str))
-    found = [*_locked(lock, lock_owner_alive, where), *_pool(seen, where, at), *_trust(seen, where),
-             *_appliance(seen, where), *_conf(conf, where),
-             *_certificates(seen, where, spec.policy, at),
+    checks = checks or ApplianceChecks()
+    found = [*_locked(lock, lock_owner_alive, where), *_pool(seen, where, at),
+             *_resolution(lookup, checks, where), *_trust(seen, where),
+             *_appliance(seen, where), *_leftovers(checks, where), *_conf(conf, where),
+             *_certificates(seen, where, spec.policy, at), *_renew_soon(seen, where, at),
              *_acme(seen, where, at), *_order_failed(last_order, where),
              *_drift(planned, where)]
     return TargetAudit(target.name, tuple(_unique(found)), target.line())
@@ -220,6 +226,43 @@ def _by_ip(seen: _Seen, where: _Where) -> Finding:
         about="pool", where="wlb.address", hint=fix)
 
 
+def _resolution(lookup: NameLookup | None, checks: ApplianceChecks,
+                where: _Where) -> Iterator[Finding]:
+    """How the coordinator resolves the host of wlb-url, against where WLB answers."""
+    if lookup is None:
+        return
+    if not lookup.found:
+        yield where.finding(
+            "WLB-POOL-WLB-UNRESOLVED",
+            f"the coordinator cannot resolve {lookup.name} (getent hosts: not found): xapi "
+            "fails every WLB call with WLB_UNKNOWN_HOST", about="pool", where="wlb.address",
+            hint=f"add {lookup.name} to the DNS the coordinator uses (or to /etc/hosts in "
+                 "dom0 of every host), then audit again")
+        return
+    answers, source = _wlb_addresses(lookup.name, checks, where.spec)
+    if not answers or answers & set(lookup.addresses):
+        return
+    yield where.finding(
+        "WLB-POOL-WLB-RESOLVES-ELSEWHERE",
+        f"the coordinator resolves {lookup.name} to {', '.join(lookup.addresses)}; WLB "
+        f"answers on {', '.join(sorted(answers))} ({source})", about="pool",
+        where="wlb.address",
+        hint=f"correct the coordinator's DNS or /etc/hosts entry for {lookup.name}; if a "
+             "NAT stands between them, accept this finding with audit.ignore")
+
+
+def _wlb_addresses(name: str, checks: ApplianceChecks, spec: Spec) -> tuple[set[str], str]:
+    """Where WLB answers: the spec's resolve entry for ``name`` (where wlbplan connects)
+    and the appliance's own addresses; either one the coordinator finds will do (an entry
+    may point at a tunnel, an appliance behind NAT has others). With the words for them."""
+    found, said = set(checks.addresses), ["the appliance's own addresses"] * bool(checks.addresses)
+    given = spec.address_of(name)
+    if given != name and is_ip_literal(given):
+        found.add(str(ipaddress.ip_address(given)))
+        said.insert(0, "the spec's resolve entry")
+    return found, " and ".join(said)
+
+
 def _verify_off(seen: _Seen, where: _Where) -> Finding:
     if seen.target.verify:
         return where.finding(
@@ -307,6 +350,18 @@ def _appliance(seen: _Seen, where: _Where) -> Iterator[Finding]:
             about="appliance", where="certificate")
 
 
+def _leftovers(checks: ApplianceChecks, where: _Where) -> Iterator[Finding]:
+    """Backups and pending keys older than audit.leftover_days, one note each."""
+    for item in checks.leftovers:
+        if item.age_days > where.spec.leftover_days:
+            yield where.finding(
+                "WLB-APPLIANCE-LEFTOVERS",
+                f"{item.path} ({item.kind}) is {item.age_days} days old",
+                about=f"file:{item.path}", where="wlb",
+                hint=f"if no rollback or request needs it any more, remove {item.path} on "
+                     "the appliance")
+
+
 def _conf(conf: StunnelServes | None, where: _Where) -> Iterator[Finding]:
     """``conf``: what the appliance's stunnel.conf loads (None: the spec names none)."""
     if conf is None:
@@ -388,15 +443,42 @@ _RENEWALS = frozenset({"WLB-CERT-EXPIRED", "WLB-CERT-EXPIRING"})
 
 def _renewal(where: _Where, not_after: dt.datetime) -> str:
     """How to renew WLB's certificate, with the date it must happen by."""
-    by = not_after.strftime("%Y-%m-%d %H:%M UTC")
+    return f"renew it before {not_after:%Y-%m-%d %H:%M UTC}: {_how_to_renew(where)}"
+
+
+def _how_to_renew(where: _Where) -> str:
     target = where.target
     if target.certificate.source == "ca-signed":
-        return (f"renew it before {by}: `{where.command('apply', '--replace')}` makes a new "
-                "key and CSR (a rotation), then set certificate.signed to the new certificate "
-                f"and run `{where.command('apply')}`")
-    return (f"renew it before {by}: make a new self-signed certificate on the appliance "
-            f"(into {target.wlb.paths.cert} and {target.wlb.paths.key}), then "
+        return (f"`{where.command('apply', '--replace')}` makes a new key and CSR (a "
+                "rotation), then set certificate.signed to the new certificate and run "
+                f"`{where.command('apply')}`")
+    return (f"make a new self-signed certificate on the appliance (into "
+            f"{target.wlb.paths.cert} and {target.wlb.paths.key}), then "
             f"`{where.command('apply')}` makes the pool trust it")
+
+
+def _renew_soon(seen: _Seen, where: _Where, at: dt.datetime | None) -> Iterator[Finding]:
+    """A certificate the pool relies on that is still outside the min_days_left window but
+    enters it before the next window ends: the date it does, as the date to renew by."""
+    window = dt.timedelta(days=where.spec.policy.min_days_left)
+    if not seen.served or not window:
+        return
+    now = at or dt.datetime.now(dt.UTC)
+    acme = where.target.certificate.source == "acme"
+    ordered = certs.order_chain(seen.served[0], [*seen.served[1:], *seen.trust]).certs
+    for position, cert in enumerate(ordered):
+        enters = cert.not_valid_after_utc - window
+        if (acme and position == 0) or not now <= enters < now + window:
+            continue
+        subject = cert.subject.rfc4514_string()
+        yield where.finding(
+            "WLB-CERT-RENEW-SOON",
+            f"{subject}: expires {cert.not_valid_after_utc:%Y-%m-%d}, and is inside "
+            f"policy.min_days_left ({window.days} days) from {enters:%Y-%m-%d}",
+            about=subject or "certificate", where="certificate",
+            hint=f"renew before {enters:%Y-%m-%d}: " + (
+                _how_to_renew(where) if position == 0 else
+                f"have it reissued, then `{where.command('plan')}` shows the steps"))
 
 
 # ------------------------------------------------------------------------------- ACME

@@ -61,6 +61,20 @@ CATALOGUE: Final[dict[str, Rule]] = _rules(
          "With verification on, xapi's stunnel refuses this chain (OpenSSL's verdict is "
          "quoted): the pool cannot talk to WLB now. wlbplan plan shows the fix; wlbplan "
          "rollback settles an interrupted apply."),
+    Rule("WLB-POOL-WLB-UNRESOLVED", "error", "the coordinator cannot resolve WLB's host name",
+         "`getent hosts` on the coordinator does not know the host of the pool's wlb-url, so "
+         "xapi fails every WLB call with WLB_UNKNOWN_HOST. Add the name to the DNS the "
+         "coordinator uses (or to dom0's /etc/hosts on every host). Read in the coordinator's "
+         "inspection command over SSH; a pool reached through XenAPI offers no way to ask, "
+         "and the rule is not checked there."),
+    Rule("WLB-POOL-WLB-RESOLVES-ELSEWHERE", "warning",
+         "the coordinator resolves WLB's name to another address than WLB's",
+         "None of the addresses `getent hosts` gives on the coordinator is where WLB answers: "
+         "the spec's resolve entry for the name (where wlbplan itself connects), or one of "
+         "the addresses the appliance reports for itself (hostname -I). A stale DNS or "
+         "/etc/hosts entry sends the pool to another machine; behind NAT the two "
+         "legitimately differ (accept it with audit.ignore). Checked over SSH only, as "
+         "WLB-POOL-WLB-UNRESOLVED."),
     Rule("WLB-POOL-LOCKED", "warning", "an apply holds the pool's lock",
          "An apply is running now, or died and left its lock on the coordinator (and its "
          "journal on the machine that ran it), possibly half-way. If it is not running, on "
@@ -105,6 +119,12 @@ CATALOGUE: Final[dict[str, Rule]] = _rules(
          "A CA-signed request stage is in progress on the appliance: send the CSR to the "
          "CA and install the signed certificate (certificate.signed), or remove the "
          "pending key."),
+    Rule("WLB-APPLIANCE-LEFTOVERS", "note",
+         "old backups or a pending key are left on the appliance",
+         "Backups (*_orig), files a --replace set aside (*.wlbplan-old) and a pending key "
+         "older than audit.leftover_days (default 30), by the appliance's own clock: a "
+         "finished rotation's or an abandoned request's. Each holds a key or certificate "
+         "that is no longer served; remove it on the appliance once no rollback needs it."),
     # --- certificate policy (wlbplan.certs.policy_findings)
     Rule("WLB-CERT-EXPIRED", "error", "a certificate has expired",
          "TLS clients refuse an expired certificate: renew it."),
@@ -112,6 +132,12 @@ CATALOGUE: Final[dict[str, Rule]] = _rules(
          "TLS clients refuse it until its notBefore: check the clocks or reissue it."),
     Rule("WLB-CERT-EXPIRING", "warning", "a certificate expires within policy.min_days_left",
          "Renew it before it expires (wlbplan plan/apply installs the new one)."),
+    Rule("WLB-CERT-RENEW-SOON", "note",
+         "a certificate enters the policy.min_days_left window before the next one ends",
+         "It has at least policy.min_days_left days left today, but fewer than twice that: "
+         "on the date given (its notAfter minus min_days_left) it becomes WLB-CERT-EXPIRING. "
+         "Renew it before that date. Not raised for an ACME certificate (WLB-ACME-RENEWAL "
+         "dates its renewal) nor when min_days_left is 0."),
     Rule("WLB-CERT-RSA-WEAK", "warning", "an RSA key is smaller than policy.min_rsa_bits",
          "Reissue the certificate with a larger RSA key."),
     Rule("WLB-CERT-KEY-NOT-RSA", "error", "WLB's key is not RSA",

@@ -6,17 +6,19 @@ the public key comes back, which is all a key-to-certificate match needs.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 
 from cryptography import x509
 
 from wlbplan import certs
-from wlbplan.core.steps.appliance import pending_csr, pending_key
+from wlbplan.core.steps.appliance import OLD, pending_csr, pending_key
 from wlbplan.core.stunnel_conf import Served as StunnelServes
 from wlbplan.core.stunnel_conf import served_files
 from wlbplan.errors import VerifyError
 from wlbplan.inspect.script import RawFact, build, fact
+from wlbplan.model.checks import ApplianceChecks, Leftover
 from wlbplan.model.command import Raw
 from wlbplan.model.names import join_host_port
 from wlbplan.model.observed import ApplianceFacts, CertFile, KeyFile, Served
@@ -36,6 +38,13 @@ _CERT_BLOCKS = (
 )
 BACKUP_SUFFIX = "_orig"
 STUNNEL_CONF = "stunnel.conf"
+LEFTOVERS = "leftovers"
+ADDRESSES = "addresses"
+# The appliance's clock, then "MTIME PATH" for each that exists (its last change, in
+# seconds since the epoch, by that same clock).
+_AGES = 'date +%s; for p do [ -e "$p" ] && stat -c "%Y %n" -- "$p"; done; :'
+MAX_LEFTOVERS = 100
+_DAY = 86400
 
 
 def script(target: Target) -> str:
@@ -64,10 +73,77 @@ def script(target: Target) -> str:
              "-passin", "pass:"),
         fact("pending.csr", "cat", "--", pending_csr(target)),
     ]
+    # Checked only (audit), never planned against: leftovers with their ages, addresses.
+    lines += [
+        fact(LEFTOVERS, "sh", "-c", _AGES, "sh", Raw(_glob_prefix(cert)),
+             Raw(_glob_prefix(key)), *_exact_leftovers(target)),
+        fact(ADDRESSES, "hostname", "-I"),
+    ]
     if wlb.stunnel_conf is not None:
         # Not a fact a plan is made against (checked only), read in the same round trip.
         lines.append(fact(STUNNEL_CONF, "cat", "--", str(wlb.stunnel_conf)))
     return build(lines)
+
+
+def _exact_leftovers(target: Target) -> tuple[str, ...]:
+    """The pending key, and what a ``--replace`` set aside (``*.wlbplan-old``)."""
+    key = pending_key(target)
+    return (key, key + OLD, pending_csr(target) + OLD)
+
+
+def _leftover_kind(path: str, target: Target) -> str | None:
+    """What ``path`` is among the leftovers the script lists, None if it is none of them
+    (a name with a newline in it would otherwise pass a forged line for a file)."""
+    cert, key = str(target.wlb.paths.cert), str(target.wlb.paths.key)
+    if path.startswith((cert + BACKUP_SUFFIX, key + BACKUP_SUFFIX)):
+        return "backup"
+    if path == pending_key(target):
+        return "pending key"
+    if path in _exact_leftovers(target):
+        return "set aside"
+    return None
+
+
+def parse_leftovers(raw: RawFact | None, target: Target) -> tuple[Leftover, ...]:
+    """Each leftover with its age in whole days by the appliance's clock (the first line);
+    a file dated in the appliance's future is 0 days old. Nothing when unreadable."""
+    if raw is None or not raw.ok:
+        return ()
+    lines = raw.output.splitlines()
+    if not lines or not re.fullmatch(r"[0-9]{1,12}", lines[0].strip()):
+        return ()
+    now = int(lines[0].strip())
+    found: dict[str, Leftover] = {}
+    for line in lines[1:]:
+        match = re.fullmatch(r"([0-9]{1,12}) (/.+)", line)
+        kind = _leftover_kind(match.group(2), target) if match else None
+        if match is None or kind is None:
+            continue
+        age = max(0, now - int(match.group(1))) // _DAY
+        found[match.group(2)] = Leftover(path=match.group(2), kind=kind, age_days=age)
+        if len(found) == MAX_LEFTOVERS:
+            break
+    return tuple(found[path] for path in sorted(found))
+
+
+def parse_addresses(raw: RawFact | None) -> tuple[str, ...]:
+    """``hostname -I``: the appliance's addresses, canonical; anything else ignored."""
+    if raw is None or not raw.ok:
+        return ()
+    found: list[str] = []
+    for word in raw.output.split()[:MAX_LEFTOVERS]:
+        try:
+            address = str(ipaddress.ip_address(word.split("%")[0]))
+        except ValueError:
+            continue
+        if address not in found:
+            found.append(address)
+    return tuple(found)
+
+
+def parse_checks(raw: dict[str, RawFact], target: Target) -> ApplianceChecks:
+    return ApplianceChecks(leftovers=parse_leftovers(raw.get(LEFTOVERS), target),
+                           addresses=parse_addresses(raw.get(ADDRESSES)))
 
 
 def _glob_prefix(path: str) -> str:

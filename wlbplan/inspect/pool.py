@@ -6,21 +6,28 @@ be matched by fingerprint whatever name it was installed under.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from wlbplan import certs
 from wlbplan.errors import RemoteCommandError, VerifyError
 from wlbplan.inspect.script import RawFact, build, fact
+from wlbplan.model.checks import NameLookup
 from wlbplan.model.command import Raw, sh
 from wlbplan.model.lock import LOCK_KEY, LockInfo, lock_path, parse_lock
 from wlbplan.model.names import file_name_problem, shell_skip_unsafe_file_name
 from wlbplan.model.observed import CaCommands, PoolFacts, TrustedCert
-from wlbplan.model.spec import Target
+from wlbplan.model.spec import Target, is_ip_literal
 
 PARAMS = ("wlb-url", "wlb-username", "wlb-enabled", "wlb-verify-cert", "master")
 CA_PROBE = "pool-install-ca-certificate"
 LOCK = "lock"
 LOCK_IN_POOL = "lock.key"
+LOOKUP = "wlb.getent"
+# getent(1): exit 2 is "one or more keys not found"; 0 found. Anything else (no getent,
+# a broken resolver configuration) says nothing about the name.
+_NOT_FOUND = 2
+MAX_ADDRESSES = 64
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", re.ASCII)
 
 
@@ -29,7 +36,11 @@ def script(target: Target) -> str:
     certs_dir = f"{str(target.pool.trust_dir).rstrip('/')}/certs/"
     uuid = Raw('uuid="$uuid"')
     lines = [fact("uuid", xe, "pool-list", "--minimal"), 'uuid=$_o']
-    lines += [fact(f"param.{p}", xe, "pool-param-get", uuid, f"param-name={p}") for p in PARAMS]
+    for param in PARAMS:
+        lines.append(fact(f"param.{param}", xe, "pool-param-get", uuid, f"param-name={param}"))
+        if param == "wlb-url":
+            # How the coordinator resolves the host xapi connects WLB by.
+            lines += _lookup_lines(target)
     lines += [
         'master=$_o',
         fact("xapi", xe, "host-param-get", Raw('uuid="$master"'), "param-name=software-version",
@@ -52,6 +63,16 @@ def script(target: Target) -> str:
         "done",
     ]
     return build(lines)
+
+
+def _lookup_lines(target: Target) -> list[str]:
+    """``getent hosts HOST`` for wlb-url's host (``[v6]:port`` or ``name:port``), when
+    there is one; the host is cut out by the shell's own expansions, never re-parsed."""
+    return [
+        'wlbhost=${_o%:*}; wlbhost=${wlbhost#\\[}; wlbhost=${wlbhost%\\]}',
+        'if [ -n "$wlbhost" ]; then ' + fact(LOOKUP, target.pool.getent, "hosts", "--",
+                                              Raw('"$wlbhost"')) + '; fi',
+    ]
 
 
 def _value(raw: dict[str, RawFact], name: str, target: Target) -> str:
@@ -166,3 +187,36 @@ def parse_held_lock(raw: dict[str, RawFact], target: Target) -> LockInfo | None:
         if got is not None and got.ok:
             return parse_lock(got.output, target.name)
     return None
+
+
+def parse_lookup(raw: dict[str, RawFact], wlb_host: str) -> NameLookup | None:
+    """What ``getent hosts`` said of WLB's host name on the coordinator: None when it was
+    not asked (no wlb-url, an IP literal) or gave no verdict on the name."""
+    got = raw.get(LOOKUP)
+    if got is None or not wlb_host or is_ip_literal(wlb_host):
+        return None
+    if got.exit_code == _NOT_FOUND:
+        return NameLookup(name=wlb_host, found=False)
+    if not got.ok:
+        return None
+    addresses = _addresses(got.output)
+    return NameLookup(name=wlb_host, found=True, addresses=addresses) if addresses else None
+
+
+def _addresses(text: str) -> tuple[str, ...]:
+    """The first field of each ``ADDRESS NAME [ALIAS…]`` line that is an IP address, in
+    its canonical form; anything else on the line, or any other line, is ignored."""
+    found: list[str] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            address = str(ipaddress.ip_address(fields[0]))
+        except ValueError:
+            continue
+        if address not in found:
+            found.append(address)
+        if len(found) == MAX_ADDRESSES:
+            break
+    return tuple(found)

@@ -11,6 +11,7 @@ from wlbplan.connectors.xenapi import XenapiPool
 from wlbplan.core.stunnel_conf import Served as StunnelServes
 from wlbplan.inspect import appliance, pool, pool_xenapi
 from wlbplan.inspect import script as facts
+from wlbplan.model.checks import ApplianceChecks, NameLookup
 from wlbplan.model.command import script
 from wlbplan.model.lock import LockInfo
 from wlbplan.model.observed import ApplianceFacts, Observed, PoolFacts
@@ -28,6 +29,10 @@ class Inspection:
     observed: Observed
     lock: LockInfo | None
     conf: StunnelServes | None
+    lookup: NameLookup | None = None
+    """How the coordinator resolves WLB's name (None: not asked; over XenAPI, no shell)."""
+    checks: ApplianceChecks | None = None
+    """The appliance's leftovers and addresses (None: not read)."""
 
 
 def _gather(runner: Runner, text: str) -> dict[str, facts.RawFact]:
@@ -42,13 +47,18 @@ def inspect_pool(target: Target, where: PoolSide) -> PoolFacts:
     return pool.parse(_gather(where, pool.script(target)), target)
 
 
-def _pool_and_lock(target: Target, where: PoolSide) -> tuple[PoolFacts, LockInfo | None]:
-    """The pool's facts and its apply lock, read together (one script, or one session)."""
+_PoolRead = tuple[PoolFacts, LockInfo | None, NameLookup | None]
+
+
+def _pool_and_lock(target: Target, where: PoolSide) -> _PoolRead:
+    """The pool's facts, its apply lock and how it resolves WLB's name, read together
+    (one script, or one session: XenAPI has no call that resolves a name)."""
     if isinstance(where, XenapiPool):
         facts_read = pool_xenapi.inspect_pool(target, where.session)
-        return facts_read, XenapiLockStore(where.session, target).read()
+        return facts_read, XenapiLockStore(where.session, target).read(), None
     raw = _gather(where, pool.script(target))
-    return pool.parse(raw, target), pool.parse_held_lock(raw, target)
+    read = pool.parse(raw, target)
+    return read, pool.parse_held_lock(raw, target), pool.parse_lookup(raw, read.wlb_host)
 
 
 def inspect_appliance(target: Target, runner: Runner) -> ApplianceFacts:
@@ -61,14 +71,15 @@ def inspect_hosts(target: Target, sessions: Sessions) -> Inspection:
     with ThreadPoolExecutor(max_workers=2) as workers:
         wlb = workers.submit(_gather, sessions.appliance, appliance.script(target))
         coordinator = workers.submit(_pool_and_lock, target, sessions.pool)
-        wlb_facts, (pool_facts, held) = wlb.result(), coordinator.result()
+        wlb_facts, (pool_facts, held, lookup) = wlb.result(), coordinator.result()
     observed = Observed(
         target=target.name,
         appliance=appliance.parse(wlb_facts, target),
         pool=pool_facts,
     )
     return Inspection(observed=observed, lock=held,
-                      conf=appliance.parse_stunnel_conf(wlb_facts, target))
+                      conf=appliance.parse_stunnel_conf(wlb_facts, target), lookup=lookup,
+                      checks=appliance.parse_checks(wlb_facts, target))
 
 
 def inspect_target(target: Target, sessions: Sessions) -> Observed:

@@ -15,7 +15,14 @@ from cryptography.hazmat.primitives import serialization
 from wlbplan.errors import LabError
 from wlbplan.lab import appliance, stunnel, xe_state
 from wlbplan.lab.layout import TargetLayout
-from wlbplan.lab.pki import PrivateKey, appliance_self_signed, make_key, now
+from wlbplan.lab.pki import (
+    PrivateKey,
+    appliance_self_signed,
+    key_pem,
+    make_key,
+    now,
+    write_private,
+)
 from wlbplan.lab.record import Lab, LabTarget, load
 
 
@@ -71,6 +78,45 @@ def by_ip(lab: Lab, target: LabTarget) -> str:
     return f"{target.name}'s pool now reaches WLB by IP: wlb-url={url}"
 
 
+STALE_DAYS = 45
+
+
+def stale_backups(lab: Lab, target: LabTarget) -> str:
+    """What a rotation finished long ago and an abandoned request leave: server.pem_orig
+    and server.key_orig (copies of the live files) and a pending key, all dated back."""
+    import os
+    import shutil
+
+    layout = lab.layout(target.name)
+    pending = layout.key.with_name(layout.key.name + ".pending")
+    made = [layout.cert.with_name(layout.cert.name + "_orig"),
+            layout.key.with_name(layout.key.name + "_orig"), pending]
+    shutil.copy2(layout.cert, made[0])
+    shutil.copy2(layout.key, made[1])
+    write_private(pending, key_pem(make_key()), mode=0o600)
+    then = (now() - dt.timedelta(days=STALE_DAYS)).timestamp()
+    for path in made:
+        os.utime(path, (then, then))
+    return (f"{target.name}'s appliance keeps {', '.join(p.name for p in made)}, "
+            f"last written {STALE_DAYS} days ago")
+
+
+# Another loopback address, where nothing of the lab listens: the lab never leaves the machine.
+ELSEWHERE = "127.0.0.2"
+
+
+def wlb_unresolvable(lab: Lab, target: LabTarget) -> str:
+    xe_state.set_resolve(lab.layout(target.name), target.fqdn, None)
+    return (f"{target.name}'s coordinator can no longer resolve {target.fqdn} "
+            "(its xe fails WLB calls with WLB_UNKNOWN_HOST)")
+
+
+def wlb_resolves_elsewhere(lab: Lab, target: LabTarget) -> str:
+    xe_state.set_resolve(lab.layout(target.name), target.fqdn, ELSEWHERE)
+    return (f"{target.name}'s coordinator now resolves {target.fqdn} to {ELSEWHERE}, where "
+            "nothing listens")
+
+
 def _lasting(name: str, said: str) -> Callable[[Lab, LabTarget], str]:
     """A fault the lab's XenAPI server obeys while its marker file exists."""
     def inject(lab: Lab, target: LabTarget) -> str:
@@ -91,6 +137,9 @@ FAULTS: dict[str, Callable[[Lab, LabTarget], str]] = {
     "key-mismatch": key_mismatch,
     "cn-mismatch": cn_mismatch,
     "by-ip": by_ip,
+    "stale-backups": stale_backups,
+    "wlb-unresolvable": wlb_unresolvable,
+    "wlb-resolves-elsewhere": wlb_resolves_elsewhere,
     "xenapi-wrong-password": _lasting(
         "xenapi-wrong-password",
         "the pool's XenAPI refuses the login in logins.env (SESSION_AUTHENTICATION_FAILED)"),

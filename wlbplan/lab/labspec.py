@@ -20,6 +20,8 @@ def _target(lab: Lab, target: LabTarget) -> dict[str, Any]:
     pool: dict[str, Any] = {
         "coordinator": "localhost",
         "xe": str(layout.xe),
+        # The coordinator's resolver: the pool's name map, never /etc/hosts.
+        "getent": str(layout.getent),
         "connection": connection,
         # The coordinator's fake dom0 /etc/stunnel: where its CA certificates are read.
         "trust_dir": str(xe_state.coordinator(layout).stunnel_dir),

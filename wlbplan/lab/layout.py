@@ -61,6 +61,11 @@ class TargetLayout:
         return self.bin_dir / "xe"
 
     @property
+    def getent(self) -> Path:
+        """The coordinator's ``getent`` (the pool's name map, as the lab's xe resolves)."""
+        return self.bin_dir / "getent"
+
+    @property
     def restart(self) -> Path:
         return self.bin_dir / "restart-stunnel"
 

@@ -23,7 +23,9 @@ Stdlib only at import time: ``bin/xe`` imports this on every call.
     }
 
 CRLs have no DB records in xapi, so they live only as files under each host's
-``etc/stunnel/crls``.
+``etc/stunnel/crls``. ``names.hosts`` beside it is the ``resolve`` map again, as
+``ADDRESS NAME`` lines, rewritten with every change of the map: what the coordinator's
+``bin/getent`` reads.
 """
 
 from __future__ import annotations
@@ -66,6 +68,30 @@ _PRODUCTS = {
             "xen": "4.13.5"},
 }
 NOT_IN_DATABASE = "<not in database>"
+NAMES_FILE = "names.hosts"
+# `getent hosts [--] NAME…` as glibc's answers it (a line per known name, exit 0; exit 2
+# when none is known; exit 1 for what it does not serve), over the pool's name map only:
+# an IP literal is its own answer, no name is looked up anywhere else. Shell and awk, not
+# Python: it runs on every inspection of the pool.
+_GETENT = """#!/bin/sh
+# wlbplan lab: getent hosts on the coordinator of pool {pool}; names: {names}
+if [ "$1" != hosts ]; then echo "lab getent: only 'getent hosts [--] NAME...'" >&2; exit 1; fi
+shift; if [ "$1" = -- ]; then shift; fi
+if [ $# = 0 ]; then echo "lab getent: no name given" >&2; exit 1; fi
+rc=2
+for name do
+  case $name in
+    *:*) ;;                # an IPv6 literal: its own answer
+    *[!0-9.]*)             # a name: the map's address, or nothing
+      key=$(printf '%s' "${{name%.}}" | tr 'A-Z' 'a-z')
+      K=$key N=$name awk '$2 == ENVIRON["K"] {{ printf "%-15s %s\\n", $1, ENVIRON["N"]; f = 1 }}
+        END {{ exit !f }}' {names} && rc=0
+      continue;;
+  esac
+  printf '%-15s %s\\n' "$name" "$name"; rc=0
+done
+exit $rc
+"""
 
 if TYPE_CHECKING:
     State = dict[str, Any]
@@ -92,6 +118,14 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 def save(path: Path, state: State) -> None:
     # 0600: the state holds the pool's WLB password.
     write_atomic(path, json.dumps(state, indent=2).encode() + b"\n", mode=0o600)
+
+
+def save_names(path: Path, state: State) -> None:
+    """The name map again, as the lines the coordinator's getent reads: `ADDRESS NAME`,
+    names lower-case. Written by what changes the map (create_pool, set_resolve), never
+    by xe: an apply writes nothing on the coordinator but what xapi would."""
+    names = "".join(f"{address} {name.lower()}\n" for name, address in state["resolve"].items())
+    write_atomic(path.with_name(NAMES_FILE), names.encode(), mode=0o644)
 
 
 @contextmanager
@@ -279,18 +313,25 @@ def create_pool(
     }
     layout.pool_dir.mkdir(parents=True, exist_ok=True)
     save(layout.pool_state, state)
+    save_names(layout.pool_state, state)
 
 
 def write_xe_wrapper(layout: TargetLayout) -> None:
-    """``bin/xe``: this interpreter with ``-S`` (fast start), running the emulator on this pool."""
+    """``bin/xe`` and ``bin/getent``: this interpreter with ``-S`` (fast start), running the
+    emulator on this pool, and the coordinator's resolver over the pool's name map."""
     from wlbplan.lab.pyscript import program  # importlib.util: not for every xe call
 
     state = str(layout.pool_state.resolve())
     script = program(f"the emulated xe CLI of pool {layout.name!r} (state: {state}).",
                      "wlbplan.lab.xe.main", "main", f"sys.argv[1:], Path({state!r})",
                      layout.bin_dir / ".pycache", needs=("wlbplan", "cryptography"))
+    import shlex
+
+    names = str(layout.pool_state.resolve().with_name(NAMES_FILE))
+    resolver = _GETENT.format(pool=shlex.quote(layout.name), names=shlex.quote(names))
     layout.bin_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(layout.xe, script, mode=0o755)
+    write_atomic(layout.getent, resolver.encode(), mode=0o755)
 
 
 # --- what the lab's other commands need ------------------------------------------------
@@ -315,6 +356,18 @@ def set_wlb_url(layout: TargetLayout, url: str) -> None:
     with locked(layout.pool_state) as state:
         state["pool"]["wlb-url"] = url
         save(layout.pool_state, state)
+
+
+def set_resolve(layout: TargetLayout, name: str, address: str | None) -> None:
+    """Point ``name`` at ``address`` in the pool's name map, or drop it (None): what the
+    coordinator's resolver answers, behind xapi's back (a lab fault)."""
+    with locked(layout.pool_state) as state:
+        if address is None:
+            state["resolve"].pop(name, None)
+        else:
+            state["resolve"][name] = address
+        save(layout.pool_state, state)
+        save_names(layout.pool_state, state)
 
 
 def drop_member_certificate(layout: TargetLayout) -> tuple[str, str]:

@@ -85,6 +85,7 @@ DEFAULT_KEY_PATH = PurePosixPath("/etc/ssl/certs/server.key")
 DEFAULT_RESTART = "killall stunnel; stunnel"
 DEFAULT_TRUST_DIR = PurePosixPath("/etc/stunnel")
 DEFAULT_STATE_DIR = PurePosixPath("/var/lib/wlbplan")
+DEFAULT_LEFTOVER_DAYS = 30
 DEFAULT_KEY_BITS: dict[str, int] = {"rsa": 2048, "ec": 256}
 SUBJECT_FIELDS = ("C", "ST", "L", "O", "OU", "emailAddress")
 # Upper bounds of subject values, in characters: RFC 5280's ub-* as OpenSSL enforces them
@@ -160,7 +161,7 @@ class PoolSpec:
     ``trust_dir`` is xapi's stunnel folder on the coordinator: installed CA certificates in
     ``certs/``, the bundle ``xapi-stunnel-ca-bundle.pem``. ``state_dir`` holds wlbplan's
     apply lock on the coordinator (over XenAPI the lock is a key of the pool's
-    other_config)."""
+    other_config). ``getent`` is what the coordinator resolves WLB's name with (audit)."""
 
     coordinator: str
     xe: str = "xe"
@@ -172,6 +173,7 @@ class PoolSpec:
     url: str | None = None
     credentials: PoolCredentials | None = None
     tls: PoolTls = field(default_factory=PoolTls)
+    getent: str = "getent"
 
     @property
     def ssh_destination(self) -> str:
@@ -425,6 +427,8 @@ class Spec:
     resolve: tuple[tuple[str, str], ...] = ()
     ignores: tuple[Ignore, ...] = ()
     """``audit.ignore``: the findings the operator accepts, in the spec's order."""
+    leftover_days: int = DEFAULT_LEFTOVER_DAYS
+    """``audit.leftover_days``: a backup or pending key older than this is reported."""
 
     def target(self, name: str) -> Target:
         for target in self.targets:

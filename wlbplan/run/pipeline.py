@@ -120,8 +120,9 @@ def inspect_all(spec: Spec, targets: Sequence[Target],
 def _audit_one(spec: Spec, target: Target, state_dir: Path) -> TargetAudit:
     try:
         with open_sessions(spec, target) as sessions:
-            # One round trip per host; the lock and stunnel.conf read apart from the
-            # facts: a plan is not made against them.
+            # One round trip per host; the lock, stunnel.conf, the coordinator's lookup
+            # of WLB's name and the appliance's leftovers read apart from the facts: a
+            # plan is not made against them.
             seen = inspect_hosts(target, sessions)
     except WlbplanError as err:
         return unreachable(spec, target, str(err))
@@ -129,7 +130,7 @@ def _audit_one(spec: Spec, target: Target, state_dir: Path) -> TargetAudit:
     ordered = last_order(state_dir, target.name) if target.certificate.acme else None
     return audit_target(spec, target, seen.observed, lock=held, conf=seen.conf,
                         lock_owner_alive=owner_alive(held) if held else None,
-                        last_order=ordered)
+                        last_order=ordered, lookup=seen.lookup, checks=seen.checks)
 
 
 def audit_all(spec: Spec, targets: Sequence[Target], parallelism: int = DEFAULT_PARALLELISM,

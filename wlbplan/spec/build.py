@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from wlbplan.model.ignore import Ignore, parse_date
 from wlbplan.model.spec import (
     DEFAULT_KEY_BITS,
+    DEFAULT_LEFTOVER_DAYS,
     DEFAULT_ORDER_TIMEOUT,
     DEFAULT_RENEW_BEFORE_DAYS,
     AcmeAccount,
@@ -58,6 +59,7 @@ def to_spec(data: Data, path: Path, digest: str, report: Report) -> Spec:
         resolve=tuple((dns_key(host), ip) for host, ip in data.get("resolve", {}).items()),
         ignores=tuple(_ignore(raw, report.line_of(("audit", "ignore", index)))
                       for index, raw in enumerate(data.get("audit", {}).get("ignore", []))),
+        leftover_days=data.get("audit", {}).get("leftover_days", DEFAULT_LEFTOVER_DAYS),
     )
 
 

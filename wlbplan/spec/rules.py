@@ -261,7 +261,7 @@ def _check_hosts(target: Data, path: PathT, report: Report, clean: _Clean) -> No
             report.error((*path, side, key), f"'{value}' {problem}")
 
 
-_SSH_ONLY = ("xe", "connection", "ssh_host", "trust_dir", "state_dir")
+_SSH_ONLY = ("xe", "getent", "connection", "ssh_host", "trust_dir", "state_dir")
 _XENAPI_ONLY = ("url", "credentials", "tls")
 
 
