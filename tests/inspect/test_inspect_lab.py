@@ -182,10 +182,13 @@ def test_inspect_target_is_the_parsers_on_the_scripts_output(spec: Spec) -> None
 
 def _tree_digest(lab: control.Lab) -> dict[str, str]:
     """Every lab file that inspection could change, by content and mode (logs and pid
-    files excluded: stunnel logs each handshake)."""
+    files excluded: stunnel logs each handshake; so is the emulators' bytecode cache, which
+    the first run of a lab script fills: it stands for nothing on a real host)."""
     found = {}
     for path in sorted(lab.dir.rglob("*")):
         if not path.is_file() or path.suffix in (".log", ".pid") or path.name.endswith(".lock"):
+            continue
+        if ".pycache" in path.relative_to(lab.dir).parts:
             continue
         found[str(path)] = f"{path.stat().st_mode:o}:" + hashlib.sha256(
             path.read_bytes()).hexdigest()
