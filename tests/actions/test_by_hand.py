@@ -34,7 +34,9 @@ RECORDS: dict[str, dict[str, Any]] = {
     "pool.certificate_sync": {"kind": "pool.certificate_sync"},
     "pool.set_verify": {"kind": "pool.set_verify", "uuid": UUID, "value": False},
     "pool.reconnect": {"kind": "pool.reconnect", "url": "wlb.example.com:8012",
-                       "env": {"wlb_username": "WLB_USER", "wlb_password": "WLB_PASS"}},
+                       "env": {"wlb_username": "WLB_USER", "wlb_password": "WLB_PASS",
+                               "xenserver_username": "XS_ROOT",
+                               "xenserver_password": "XS_ROOT_PASS"}},
 }
 
 
@@ -59,8 +61,25 @@ def test_a_xenapi_pool_is_told_to_run_xe_from_its_own_machine(kind: str) -> None
     assert "$XS_PASS" in said  # the file's content named, never the password itself
     assert "on the coordinator" not in said
     assert "/opt/xensource" not in said
-    if kind != "pool.reconnect":
-        assert "(the XenAPI call: pool." in said
+    assert "(the XenAPI call: pool." in said
+
+
+def test_a_xenapi_pools_reconnect_is_given_the_call_with_every_login_by_variable() -> None:
+    """The call the plan showed for the step, in the call's order of logins. Before: the
+    reconnect's sentence alone had only the xe form."""
+    said = by_hand(OVER_XENAPI, RECORDS["pool.reconnect"])
+    assert ("(the XenAPI call: pool.initialize_wlb(wlb.example.com:8012, $WLB_USER, "
+            "$WLB_PASS, $XS_ROOT, $XS_ROOT_PASS))") in said, said
+
+
+def test_a_reconnect_record_with_fewer_logins_still_gets_its_xe_command() -> None:
+    """A record another wlbplan wrote, with two logins: its xe command as it is (the call,
+    which takes all four, is a XenAPI pool's alone)."""
+    record = {**RECORDS["pool.reconnect"],
+              "env": {"wlb_username": "WLB_USER", "wlb_password": "WLB_PASS"}}
+    said = by_hand(OVER_SSH, record)
+    assert ("`/opt/xensource/bin/xe pool-initialize-wlb wlb_url=wlb.example.com:8012 "
+            'wlb_password="$WLB_PASS" wlb_username="$WLB_USER"`') in said
 
 
 def test_the_sentences_over_ssh_stay_on_the_coordinator() -> None:
@@ -71,7 +90,9 @@ def test_the_sentences_over_ssh_stay_on_the_coordinator() -> None:
     assert "XenAPI" not in said
     reconnect = by_hand(OVER_SSH, RECORDS["pool.reconnect"])
     assert ("`/opt/xensource/bin/xe pool-initialize-wlb wlb_url=wlb.example.com:8012 "
-            'wlb_password="$WLB_PASS" wlb_username="$WLB_USER"`') in reconnect
+            'wlb_password="$WLB_PASS" wlb_username="$WLB_USER" '
+            'xenserver_password="$XS_ROOT_PASS" xenserver_username="$XS_ROOT"`') in reconnect
+    assert "XenAPI" not in reconnect
 
 
 @pytest.mark.parametrize("ctx", [OVER_SSH, OVER_XENAPI], ids=["xe", "xenapi"])

@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from property_settings import PARSER
 
+from wlbplan import certs
 from wlbplan.actions.pool import handshake_verdict
 from wlbplan.core.steps.pool import bundle_path, preflight_argv
 from wlbplan.inspect.script import RawFact
@@ -144,9 +145,11 @@ def test_any_output_gives_a_pass_or_a_reason(raw: dict[str, RawFact], legacy: bo
 # ---- the preflight's own command over IPv6 (issue 16 #13) ---------------------------------
 
 
-def _serve_once(folder: Path, fqdn: str) -> tuple[int, threading.Thread]:
-    """A TLS server on [::1] with an RSA certificate for ``fqdn``: one handshake."""
-    issued = pki.appliance_self_signed(fqdn)
+def _serve_once(folder: Path, fqdn: str,
+                issued: pki.Issued | None = None) -> tuple[int, threading.Thread]:
+    """A TLS server on [::1] with an RSA certificate for ``fqdn`` (self-signed unless
+    ``issued``): one handshake."""
+    issued = issued or pki.appliance_self_signed(fqdn)
     (folder / "server.pem").write_bytes(issued.cert_pem)
     pki.write_private(folder / "server.key", issued.key_pem)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -186,3 +189,41 @@ def test_the_preflight_reaches_an_ipv6_address(tmp_path: Path) -> None:
     output = done.stdout + done.stderr
     assert handshake_verdict({"handshake": RawFact(output, done.returncode),
                               "bundle": bundle}, legacy=False) is None, output
+
+
+# ---- legacy xapi: the leaf itself must be in the bundle (issue 12) ------------------------
+
+def _preflight(folder: Path, served: pki.Issued, bundle: bytes, legacy: bool) -> str | None:
+    """The preflight's own s_client against ``served``, with ``bundle`` as the pool's."""
+    fqdn = "wlb.example.com"
+    folder.mkdir()
+    port, thread = _serve_once(folder, fqdn, served)
+    trust = folder / "stunnel"
+    trust.mkdir()
+    target = Target(name="t", pool=PoolSpec("xs1", trust_dir=PurePosixPath(trust)),
+                    wlb=WlbSpec(fqdn, port=port), certificate=CertificateSpec("self-signed"))
+    Path(bundle_path(target)).write_bytes(bundle)
+    done = subprocess.run(preflight_argv(target, fqdn, "::1", port, legacy=legacy),
+                          capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL, check=False)
+    thread.join(timeout=20)
+    return handshake_verdict({"handshake": RawFact(done.stdout + done.stderr, done.returncode),
+                              "bundle": RawFact(bundle.decode(), 0)}, legacy=legacy)
+
+
+def test_a_leaf_not_in_the_bundle_is_refused_for_that_by_legacy_xapi_issuer_or_not(
+        tmp_path: Path) -> None:
+    """Legacy xapi (verifyPeer) ignores the leaf's issuer and refuses a leaf that is not in
+    its bundle: that is the reason, whether the bundle holds the issuer (the coordinator's)
+    or not (over XenAPI, the bundle never holds a CA wlbplan has no PEM of). Before:
+    without the issuer, OpenSSL's "unable to get local issuer certificate", which sent the
+    operator after the root instead of the leaf."""
+    root = pki.build("Corp Root CA", ca=True)
+    leaf = pki.build("wlb.example.com", issuer=root, sans=["wlb.example.com"])
+    before = pki.appliance_self_signed("wlb.example.com").cert_pem  # what it served before
+    without_root = _preflight(tmp_path / "a", leaf, before, legacy=True)
+    with_root = _preflight(tmp_path / "b", leaf, before + root.cert_pem, legacy=True)
+    assert without_root == with_root == certs.NOT_LOCAL_REASON
+    # xapi >= 24.40 checks the chain: there the missing root is the reason.
+    chain = _preflight(tmp_path / "c", leaf, before, legacy=False)
+    assert chain == "unable to get local issuer certificate"

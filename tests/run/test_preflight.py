@@ -111,11 +111,11 @@ RACES = {
     "expire": Race("current", _fault("expire"), ("certificate",)),
     "by-ip": Race("current", _fault("by-ip"), ("hostname mismatch", "127.0.0.1")),
     "non-rsa-key": Race("current", _serve_a_non_rsa_key, ("no TLS handshake", "ECDHE-RSA")),
+    # Over XenAPI the root is not in the preflight's bundle either: the leaf's missing
+    # issuer, which legacy xapi ignores, is not the reason; the leaf not in it is.
     "legacy-root-only": Race("legacy", _serve_a_leaf_of_that_root,
-                             ("leaf-in-bundle", "must be in the pool's bundle"),
-                             before_plan=_trust_a_root,
-                             over_xenapi=("(leaf-in-bundle)",
-                                          "unable to get local issuer certificate")),
+                             ("(leaf-in-bundle)", "must be in the pool's bundle"),
+                             before_plan=_trust_a_root),
 }
 
 

@@ -19,18 +19,22 @@ from applylab import (
     _env,
     ca_names,
     finish,
+    held_lock,
+    held_locks,
     history,
     journal_path,
     layout,
-    lock_file,
     no_key_material,
     state_dir,
     verify_flag,
     wlbplan,
     xe,
 )
+from pool_connectors import OVER_BOTH, forwarded
 
+from wlbplan.connectors.xenapi import open_session
 from wlbplan.lab import control, faults
+from wlbplan.spec import load_spec
 
 pytestmark = pytest.mark.lab
 
@@ -60,8 +64,46 @@ def _wlb_url(lab: control.Lab) -> str:
     return xe(lab, "pool-param-get", f"uuid={uuid}", "param-name=wlb-url").stdout.strip()
 
 
+def _by_hand(lab: control.Lab, spec: Path, connector: str, url: str) -> tuple[str, ...]:
+    """What a failed undo of the reconnect tells the operator to type, logins by variable
+    only: xe on the coordinator; for a pool reached through XenAPI, xe from any machine
+    (-s/-p/-u/-pwf, the account wlbplan used) and the XenAPI call."""
+    logins = [f' {login}="${var}"' for login, var in sorted(
+        (("wlb_username", "T_WLB_USER"), ("wlb_password", "T_WLB_PASS"),
+         ("xenserver_username", "T_XS_USER"), ("xenserver_password", "T_XS_PASS")))]
+    if connector == "xe":
+        command = shlex.join([str(layout(lab).xe), "pool-initialize-wlb", f"wlb_url={url}"])
+        return (f"`{command}{''.join(logins)}`",)
+    pool = load_spec(spec).targets[0].pool
+    assert pool.credentials is not None
+    port = lab.target(TARGET).xenapi_port
+    remote = (f"`xe -s 127.0.0.1 -p {port} -u \"${pool.credentials.username_env}\" "
+              f"-pwf PASSWORD_FILE pool-initialize-wlb wlb_url={url}{''.join(logins)}`")
+    call = (f"(the XenAPI call: pool.initialize_wlb({url}, $T_WLB_USER, $T_WLB_PASS, "
+            "$T_XS_USER, $T_XS_PASS))")
+    return (remote, f"a file holding ${pool.credentials.password_env}", call)
+
+
+def _reconnect_by_hand(lab: control.Lab, spec: Path, connector: str, url: str,
+                       logins: dict[str, str]) -> None:
+    """The operator restores the old address by hand, as the sentence says: xe on the
+    coordinator, or the XenAPI call with the account wlbplan used."""
+    values = (logins["T_WLB_USER"], logins["T_WLB_PASS"], logins["T_XS_USER"],
+              logins["T_XS_PASS"])
+    if connector == "xe":
+        xe(lab, "pool-initialize-wlb", f"wlb_url={url}", f"wlb_username={values[0]}",
+           f"wlb_password={values[1]}", f"xenserver_username={values[2]}",
+           f"xenserver_password={values[3]}")
+        return
+    loaded = load_spec(spec)
+    with open_session(TARGET, loaded.targets[0].pool, address_of=loaded.address_of,
+                      timeout=30) as api:
+        api.call("pool.initialize_wlb", url, *values)
+
+
+@OVER_BOTH
 def test_a_failed_undo_is_reported_with_the_way_by_hand_and_force_unlock_clears_it(
-        by_ip: tuple[control.Lab, Path], children: Children) -> None:
+        by_ip: tuple[control.Lab, Path], children: Children, pool_connector: str) -> None:
     lab, spec = by_ip
     old_url, old_cas, old_flag = _wlb_url(lab), ca_names(lab), verify_flag(lab)
     env = _logins(lab)
@@ -69,7 +111,7 @@ def test_a_failed_undo_is_reported_with_the_way_by_hand_and_force_unlock_clears_
     changed = {**json.loads(accounts.read_text()), "password": "changed-on-the-appliance"}
     hooks: list[dict[str, Any]] = [
         # The step after the reconnect fails; as the rollback starts, the appliance's
-        # password changes: undoing the reconnect (pool-initialize-wlb) is refused.
+        # password changes: undoing the reconnect (initialize_wlb) is refused.
         {"on": "apply_start", "step": 4, "do": "fail"},
         {"on": "rollback_start", "step": None, "do": "write", "path": str(accounts),
          "text": json.dumps(changed)},
@@ -78,29 +120,28 @@ def test_a_failed_undo_is_reported_with_the_way_by_hand_and_force_unlock_clears_
                            env={**_env(), **env})
     code, out, err = finish(proc)
     no_key_material(out, err)
-    assert env["T_WLB_PASS"] not in out + err
+    passwords = [v for k, v in forwarded().items() if k.endswith("_PASS")]
+    for secret in (env["T_WLB_PASS"], env["T_XS_PASS"], *passwords):
+        assert secret not in out + err
     assert code == 1, err
     assert "Traceback" not in err
     assert "rollback is INCOMPLETE" in err
     # What could not be restored, and how: the exact command, logins by variable only.
     failed = [line for line in err.splitlines() if "undo failed" in line]
     assert len(failed) == 2, err  # as it happened, and in the summary
-    command = shlex.join([str(layout(lab).xe), "pool-initialize-wlb", f"wlb_url={old_url}"])
     for line in failed:
         assert f"{TARGET}.03.pool.reconnect: " in line
         assert f"By hand: reconnect the pool to WLB at {old_url}" in line
-        assert f"`{command} " in line
-        for login, var in (("wlb_username", "T_WLB_USER"), ("wlb_password", "T_WLB_PASS"),
-                           ("xenserver_username", "T_XS_USER"),
-                           ("xenserver_password", "T_XS_PASS")):
-            assert f' {login}="${var}"' in line
+        for words in _by_hand(lab, spec, pool_connector, old_url):
+            assert words in line, line
     # The rest was undone all the same: the CA certificate is gone, the flag as it was.
     assert ca_names(lab) == old_cas
     assert verify_flag(lab) == old_flag
-    # Kept for a later rollback: the journal and the lock; and said how to close them.
-    held = json.loads(lock_file(lab).read_text())
+    # Kept for a later rollback: the journal and the lock (the same one over xe and
+    # XenAPI, its file and its key of other_config); and said how to close them.
+    held = held_lock(lab)
     assert journal_path(state_dir(lab)).exists()
-    unlock = f"wlbplan force-unlock {spec} {held['id']} --target {TARGET}"
+    unlock = f"wlbplan force-unlock {spec} {held.id} --target {TARGET}"
     assert unlock in err
 
     again = wlbplan("rollback", str(spec), "--target", TARGET)  # the cause is still there
@@ -115,15 +156,15 @@ def test_a_failed_undo_is_reported_with_the_way_by_hand_and_force_unlock_clears_
     assert unlock in blocked.stderr
 
     # The operator restores by hand (the new password), then closes the journal.
-    xe(lab, "pool-initialize-wlb", f"wlb_url={old_url}", f"wlb_username={env['T_WLB_USER']}",
-       "wlb_password=changed-on-the-appliance", "xenserver_username=root",
-       "xenserver_password=xs-secret")
-    closed = wlbplan("force-unlock", str(spec), "--target", TARGET, "--force", held["id"])
+    _reconnect_by_hand(lab, spec, pool_connector, old_url,
+                       {**env, "T_WLB_PASS": "changed-on-the-appliance"})
+    assert _wlb_url(lab) == old_url
+    closed = wlbplan("force-unlock", str(spec), "--target", TARGET, "--force", held.id)
     assert closed.returncode == 0, closed.stderr
-    assert held["id"] in closed.stdout
+    assert held.id in closed.stdout
     assert "closed the journal of the incomplete rollback" in closed.stdout
     assert ".pool.reconnect" in closed.stdout
-    assert not lock_file(lab).exists()
+    assert not held_locks(lab)
     assert not journal_path(state_dir(lab)).exists()
     assert [p.name.endswith("-rollback_incomplete.jsonl") for p in history(state_dir(lab))] \
         == [True]
@@ -135,6 +176,7 @@ def test_a_failed_undo_is_reported_with_the_way_by_hand_and_force_unlock_clears_
     assert code == 0, err
     assert re.match(rf"wlb1\.lab\.test:{lab.targets[0].port}$", _wlb_url(lab))
     assert verify_flag(lab) == "true"
+    assert not held_locks(lab)
 
 
 # ---- which journal force-unlock may close -------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from wlbplan.actions.base import Context, UndoRecord
-from wlbplan.core.steps.pool import API_CA_CALLS, CA_COMMANDS, api
+from wlbplan.core.steps.pool import API_CA_CALLS, CA_COMMANDS, api, initialize_wlb_call
 from wlbplan.model.text import shell_word
 
 
@@ -90,8 +90,12 @@ def _reconnect(ctx: Context, r: UndoRecord) -> str:
     env: dict[str, str] = r.get("env", {})
     logins = tuple(f'{name}="${var}"' for name, var in sorted(env.items()))
     command = _xe(ctx, "pool-initialize-wlb", f"wlb_url={r['url']}", logins=logins)
+    # Only a XenAPI pool's sentence names the call, which takes every login: an SSH
+    # pool's record with fewer (another wlbplan's) still gets its xe command.
+    call = _call(ctx, initialize_wlb_call(str(r["url"]), env)) if api(ctx.target) else ""
     return (f"reconnect the pool to WLB at {r['url']} as it was: {_where(ctx)}, "
-            f"{command} (the logins as in those environment variables; "
+            f"{command}{call} "
+            "(the logins as in those environment variables; "
             "if the appliance refuses that address, reconnect it to an address it accepts)")
 
 

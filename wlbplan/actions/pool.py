@@ -215,6 +215,9 @@ def handshake_verdict(raw: dict[str, facts.RawFact], legacy: bool) -> str | None
     output = shake.output
     failed = "verify error:" in output or "certificate verify failed" in output
     if failed or "Verify return code: 0 (ok)" not in output:
+        if legacy and _stopped_for_the_leafs_issuer(output) \
+                and _leaf_not_in(output, bundle.output):
+            return certs.NOT_LOCAL_REASON
         return _openssl_reason(output)
     if "-----BEGIN CERTIFICATE-----" not in output:
         return (f"no TLS handshake: WLB sent no certificate ({_openssl_reason(output)}); "
@@ -256,6 +259,31 @@ def _openssl_reason(output: str) -> str:
         if "connect:" in line or "errno" in line or "error" in line.lower():
             return line.strip()
     return "the TLS handshake failed"
+
+
+# s_client's first verification failure: "depth=0 CN = …", then "verify error:num=20:…".
+_VERIFY_ERROR = re.compile(r"^depth=(\d+) [^\n]*\nverify error:num=(\d+):", re.M)
+# OpenSSL's errors for an issuer it cannot find: X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT,
+# _UNABLE_TO_GET_ISSUER_CERT_LOCALLY, _UNABLE_TO_VERIFY_LEAF_SIGNATURE.
+_NO_ISSUER = frozenset({"2", "20", "21"})
+
+
+def _stopped_for_the_leafs_issuer(output: str) -> bool:
+    """Did the check stop at the leaf for want of its issuer? Under -partial_chain the leaf
+    itself was then not in the bundle: legacy xapi (verifyPeer) ignores a missing issuer
+    and refuses for that alone, the reason the pool gives whether or not it holds the
+    issuer (over XenAPI the preflight's bundle never holds a CA wlbplan has no PEM of)."""
+    first = _VERIFY_ERROR.search(output)
+    return first is not None and first.group(1) == "0" and first.group(2) in _NO_ISSUER
+
+
+def _leaf_not_in(served: str, bundle: str) -> bool:
+    try:
+        leaf = certs.parse_pem_bundle(served.encode())[0]
+        trust = certs.parse_pem_bundle(bundle.encode())
+    except VerifyError:
+        return False  # OpenSSL's own reason then
+    return not certs.locally_installed(leaf, trust)
 
 
 def _legacy_reason(served: str, bundle: str) -> str | None:

@@ -17,6 +17,7 @@ import tempfile
 from wlbplan.actions.base import StepFailed
 from wlbplan.children import run_child
 from wlbplan.connectors.xenapi import XenapiSession
+from wlbplan.core.steps.pool import INITIALIZE_WLB_LOGINS
 from wlbplan.errors import XapiError
 from wlbplan.inspect import script as facts
 from wlbplan.model.names import file_name_problem
@@ -110,9 +111,8 @@ def initialize_wlb(session: XenapiSession, url: str, env: dict[str, str]) -> Non
     if missing:
         raise StepFailed("reconnecting the pool needs these environment variables set: "
                          + ", ".join(missing))
-    values = {name: os.environ[var] for name, var in env.items()}
-    session.call("pool.initialize_wlb", url, values["wlb_username"], values["wlb_password"],
-                 values["xenserver_username"], values["xenserver_password"])
+    session.call("pool.initialize_wlb", url,
+                 *(os.environ[env[name]] for name in INITIALIZE_WLB_LOGINS))
 
 
 def local_handshake(argv: tuple[str, ...], bundle: list[str]) -> dict[str, facts.RawFact]:

@@ -4,6 +4,7 @@ are the same; only what it shows (and ``actions`` runs) differs."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from wlbplan.core.desired import Anchor
@@ -176,6 +177,18 @@ def set_verify(target: Target, pool: PoolFacts, verify: bool) -> Step:
     )
 
 
+# pool.initialize_wlb's logins after the URL, in the call's order (xapi's datamodel_pool.ml).
+INITIALIZE_WLB_LOGINS = ("wlb_username", "wlb_password", "xenserver_username",
+                         "xenserver_password")
+
+
+def initialize_wlb_call(url: str, env: Mapping[str, str]) -> str:
+    """pool.initialize_wlb as the plan and a failed undo's by-hand sentence show it: each
+    login by the variable that holds it (``env``: login name -> variable)."""
+    return _call("pool.initialize_wlb", shell_word(url),
+                 *(f"${env[name]}" for name in INITIALIZE_WLB_LOGINS))
+
+
 def reconnect(target: Target, pool: PoolFacts, url: str) -> Step:
     """pool-initialize-wlb by name; the logins come from the environment at apply time."""
     creds = target.wlb.credentials
@@ -185,9 +198,8 @@ def reconnect(target: Target, pool: PoolFacts, url: str) -> Step:
            "xenserver_password": creds.xenserver_password_env}
     logins = [Raw(f'{name}="${var}"') for name, var in env.items()]
     if api(target):
-        words = [f"${var}" for var in env.values()]
-        command = _call("pool.initialize_wlb", shell_word(url), *words)
-        undo = _call("pool.initialize_wlb", shell_word(pool.wlb_url), *words)
+        command = initialize_wlb_call(url, env)
+        undo = initialize_wlb_call(pool.wlb_url, env)
     else:
         command = _xe(target, "pool-initialize-wlb", f"wlb_url={url}", *logins)
         undo = _xe(target, "pool-initialize-wlb", f"wlb_url={pool.wlb_url}", *logins)
