@@ -7,6 +7,8 @@ from __future__ import annotations
 import gc
 import importlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +144,24 @@ def test_deep_documents_get_the_same_diagnostics_either_way(
     monkeypatch.setattr(parse_module, "_FAST_LOADER", None)
     slow = load_spec_text(text, Path("deep.yaml"))[1]
     assert [d.format() for d in fast] == [d.format() for d in slow]
+
+
+_PROBE = """
+import sys
+from pathlib import Path
+from wlbplan.spec import load_spec_with_diagnostics
+spec, diagnostics = load_spec_with_diagnostics(Path(sys.argv[1]))
+print(spec is not None, "cryptography" in sys.modules)
+"""
+
+
+def test_a_spec_naming_no_certificate_file_loads_without_cryptography(tmp_path: Path) -> None:
+    """cryptography's x509 costs a 500-target validate ~10% of its time; only a spec that
+    names certificate files to check needs it."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("version: 1\ntargets:\n  - name: t1\n    pool: {coordinator: xs1}\n"
+                    "    wlb: {address: wlb1.example.com}\n"
+                    "    certificate: {source: self-signed}\n")
+    done = subprocess.run([sys.executable, "-c", _PROBE, str(spec)], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]

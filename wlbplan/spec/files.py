@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from wlbplan import certs
 from wlbplan.errors import WlbplanError
 from wlbplan.limits import PEM, read_file
 from wlbplan.spec.build import local_path
@@ -166,6 +165,10 @@ def _must_read(file: Path, where: PathT, report: Report, advice: str = "", *,
 
 
 def _not_certificates(file: Path) -> str:
+    # Imported here: certs brings cryptography's x509 (~40 ms), which a spec that names
+    # no certificate file (self-signed, a fleet's usual) never needs to validate.
+    from wlbplan import certs
+
     try:
         certs.parse_pem_bundle(read_file(file, PEM))
     except OSError as err:
