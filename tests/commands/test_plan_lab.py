@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +120,34 @@ def test_inspect_in_both_formats(lab: control.Lab) -> None:
     assert [t["target"] for t in document["targets"]] == ["pool1", "pool2"]
     assert document["targets"][0]["derived"]["key_matches_certificate"] is True
     assert "PRIVATE" not in as_json.stdout
+
+
+def test_inspect_goes_on_past_a_target_it_cannot_inspect(lab: control.Lab,
+                                                          tmp_path: Path) -> None:
+    """One target's failure is that target's: the others are inspected and shown, each
+    target's status is in the output, progress goes to stderr, exit 1."""
+    data = yaml.safe_load(lab.spec_path.read_text())
+    data["targets"][0]["pool"]["xe"] = str(tmp_path / "no-xe-here")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    as_json = wlbplan("inspect", str(spec), "--format", "json")
+    assert as_json.returncode == 1, as_json.stderr
+    document = json.loads(as_json.stdout)  # stdout: the JSON document alone
+    assert [t["target"] for t in document["targets"]] == ["pool2"]
+    assert [u["target"] for u in document["unreachable"]] == ["pool1"]
+    assert "no-xe-here" in document["unreachable"][0]["error"]
+    err = as_json.stderr
+    assert re.search(r"^pool1: FAILED \([\d.]+s\) \[\d/2, \d failed\]$", err, re.MULTILINE), err
+    assert re.search(r"^pool2: ok \([\d.]+s\)", err, re.MULTILINE), err
+    assert re.search(r"^inspect: 2 targets, 1 ok, 1 failed \(pool1\) in ", err, re.MULTILINE)
+    assert re.search(r"^  - pool1 \(unreachable\): .*no-xe-here", err, re.MULTILINE), err
+    assert "Traceback" not in err
+    text = wlbplan("inspect", str(spec))
+    assert text.returncode == 1, text.stderr
+    assert re.search(r"^pool1\n  could not be inspected: .*no-xe-here", text.stdout,
+                     re.MULTILINE), text.stdout
+    assert re.search(r"^pool2\n  appliance", text.stdout, re.MULTILINE), text.stdout
+    assert "wlb-verify-cert  false" in text.stdout
 
 
 @OVER_BOTH

@@ -271,6 +271,21 @@ def test_an_inspection_report_reads_back_as_its_facts() -> None:
             imported.read_report(data, target, "r.json")
 
 
+def test_a_report_with_an_unreachable_target_reads_the_others() -> None:
+    """inspect's JSON 1.1 lists a target it could not inspect apart from the others."""
+    from wlbplan.model.observed import Uninspected
+    from wlbplan.render import inspection
+
+    one = observed(["self_signed"])
+    data = inspection.to_json([Uninspected("t0", "t0: xs0 is unreachable"), one]).encode()
+    assert json.loads(data)["unreachable"] == [{"target": "t0",
+                                                "error": "t0: xs0 is unreachable"}]
+    assert imported.read_report(data, None, "r.json") == one
+    assert imported.read_report(data, "t1", "r.json") == one
+    with pytest.raises(ImportRefused, match="'t0' could not be inspected when the report"):
+        imported.read_report(data, "t0", "r.json")
+
+
 def test_default_names() -> None:
     assert imported.default_name("xs-east-01.example.com") == "xs-east-01"
     assert imported.default_name("127.0.0.1") == "127.0.0.1"

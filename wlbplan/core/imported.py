@@ -149,6 +149,9 @@ def observed_from_report(document: Any, target: str | None, source: str) -> Obse
     chosen = found[0] if target is None else next(
         (t for t, n in zip(found, names, strict=True) if n == target), None)
     if chosen is None:
+        if target in _unreachable(document):
+            raise ImportRefused(f"{source}: {target!r} could not be inspected when the report "
+                                "was made (its `unreachable` list says why): inspect it again")
         raise ImportRefused(f"{source} has no target {target!r} (it has {', '.join(names)})")
     facts = {k: v for k, v in chosen.items() if k not in ("observed_digest", "derived")}
     try:
@@ -162,6 +165,13 @@ def observed_from_report(document: Any, target: str | None, source: str) -> Obse
                                 f"{item.name[:80]!r}, which is not a safe certificate name: "
                                 f"it {problem} (xapi's own rule)")
     return seen
+
+
+def _unreachable(document: dict[str, Any]) -> set[str]:
+    """The targets a 1.1 report lists as not inspected (none in a 1.0 one)."""
+    listed = document.get("unreachable")
+    items = listed if isinstance(listed, list) else []
+    return {str(i.get("target")) for i in items if isinstance(i, dict)}
 
 
 def read_report(data: bytes, target: str | None, source: str) -> Observed:

@@ -145,6 +145,15 @@ class Observed:
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Uninspected:
+    """A target whose facts could not be read (unreachable, refused, timed out): ``error``
+    says why, in the words of the error that stopped it (host text inside)."""
+
+    target: str
+    error: str
+
+
 def _facts_only(node: Any) -> Any:
     if isinstance(node, dict):
         return {k: (v is not None) if k == "error" else _facts_only(v) for k, v in node.items()}

@@ -10,11 +10,15 @@ from rich.text import Text
 
 from wlbplan import certs
 from wlbplan.core.diff import cert_summary
-from wlbplan.model.observed import Observed
+from wlbplan.model.observed import Observed, Uninspected
 from wlbplan.render.console import make_console
+from wlbplan.render.planjson import redact_text
 from wlbplan.render.safe import safe
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
+"""1.1: ``unreachable`` lists the targets that could not be inspected (1.0 failed whole)."""
+
+Inspected = Observed | Uninspected
 
 
 def _leaf_fp(chain: Sequence[str]) -> str | None:
@@ -29,9 +33,14 @@ def _key_matches(observed: Observed) -> bool | None:
     return certs.key_matches(leaf, key.public_key.encode())
 
 
-def to_json(observed: Sequence[Observed]) -> str:
+def to_json(results: Sequence[Inspected]) -> str:
+    """``targets``: the facts of each target inspected; ``unreachable``: each one that
+    could not be, and why. Both in the spec's order. An entry of ``targets`` keeps 1.0's
+    shape: a reader of 1.0 (``wlbplan import --from-inspect``) reads it as it did."""
     targets: list[dict[str, Any]] = []
-    for item in observed:
+    for item in results:
+        if isinstance(item, Uninspected):
+            continue
         data = item.to_json()
         data["observed_digest"] = item.digest()
         data["derived"] = {
@@ -44,7 +53,10 @@ def to_json(observed: Sequence[Observed]) -> str:
             },
         }
         targets.append(data)
-    return json.dumps({"format_version": FORMAT_VERSION, "targets": targets}, indent=2) + "\n"
+    unreachable = [{"target": item.target, "error": redact_text(item.error)}
+                   for item in results if isinstance(item, Uninspected)]
+    return json.dumps({"format_version": FORMAT_VERSION, "targets": targets,
+                       "unreachable": unreachable}, indent=2) + "\n"
 
 
 def _all_pems(item: Observed) -> list[str]:
@@ -144,11 +156,13 @@ def _pool(item: Observed) -> list[Text]:
     return lines
 
 
-def to_text(observed: Sequence[Observed], color: bool = False) -> str:
+def to_text(results: Sequence[Inspected], color: bool = False) -> str:
     console, buffer = make_console(color)
-    for item in observed:
+    for item in results:
         console.print(Text(safe(item.target), style="bold"))
-        for line in [*_appliance(item), *_pool(item)]:
+        lines = ([_line("  ", ("could not be inspected: ", "red"), safe(item.error))]
+                 if isinstance(item, Uninspected) else [*_appliance(item), *_pool(item)])
+        for line in lines:
             console.print(line)
         console.print()
     return buffer.getvalue()
