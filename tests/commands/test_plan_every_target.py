@@ -4,6 +4,7 @@ refused (the gate's reason) or unreachable (why), exit 1 when any failed, and no
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from wlbplan.lab import control, faults
+from wlbplan.lab import control, faults, record, xe_state
 
 pytestmark = pytest.mark.lab
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
@@ -83,6 +84,25 @@ def test_leaving_the_failed_targets_out_plans_and_saves(fleet: Path, tmp_path: P
     result = wlbplan("plan", str(fleet), "--target", "pool1", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert out.exists()
+
+
+def test_apply_stops_only_the_refused_target(fleet: Path) -> None:
+    """The gate's refusal is pool2's verdict, not the apply's: pool1 is applied, pool3
+    (unreachable) and pool2 are each listed with why, exit 1. Runs last on ``fleet``."""
+    lab = record.load(fleet.parent)
+    before = {n: xe_state.load(lab.layout(n).pool_state) for n in ("pool2", "pool3")}
+    result = wlbplan("apply", str(fleet), "--auto-approve")
+    assert result.returncode == 1, result.stdout + result.stderr
+    err = result.stderr
+    assert "Traceback" not in err
+    assert re.search(r"^pool1: applied \(\d+ steps\)\.$", err, re.MULTILINE), err
+    assert re.search(r"^pool2: not applied\.\n  cause: .*reconnect the pool to WLB by its "
+                     r"FQDN", err, re.MULTILINE), err
+    assert re.search(r"^pool3: not applied: it could not be inspected", err, re.MULTILINE)
+    assert "Apply: 1 applied, 0 unchanged, 0 rolled back, 0 rollback incomplete, " \
+           "1 not started, 1 unreachable." in err
+    assert {n: xe_state.load(lab.layout(n).pool_state) for n in before} == before
+    assert xe_state.load(lab.layout("pool1").pool_state)["pool"]["wlb-verify-cert"]
 
 
 @pytest.fixture

@@ -62,9 +62,10 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], shard: Sha
     """Apply a spec (plan, confirm, run) or a saved plan (run as reviewed).
 
     Every step's undo is journaled before it runs; on failure or Ctrl-C the steps
-    already done are undone, last first. A target that cannot be reached is reported
-    and the others are applied. Exit 0 applied (or nothing to do), 1 a target failed
-    (rolled back) or could not be reached, 130 interrupted.
+    already done are undone, last first. A target that cannot be reached, or whose plan
+    is refused (the pool would refuse WLB), is reported and the others are applied.
+    Exit 0 applied (or nothing to do), 1 a target failed (rolled back), was refused or
+    could not be reached, 130 interrupted.
     """
     from wlbplan.errors import WlbplanError
     from wlbplan.render.progress import progress
@@ -111,8 +112,7 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], shard: Sha
         else:
             plan = saved
             pipeline.check_fresh(plan, seen)
-        unreachable = {t.name: str(r) for t, r in zip(chosen, seen, strict=True)
-                       if isinstance(r, WlbplanError)}
+        not_run = _not_run(plan, chosen, seen)
         stages = {t.target: t.stage for t in plan.targets}
 
         def run(working: Sequence[Target], writer: EventWriter, cancel: threading.Event,
@@ -129,7 +129,22 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], shard: Sha
             return outcomes
 
         return _run_and_report(spec, chosen, as_json, parallelism, run, fleet=fleet,
-                               unreachable=unreachable)
+                               not_run=not_run)
+
+
+def _not_run(plan: Plan, chosen: Sequence[Target],
+             seen: Sequence[object]) -> dict[str, TargetOutcome]:
+    """The targets nothing is tried on, each its outcome: those that could not be
+    inspected, and those the gate refused (only that target: the others go on)."""
+    from wlbplan.errors import WlbplanError
+    from wlbplan.model.events import TargetOutcome
+
+    outcomes = {t.name: TargetOutcome(t.name, "unreachable", error=str(r))
+                for t, r in zip(chosen, seen, strict=True) if isinstance(r, WlbplanError)}
+    for made in plan.targets:
+        if made.failure == "refused" and made.target not in outcomes:
+            outcomes[made.target] = TargetOutcome(made.target, "refused", error=made.reason)
+    return outcomes
 
 
 def _narrowed_plan(source: Path, targets: tuple[str, ...]) -> str:
@@ -174,15 +189,14 @@ Work = Callable[[Sequence["Target"], "EventWriter", threading.Event, "Reporter"]
 
 def _run_and_report(spec: Spec, chosen: Sequence[Target], as_json: bool, parallelism: int,
                     run: Work, *, fleet: Fleet | None = None,
-                    unreachable: dict[str, str] | None = None) -> int:
+                    not_run: dict[str, TargetOutcome] | None = None) -> int:
     """Progress over the targets that run, signals turned into a cancel, the summary of
-    every chosen target (those ``unreachable`` too) with each failed one's state now, and
+    every chosen target (those ``not_run`` too) with each failed one's state now, and
     the exit status (130 interrupted, 1 any failure)."""
-    from wlbplan.model.events import TargetOutcome
     from wlbplan.render.events import EventWriter
     from wlbplan.render.progress import progress
 
-    missing = unreachable or {}
+    missing = not_run or {}
     working = [t for t in chosen if t.name not in missing]
     # Held to the very end: a stop that comes once a target's steps are all done changes
     # nothing, and the report and the exit status say what really happened.
@@ -196,9 +210,8 @@ def _run_and_report(spec: Spec, chosen: Sequence[Target], as_json: bool, paralle
                 for outcome in ran.values():
                     if not outcome.interrupted and outcome.status == "applied":
                         writer(_late_stop(outcome))
-        outcomes = [ran.get(t.name) or TargetOutcome(t.name, "unreachable",
-                                                     error=missing.get(t.name))
-                    for t in chosen]
+        outcomes = [ran.get(t.name) or missing[t.name] for t in chosen]
+        # Those not run are as the plan showed them a moment ago: not inspected again.
         writer.summary(outcomes, _states_after(spec, chosen, outcomes, parallelism, fleet,
                                                skip=set(missing)))
     return _exit_status(outcomes)

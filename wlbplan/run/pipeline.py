@@ -22,7 +22,6 @@ from wlbplan.core.plan import (
     make_plan,
     now_utc,
     parse_time,
-    plan_one,
     plan_or_refusal,
 )
 from wlbplan.core.plan import next_step as plan_next_step
@@ -148,12 +147,13 @@ def audit_all(spec: Spec, targets: Sequence[Target], parallelism: int = DEFAULT_
 
 def plan_all(spec: Spec, targets: Sequence[Target],
              observed: Sequence[Observed | WlbplanError], *, replace: bool = False) -> Plan:
-    """apply's plan: each inspected target's steps (a gate refusal stops the apply, as
-    the spec must change), a target that could not be inspected marked unreachable."""
+    """apply's plan: each inspected target's steps, or the gate's refusal (that target
+    is not applied, the spec must change; the others go on), a target that could not be
+    inspected marked unreachable."""
     created = now_utc()
     stamp = parse_time(created)  # one clock for the plan and its steps
     return make_plan(spec, [
-        plan_one(spec, t, o, replace=replace, stamp=stamp) if isinstance(o, Observed)
+        plan_or_refusal(spec, t, o, replace=replace, stamp=stamp) if isinstance(o, Observed)
         else TargetPlan.failed(t.name, "unreachable", str(o))
         for t, o in zip(targets, observed, strict=True)], created)
 
