@@ -118,3 +118,59 @@ def test_inspect_each_reports_every_target_and_its_progress() -> None:
     results = pipeline.inspect_each(spec, spec.targets, 2, progress=events.append)
     assert len(results) == 3
     assert [e["ok"] for e in events if e["type"] == TARGET_DONE] == [False] * 3
+
+
+class Closes:
+    """A runner that counts its closes (nothing connects)."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_apply_closes_what_it_will_not_use_and_asks_holding_no_connection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target with no step is let go after planning; before the prompt every
+    connection is closed (a person may take minutes); without a prompt the targets
+    that run keep theirs, to run their steps over them."""
+    from wlbplan.commands import apply as apply_command
+    from wlbplan.core.steps import Step
+    from wlbplan.run import sessions as sessions_module
+
+    spec = _spec(3)
+    made: list[tuple[str, Closes]] = []
+
+    def runner(spec: Spec, target: Target, kind: str, host: str) -> Closes:
+        made.append((target.name, Closes(host)))
+        return made[-1][1]
+
+    def closes() -> dict[str, list[int]]:
+        """Each target's runners (pool, appliance): how often each was closed."""
+        by_target: dict[str, list[int]] = {}
+        for name, made_runner in made:
+            by_target.setdefault(name, []).append(made_runner.closed)
+        return by_target
+
+    monkeypatch.setattr(sessions_module, "_runner", runner)
+    step = Step(action="pool.set_verify", on="pool", summary="s", commands=("true",))
+    plan = make_plan(spec, [
+        TargetPlan("t0", "", "trust", (), (step,)),
+        TargetPlan("t1", "", "none", (), ()),
+        TargetPlan.failed("t2", "refused", "the gate")])
+    asked: list[dict[str, list[int]]] = []
+    monkeypatch.setattr(apply_command, "_confirm", lambda: asked.append(closes()))
+    for ask in (False, True):
+        made.clear()
+        with Fleet(spec) as fleet:
+            for target in spec.targets:
+                fleet.sessions(target)
+            apply_command._confirm_holding_nothing(fleet, plan, ask=ask)
+            after = closes()
+        if ask:
+            assert asked == [{"t0": [1, 1], "t1": [1, 1], "t2": [1, 1]}]
+        else:
+            assert not asked
+            assert after == {"t0": [0, 0], "t1": [1, 1], "t2": [1, 1]}

@@ -107,11 +107,11 @@ def apply(source: Path, auto_approve: bool, targets: tuple[str, ...], shard: Sha
             plan = pipeline.plan_all(spec, chosen, seen, replace=replace)
             if not as_json:
                 _show_plan(plan)
-            if plan.has_changes and not auto_approve:
-                _confirm()
         else:
             plan = saved
             pipeline.check_fresh(plan, seen)
+        _confirm_holding_nothing(fleet, plan,
+                                 ask=saved is None and plan.has_changes and not auto_approve)
         not_run = _not_run(plan, chosen, seen)
         stages = {t.target: t.stage for t in plan.targets}
 
@@ -241,6 +241,25 @@ def _show_plan(plan: Plan) -> None:
     from wlbplan.render.console import want_color
 
     click.echo(render_plan(plan, "text", color=want_color()), nl=False)
+
+
+def _confirm_holding_nothing(fleet: Fleet, plan: Plan, *, ask: bool) -> None:
+    """The connections of targets with no step are closed now: nothing more runs there
+    (a failed target is re-inspected, and none of these can fail). With ``ask``, every
+    connection is closed before the prompt, and the apply connects again after 'yes'.
+
+    Why not keep them through the prompt: a person may take minutes, or leave the prompt
+    open; meanwhile every host would hold an idle session (two per target, hundreds for a
+    fleet), and a firewall or NAT that drops idle flows silently leaves a connection that
+    looks open, so the first command after 'yes' would hang until the command timeout and
+    the target would be reported unreachable. One reconnect per host after a human's
+    answer costs a handshake, nothing next to the wait. The common fleet cases never ask
+    (``--auto-approve`` in CI, a saved plan): they keep the connections that inspected
+    the targets, and run the steps over them without a reconnect."""
+    fleet.close([t.target for t in plan.targets if not t.steps])
+    if ask:
+        fleet.close()
+        _confirm()
 
 
 def _confirm() -> None:

@@ -5,7 +5,7 @@ instead (``XenapiPool``, opened on first use)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,9 +107,13 @@ class Fleet:
         """``open_sessions``' shape for a target whose runners stay open afterwards."""
         yield self.sessions(target)
 
-    def close(self) -> None:
+    def close(self, names: Collection[str] | None = None) -> None:
+        """Close the connections of the targets ``names`` (all: None). A target used
+        again afterwards connects anew."""
         with self._lock:
-            opened, self._open = list(self._open.values()), {}
+            chosen = list(self._open) if names is None else [n for n in names
+                                                               if n in self._open]
+            opened = [self._open.pop(name) for name in chosen]
         for sessions in opened:
             sessions.pool.close()
             sessions.appliance.close()
