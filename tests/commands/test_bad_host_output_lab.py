@@ -52,10 +52,10 @@ CASES: dict[str, Case] = {
     "huge-under-the-cap": Case('[ "$1" = pool-list ] && { yes wlbplan | head -c 2000000; '
                                'exit 0; }\nexec {xe} "$@"',
                                "printed 'wlbplan\\nwlbplan\\n"),
-    "internal-error": Case('[ "$1" = pool-param-get ] && { echo "Error code: INTERNAL_ERROR" '
+    "internal-error": Case('[ "$1" = pool-param-list ] && { echo "Error code: INTERNAL_ERROR" '
                            '>&2; echo "Error parameters: Db_exn.Read_missing_uuid" >&2; '
                            'exit 1; }\nexec {xe} "$@"',
-                           "xe failed reading param.master: Error code: INTERNAL_ERROR"),
+                           "xe failed reading pool.params: Error code: INTERNAL_ERROR"),
     "crashes": Case('[ "$1" = pool-certificate-list ] && kill -SEGV $$\nexec {xe} "$@"',
                     "xe failed reading certs: no output (exit 139)"),
     "unknown-help": Case('[ "$1" = help ] && { echo "Usage: xe <command>"; exit 0; }\n'

@@ -28,8 +28,7 @@ from wlbplan.model.spec import Target
 
 DATA = Path(__file__).resolve().parent / "data"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-PARAMS = ("uuid", "param.wlb-url", "param.wlb-username", "param.wlb-enabled",
-          "param.wlb-verify-cert", "param.master", "xapi", "hosts", "help.ca", "certs")
+PARAMS = ("uuid", pool.POOL_RECORD, "xapi", "hosts", "help.ca", "certs")
 
 # Per situation: wlb-url host, verify flag, xapi version, and the trusted names with where
 # their content comes from: "leaf"/"root" = that certificate of the appliance's file,
@@ -47,6 +46,15 @@ SITUATIONS = sorted(p.name.removesuffix(".pool.txt") for p in DATA.glob("*.pool.
 
 def raw_of(situation: str) -> dict[str, RawFact]:
     return facts.parse((DATA / f"{situation}.pool.txt").read_text())
+
+
+def with_field(raw: dict[str, RawFact], name: str, value: str) -> dict[str, RawFact]:
+    """``raw`` with one field of the pool's record (pool-param-list) printed as ``value``."""
+    record, count = re.subn(rf"^( *{re.escape(name)} \([ MS]R[OW]\) *: ).*$",
+                            lambda m: m[1] + value, raw[pool.POOL_RECORD].output,
+                            flags=re.MULTILINE)
+    assert count == 1, name
+    return {**raw, pool.POOL_RECORD: RawFact(record, 0)}
 
 
 def parsed(situation: str, target: Target) -> PoolFacts:
@@ -124,11 +132,12 @@ def test_each_missing_setting_is_named(missing: str, target: Target) -> None:
 
 def test_a_failing_xe_is_reported_in_its_own_words(target: Target) -> None:
     raw = raw_of("fresh")
-    raw["param.wlb-url"] = RawFact("The uuid you supplied was invalid.\ntype: pool\nuuid: x", 1)
+    raw[pool.POOL_RECORD] = RawFact(
+        "The uuid you supplied was invalid.\ntype: pool\nuuid: x", 1)
     with pytest.raises(RemoteCommandError) as err:
         pool.parse(raw, target)
     assert str(err.value) == (
-        "pool1: xe failed reading param.wlb-url: The uuid you supplied was invalid.\n"
+        "pool1: xe failed reading pool.params: The uuid you supplied was invalid.\n"
         "type: pool\nuuid: x (exit 1)")
 
 
@@ -156,9 +165,7 @@ def test_an_unrecognised_help_is_an_error_for_that_host(said: str, target: Targe
 
 
 def test_an_unset_wlb_url_is_empty(target: Target) -> None:
-    raw = raw_of("fresh")
-    raw["param.wlb-url"] = RawFact("", 0)
-    got = pool.parse(raw, target)
+    got = pool.parse(with_field(raw_of("fresh"), "wlb-url", ""), target)
     assert got.wlb_url == ""
     assert got.wlb_host == ""
 
@@ -241,6 +248,80 @@ def test_parse_raises_only_wlbplan_errors(raw: dict[str, RawFact]) -> None:
     assert isinstance(got.chain_verification, bool)
 
 
+# xe <class>-param-list (cli_printer.ml multi_line_record, as the lab's xe prints it)
+FIELD_NAMES = st.text(string.ascii_letters + string.digits + "_-", min_size=1, max_size=16)
+ACCESS = st.sampled_from([" RO", " RW", "MRO", "MRW", "SRO", "SRW"])
+# A value's own lines: text without a line break, some of it unusual.
+VALUE_LINES = st.text(string.printable.replace("\n", "").replace("\r", "").replace(
+    "\x0b", "").replace("\x0c", "") + "é漢\u200f\x1b:()[]", max_size=30)
+FIELD_LINES = st.builds(lambda n, a, v: f"  {n} ({a}): {v}", FIELD_NAMES, ACCESS, VALUE_LINES)
+PARAM_LIST_TEXTS = st.one_of(st.text(), st.builds(
+    "\n".join, st.lists(st.one_of(st.text(max_size=30), FIELD_LINES), max_size=8)))
+
+
+def _field_like(line: str) -> bool:
+    return pool._FIELD.fullmatch(line) is not None
+
+
+# A field as xe prints it: (name, access marker, deprecated?, its value's lines; a later
+# line never looks like a field, as no value xapi prints does but a forged one).
+FIELDS = st.tuples(FIELD_NAMES, ACCESS, st.booleans(),
+                   st.lists(VALUE_LINES, min_size=1, max_size=3).filter(
+                       lambda ls: not any(map(_field_like, ls[1:]))))
+
+
+@PARSER
+@given(st.lists(FIELDS, min_size=1, max_size=6, unique_by=lambda f: f[0]),
+       PARAM_LIST_TEXTS)
+def test_param_list_reads_back_every_field_and_only_fails_with_value_error(
+        fields: list[tuple[str, str, bool, list[str]]], text: str) -> None:
+    """What xe prints reads back as its fields (as the inspection script captures it:
+    the record, its trailing line breaks cut); any text at all gives fields or a
+    ValueError (which refuses the pool), never another error."""
+    from wlbplan.lab.xe.cli import multi_line_record
+
+    printed = [(f"{name} ({access}){' [DEPRECATED]' if old else ''}", "\n".join(lines))
+               for name, access, old, lines in fields]
+    expected = {name: "\n".join(lines).strip() for name, _, _, lines in fields}
+    assert pool.parse_param_list(multi_line_record(printed).rstrip("\n")) == expected
+    try:
+        got = pool.parse_param_list(text)
+    except ValueError:
+        return
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+", name) for name in got)
+    assert all(isinstance(value, str) for value in got.values())
+
+
+def test_param_list_of_the_emulated_pool() -> None:
+    record = pool.parse_param_list(raw_of("fresh")[pool.POOL_RECORD].output)
+    assert set(pool.PARAMS) <= set(record)
+    assert record["wlb-verify-cert"] == "false"
+    assert record["other-config"] == ""
+
+
+@pytest.mark.parametrize(("text", "fields"), [
+    ("uuid ( RO)        : u\n    name-description ( RW): two\nlines\n  master ( RO): m",
+     {"uuid": "u", "name-description": "two\nlines", "master": "m"}),
+    ("\nuuid ( RO)  : u\n  other-config (MRW): a: 1; b: 2\n\n\n",
+     {"uuid": "u", "other-config": "a: 1; b: 2"}),
+    ("uuid ( RO)          : u\n  old-field ( RO) [DEPRECATED]: x\n  empty ( RW): ",
+     {"uuid": "u", "old-field": "x", "empty": ""}),
+])
+def test_param_list_edges(text: str, fields: dict[str, str]) -> None:
+    assert pool.parse_param_list(text) == fields
+
+
+def test_a_field_forged_inside_a_value_refuses_the_pool(target: Target) -> None:
+    """A description (anyone with pool-operator rights writes it) that holds a line
+    looking like a field: the record then names that field twice. Refused, not guessed."""
+    forged = with_field(raw_of("fresh"), "name-description",
+                        "x\n     wlb-verify-cert ( RW): true")
+    with pytest.raises(RemoteCommandError, match=r"the field 'wlb-verify-cert' twice"):
+        pool.parse(forged, target)
+    with pytest.raises(ValueError, match="before any field"):
+        pool.parse_param_list("garbage\nuuid ( RO): u")
+
+
 def test_the_regression_example_reaches_the_derived_questions() -> None:
     got = pool.parse({**raw_of("fresh"), "xapi": RawFact("²4.40", 0)}, TARGET)
     assert got.chain_verification is False
@@ -284,6 +365,12 @@ case $1 in
       wlb-url) echo wlb.example.com:8012;; wlb-username) echo wlbuser;;
       wlb-enabled) echo true;; wlb-verify-cert) echo false;; master) echo {MASTER};;
     esac;;
+  pool-param-list)
+    [ "$u" = {POOL_UUID} ] || {{ echo "The uuid you supplied was invalid." >&2; exit 1; }}
+    echo "uuid ( RO)             : $u"; echo "     master ( RO): {MASTER}"
+    printf '    wlb-url ( RO): '; echo wlb.example.com:8012
+    echo "wlb-username ( RO): wlbuser"; echo " wlb-enabled ( RW): true"
+    echo "wlb-verify-cert ( RW): false";;
   host-param-get)
     [ "$u" = {MASTER} ] || {{ echo "The uuid you supplied was invalid." >&2; exit 1; }}
     echo 25.33.1;;
@@ -333,7 +420,8 @@ def test_pool_script_runs_nothing_injected(part: str, tmp_path: Path,
     raw = facts.parse(result.stdout)
     assert raw["uuid"].output == POOL_UUID
     assert raw["xapi"].output == "25.33.1"
-    assert raw["param.wlb-url"].output == "wlb.example.com:8012"
+    assert pool.parse_param_list(raw[pool.POOL_RECORD].output)["wlb-url"] == \
+        "wlb.example.com:8012"
     # Only names made of safe characters reached a path (the two safe, existing ones
     # were read); the hostile ones refuse the pool, by name.
     assert all(re.fullmatch(r"ca:[A-Za-z0-9_-][A-Za-z0-9._-]*", n) for n in raw if n[:3] == "ca:")
@@ -417,26 +505,32 @@ def test_an_xe_that_prints_nothing_is_not_an_empty_pool(target: Target) -> None:
         pool.parse(raw, target)
 
 
+def _printing(fact: str, output: str) -> dict[str, RawFact]:
+    """The fresh capture with one fact (or, ``field:NAME``, one field of the pool's
+    record) printed as ``output``."""
+    raw = raw_of("fresh")
+    if fact.startswith("field:"):
+        return with_field(raw, fact.removeprefix("field:"), output)
+    return {**raw, fact: RawFact(output, 0)}
+
+
 @pytest.mark.parametrize(("fact", "output"), [
-    ("uuid", ""), ("uuid", "not-a-uuid"), ("param.master", ""), ("hosts", ""),
+    ("uuid", ""), ("uuid", "not-a-uuid"), ("field:master", ""), ("hosts", ""),
     ("hosts", "aaaaaaaa-bbbb-cccc-dddd-000000000000"),  # the coordinator is not in it
-    ("xapi", ""), ("param.wlb-enabled", ""), ("param.wlb-verify-cert", ""),
-    ("param.wlb-verify-cert", "yes"), ("param.wlb-enabled", "True\nfalse"),
+    ("xapi", ""), ("field:wlb-enabled", ""), ("field:wlb-verify-cert", ""),
+    ("field:wlb-verify-cert", "yes"), ("field:wlb-enabled", "True\nfalse"),
+    (pool.POOL_RECORD, ""), (pool.POOL_RECORD, "wlb-url: x"),
 ])
 def test_each_required_output_that_is_empty_or_unparsable_refuses_the_pool(
         fact: str, output: str, target: Target) -> None:
-    raw = raw_of("fresh")
-    raw[fact] = RawFact(output, 0)
     with pytest.raises(RemoteCommandError, match=r"^pool1: the coordinator's 'xe' printed"):
-        pool.parse(raw, target)
+        pool.parse(_printing(fact, output), target)
 
 
-@pytest.mark.parametrize("fact", ["param.wlb-url", "param.wlb-username", "certs"])
+@pytest.mark.parametrize("fact", ["field:wlb-url", "field:wlb-username", "certs"])
 def test_output_that_may_be_empty(fact: str, target: Target) -> None:
     """An unset wlb-url or user, and no CA certificate at all, are real states."""
-    raw = raw_of("fresh")
-    raw[fact] = RawFact("", 0)
-    assert isinstance(pool.parse(raw, target), PoolFacts)
+    assert isinstance(pool.parse(_printing(fact, ""), target), PoolFacts)
 
 
 # ------------------------------------------- how the coordinator resolves WLB's name

@@ -81,9 +81,8 @@ def test_the_scripts_gather_the_documented_facts() -> None:
     # "lock", "lock.key": the apply lock (file, other_config key), read in the same round
     # trip (not a fact plans are made on); "wlb.getent": how the coordinator resolves
     # WLB's name (checked by audit only).
-    expected_pool = {"uuid", "param.wlb-url", "param.wlb-username", "param.wlb-enabled",
-                     "param.wlb-verify-cert", "param.master", "xapi", "hosts", "help.ca",
-                     "certs", "lock", "lock.key", "wlb.getent"}
+    expected_pool = {"uuid", "pool.params", "xapi", "hosts", "help.ca", "certs", "lock",
+                     "lock.key", "wlb.getent"}
     assert expected_pool == POOL_FACTS
 
 
@@ -189,8 +188,9 @@ def test_an_indented_or_padded_line_is_not_a_fact_line() -> None:
 
 def test_a_forged_line_in_a_banner_before_the_script_output_loses() -> None:
     text = (DATA / "fresh.pool.txt").read_text()
-    forged = line("param.wlb-verify-cert", "true", 0)
-    assert script.parse(forged + "\n" + text)["param.wlb-verify-cert"].output == "false"
+    real = script.parse(text)["pool.params"]
+    forged = line("pool.params", "wlb-verify-cert ( RW): true", 0)
+    assert script.parse(forged + "\n" + text)["pool.params"] == real
 
 
 def test_a_fact_whose_output_contains_wlbplan_lines_is_kept_verbatim() -> None:

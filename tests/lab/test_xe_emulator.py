@@ -251,6 +251,35 @@ def test_pool_param_get_wlb_fields_and_booleans(pool: Pool) -> None:
     assert pool.get("name-label") == pool.layout.name + "\n"
 
 
+def test_pool_param_list_prints_every_field_in_one_record(pool: Pool) -> None:
+    """`pool-param-list uuid=U`: one record as multi_line_record (cli_printer.ml), every
+    field with its access marker ` RO`/` RW`/`MRW` (cli_operations.ml print_field), a map
+    as `k: v; k2: v2`, each other value as pool-param-get prints it; read by wlbplan's
+    inspection (inspect/pool.py parse_param_list) in one call instead of one per field."""
+    from wlbplan.inspect.pool import parse_param_list
+
+    pool.set(**{"other-config:a": "1", "other-config:b": "two words", "wlb-enabled": "true"})
+    master = pool.host_uuids[0]
+    ok(pool.xe("pool-param-list", f"uuid={pool.uuid}"),
+       f"uuid ( RO)                        : {pool.uuid}\n"
+       f"                  name-label ( RW): {pool.layout.name}\n"
+       f"            name-description ( RW): \n"
+       f"                      master ( RO): {master}\n"
+       f"                  default-SR ( RO): <not in database>\n"
+       f"                     wlb-url ( RO): \n"
+       f"                wlb-username ( RO): \n"
+       f"                 wlb-enabled ( RW): true\n"
+       f"             wlb-verify-cert ( RW): false\n"
+       f"    tls-verification-enabled ( RO): false\n"
+       f"                other-config (MRW): a: 1; b: two words\n\n\n")
+    record = parse_param_list(pool.xe("pool-param-list", f"uuid={pool.uuid}").stdout)
+    for name in ("uuid", "name-label", "master", "wlb-url", "wlb-username", "wlb-enabled",
+                 "wlb-verify-cert"):
+        assert record[name] == pool.get(name).strip(), name
+    fails(pool.xe("pool-param-list", "uuid=not-a-pool"),
+          "The uuid you supplied was invalid.", "type: pool", "uuid: not-a-pool")
+
+
 @pytest.mark.parametrize(("xapi", "version"), [("current", "25.33.1"), ("legacy", "24.19.2"),
                                               ("ch82", "1.20")])
 def test_host_param_get_software_version(make_pool: Callable[..., Pool], xapi: str,

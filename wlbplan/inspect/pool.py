@@ -20,6 +20,7 @@ from wlbplan.model.observed import CaCommands, PoolFacts, TrustedCert
 from wlbplan.model.spec import Target, is_ip_literal
 
 PARAMS = ("wlb-url", "wlb-username", "wlb-enabled", "wlb-verify-cert", "master")
+POOL_RECORD = "pool.params"
 CA_PROBE = "pool-install-ca-certificate"
 LOCK = "lock"
 LOCK_IN_POOL = "lock.key"
@@ -29,20 +30,29 @@ LOOKUP = "wlb.getent"
 _NOT_FOUND = 2
 MAX_ADDRESSES = 64
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", re.ASCII)
+# One line of `xe <class>-param-list` (cli_operations.ml print_field, cli_printer.ml
+# multi_line_record): the name padded with spaces, its access marker ( RO, RW, MRO, MRW,
+# SRO, SRW), "[DEPRECATED]" for some fields, then ": " and the value as xapi renders it.
+_FIELD = re.compile(r" *(?P<name>[A-Za-z0-9_.-]+) \((?P<access>[ MS]R[OW])\)"
+                    r"(?: \[DEPRECATED\])? *: ?(?P<value>.*)", re.ASCII)
+# What the script itself needs of that record (the coordinator's uuid for host-param-get,
+# wlb-url's host for getent), cut out in the shell; parse() reads the record on its own.
+_FROM_RECORD = ("master=$(printf '%s\\n' \"$record\" | "
+                "sed -n 's/^ *master ([ MS]R[OW])[^:]*: //p')",
+                "wlburl=$(printf '%s\\n' \"$record\" | "
+                "sed -n 's/^ *wlb-url ([ MS]R[OW])[^:]*: //p')")
 
 
 def script(target: Target) -> str:
     xe = target.pool.xe
     certs_dir = f"{str(target.pool.trust_dir).rstrip('/')}/certs/"
     uuid = Raw('uuid="$uuid"')
-    lines = [fact("uuid", xe, "pool-list", "--minimal"), 'uuid=$_o']
-    for param in PARAMS:
-        lines.append(fact(f"param.{param}", xe, "pool-param-get", uuid, f"param-name={param}"))
-        if param == "wlb-url":
-            # How the coordinator resolves the host xapi connects WLB by.
-            lines += _lookup_lines(target)
+    lines = [fact("uuid", xe, "pool-list", "--minimal"), 'uuid=$_o',
+             # Every field of the pool in one call (one xapi round trip, not one per field).
+             fact(POOL_RECORD, xe, "pool-param-list", uuid), 'record=$_o', *_FROM_RECORD]
+    # How the coordinator resolves the host xapi connects WLB by.
+    lines += _lookup_lines(target)
     lines += [
-        'master=$_o',
         fact("xapi", xe, "host-param-get", Raw('uuid="$master"'), "param-name=software-version",
              "param-key=xapi"),
         fact("hosts", xe, "host-list", "--minimal"),
@@ -69,7 +79,7 @@ def _lookup_lines(target: Target) -> list[str]:
     """``getent hosts HOST`` for wlb-url's host (``[v6]:port`` or ``name:port``), when
     there is one; the host is cut out by the shell's own expansions, never re-parsed."""
     return [
-        'wlbhost=${_o%:*}; wlbhost=${wlbhost#\\[}; wlbhost=${wlbhost%\\]}',
+        'wlbhost=${wlburl%:*}; wlbhost=${wlbhost#\\[}; wlbhost=${wlbhost%\\]}',
         'if [ -n "$wlbhost" ]; then ' + fact(LOOKUP, target.pool.getent, "hosts", "--",
                                               Raw('"$wlbhost"')) + '; fi',
     ]
@@ -107,6 +117,46 @@ def _unusable(target: Target, what: str, text: str, wanted: str) -> RemoteComman
         f"not {wanted}; is it the xe CLI of a pool coordinator?")
 
 
+def parse_param_list(text: str) -> dict[str, str]:
+    """``xe <class>-param-list``'s one record: each field's name and value as printed.
+
+    A value can hold line breaks (a description, a user's text): a line that is not a
+    field's continues the value before it. So a value can also hold a line that looks
+    like a field: a name seen twice is refused (ValueError) rather than guessed, and the
+    fields wlbplan reads are always in the record, so a forged one is always a repeat.
+    """
+    fields: dict[str, list[str]] = {}
+    last: list[str] | None = None
+    for line in text.splitlines():
+        match = _FIELD.fullmatch(line)
+        if match is None:
+            if last is None:
+                if line.strip():
+                    raise ValueError(f"{line[:80]!r} before any field")
+                continue
+            last.append(line)
+            continue
+        name = match["name"]
+        if name in fields:
+            raise ValueError(f"the field {name!r} twice")
+        last = fields[name] = [match["value"]]
+    return {name: "\n".join(lines).strip() for name, lines in fields.items()}
+
+
+def _pool_record(raw: dict[str, RawFact], target: Target) -> dict[str, str]:
+    text = _value(raw, POOL_RECORD, target)
+    try:
+        record = parse_param_list(text)
+    except ValueError as err:
+        raise _unusable(target, "pool-param-list", text,
+                        f"one record of fields ({err})") from None
+    missing = [p for p in PARAMS if p not in record]
+    if missing:
+        raise _unusable(target, "pool-param-list", text,
+                        f"a record with the field {missing[0]!r}")
+    return record
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(sorted(n for n in (p.strip() for p in text.replace("\n", ",").split(",")) if n))
 
@@ -133,7 +183,8 @@ def parse(raw: dict[str, RawFact], target: Target) -> PoolFacts:
     # garbage or an enormous output) what they said is only the echo of that.
     uuid = _uuid(value("uuid"), "pool-list", target)
     names = _ca_names(value("certs"), target)
-    coordinator = _uuid(value("param.master"), "the pool's master", target)
+    record = _pool_record(raw, target)
+    coordinator = _uuid(record["master"], "the pool's master", target)
     hosts = tuple(_uuid(h, "a host", target) for h in _names(value("hosts")))
     if coordinator not in hosts:
         raise _unusable(target, "host-list", ",".join(hosts), "a list with the coordinator")
@@ -145,10 +196,10 @@ def parse(raw: dict[str, RawFact], target: Target) -> PoolFacts:
         coordinator=coordinator,
         hosts=hosts,
         xapi_version=xapi,
-        wlb_url=value("param.wlb-url"),
-        wlb_username=value("param.wlb-username"),
-        wlb_enabled=_bool(value("param.wlb-enabled"), "wlb-enabled", target),
-        wlb_verify_cert=_bool(value("param.wlb-verify-cert"), "wlb-verify-cert", target),
+        wlb_url=record["wlb-url"],
+        wlb_username=record["wlb-username"],
+        wlb_enabled=_bool(record["wlb-enabled"], "wlb-enabled", target),
+        wlb_verify_cert=_bool(record["wlb-verify-cert"], "wlb-verify-cert", target),
         trusted=tuple(_trusted(name, raw.get(f"ca:{name}")) for name in names),
         ca_commands=_ca_commands(value("help.ca"), target),
     )
