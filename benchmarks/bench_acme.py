@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from wlbplan.core.plan import plan_one
 from wlbplan.lab import control, pebble
 from wlbplan.run import pipeline
 from wlbplan.run.apply import apply_target
@@ -49,7 +50,7 @@ def one_apply(spec_path: Path, state: Path) -> dict[str, float]:
 
     start = time.perf_counter()
     observed = pipeline.inspect_all(spec, [target])[0]
-    plan = pipeline.plan_one(spec, target, observed)
+    plan = plan_one(spec, target, observed)
     with open_sessions(spec, target) as sessions:
         outcome = apply_target(spec, target, plan, sessions, state, record, threading.Event())
     end = time.perf_counter()

@@ -37,7 +37,7 @@ from pool_connectors import up as lab_up
 
 from wlbplan import actions
 from wlbplan.actions.base import Action, StepFailed
-from wlbplan.core.plan import TargetPlan
+from wlbplan.core.plan import TargetPlan, plan_one
 from wlbplan.lab import control, pki, stunnel, xe_state
 from wlbplan.lab.layout import TargetLayout
 from wlbplan.lab.procs import alive
@@ -398,7 +398,7 @@ def plan_now(spec_path: Path, target: str = TARGET) -> Planned:
     spec = load_spec(spec_path)
     chosen = pipeline.select(spec, [target])[0]
     observed = pipeline.inspect_all(spec, [chosen])[0]
-    return Planned(spec, chosen, pipeline.plan_one(spec, chosen, observed))
+    return Planned(spec, chosen, plan_one(spec, chosen, observed))
 
 
 def run_apply(planned: Planned, journals: Path, events: list[dict[str, Any]] | None = None,
