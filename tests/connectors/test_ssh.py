@@ -754,3 +754,62 @@ def test_endless_output_stops_at_the_cap_and_the_runner_survives(
 def test_get_of_an_endless_file_stops_at_the_cap(ssh_runner: SshRunner) -> None:
     with pytest.raises(TooLarge, match="/dev/zero"):
         ssh_runner.get("/dev/zero")
+
+
+def test_a_fleets_known_hosts_is_parsed_once_and_each_client_gets_its_own_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fleet's known_hosts holds a line per host: each connection used to parse all of
+    them and add each to its client (whose add is linear). Parsed once per file state;
+    a client holds only what paramiko would look up for its host, hashed lines too."""
+    from paramiko.hostkeys import HostKeys
+
+    from wlbplan.connectors import ssh_hostkeys
+
+    keys = [other_public_line() for _ in range(3)]
+    hashed = HostKeys.hash_host("[10.0.0.2]:2222")
+    lines = [f"10.0.0.{i} {keys[0]}" for i in range(50)]
+    lines += [f"{hashed} {keys[1]}", f"[10.0.0.3]:2222 {keys[2]}"]
+    path = tmp_path / "known_hosts"
+    path.write_text("\n".join(lines) + "\n")
+    reads: list[Path] = []
+    real = ssh_hostkeys.read_known_hosts
+    monkeypatch.setattr(ssh_hostkeys, "read_known_hosts",
+                        lambda p: reads.append(p) or real(p))
+
+    def installed(host: str, port: int) -> dict[str, list[str]]:
+        client = paramiko.SSHClient()
+        ssh_hostkeys.install_host_keys(
+            client, SshTarget(host, port=port, known_hosts=path))
+        held = client.get_host_keys()
+        return {name: [f"{k.get_name()} {k.get_base64()}" for k in held[name].values()]
+                for name in held}
+
+    assert installed("10.0.0.7", 22) == {"10.0.0.7": [keys[0]]}
+    assert installed("10.0.0.2", 2222) == {"[10.0.0.2]:2222": [keys[1]]}
+    assert installed("10.0.0.9", 2222) == {}
+    assert reads == [path]  # once for the three connections
+    with path.open("a") as more:  # accept-new appends during a run: read again
+        more.write(f"[10.0.0.9]:2222 {keys[2]}\n")
+    assert installed("10.0.0.9", 2222) == {"[10.0.0.9]:2222": [keys[2]]}
+    assert reads == [path, path]
+
+
+def test_waiting_for_a_command_wakes_when_it_ends_not_every_10_ms(
+        ssh_runner: SshRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """invoke's wait looks at the channel every 10 ms for as long as a command runs, on
+    every host at once in a fleet; the connector waits on the channel's status event."""
+    from fabric.runners import Remote
+
+    looks: list[float] = []
+    finished = Remote.process_is_finished
+
+    def counted(self: Remote) -> bool:
+        looks.append(time.monotonic())
+        return bool(finished.fget(self))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(Remote, "process_is_finished", property(counted))
+    started = time.monotonic()
+    result = ssh_runner.run(Command(("sleep", "0.5")))
+    assert result.ok
+    assert len(looks) <= 10, len(looks)  # invoke's own wait: about 50
+    assert looks[-1] - started >= 0.5

@@ -43,6 +43,8 @@ from wlbplan.model.command import Command, CommandResult
 __all__ = ["HOST_KEY_POLICIES", "HostKeyPolicy", "SshRunner", "SshTarget", "fingerprint"]
 
 _CHUNK = 32 * 1024
+# How soon a dead IO thread (one that raised, e.g. output over the cap) ends the wait.
+_IO_CHECK = 0.1
 
 
 class SshRunner:
@@ -241,6 +243,15 @@ class _Remote(Remote):  # type: ignore[misc]  # fabric is untyped
     """
 
     read_chunk_size = _CHUNK
+
+    def wait(self) -> None:
+        """Until the command exits, its channel closes (the timeout's timer, a stop, a
+        lost link: paramiko sets the channel's status event for each) or an IO thread
+        died. invoke polls for that every 10 ms, each poll a wake-up of this thread for
+        the whole command; this wakes when it happens, and every _IO_CHECK to look at
+        the IO threads."""
+        while not (self.process_is_finished or self.has_dead_threads):
+            self.channel.status_event.wait(_IO_CHECK)
 
     def handle_stdin(self, input_: IO[bytes], output: object, echo: bool = False) -> None:
         try:

@@ -196,13 +196,47 @@ class _AcceptNew(_HostKeyPolicy):
 
 
 def install_host_keys(client: paramiko.SSHClient, target: SshTarget) -> None:
-    """Trust exactly the spec's known_hosts, with the target's policy for unknown hosts."""
-    known, revoked = read_known_hosts(target.known_hosts.expanduser())
+    """Trust exactly the spec's known_hosts, with the target's policy for unknown hosts.
+
+    Only this host's own lines are given to the client: the ones paramiko would look up
+    for it (by name, hashed or not) out of the whole file, which is the same trust. The
+    file is parsed once for every connection of the run (a fleet's file has a line per
+    host, and each connection would otherwise parse all of them and add each to the
+    client, whose ``add`` is linear: quadratic in the fleet's size)."""
+    known, revoked = _parsed_known_hosts(target.known_hosts.expanduser())
     host_keys = client.get_host_keys()
-    for name, key in known:
-        host_keys.add(name, key.get_name(), key)
+    for key_type, key in (known.lookup(target.known_hosts_name) or {}).items():
+        host_keys.add(target.known_hosts_name, key_type, key)
     policy_class = _AcceptNew if target.host_key_policy == "accept-new" else _Strict
     client.set_missing_host_key_policy(policy_class(target, revoked))
+
+
+_PARSED: dict[Path, tuple[tuple[int, int, int, int], paramiko.HostKeys, frozenset[bytes]]] = {}
+_PARSED_LOCK = threading.Lock()
+
+
+def _parsed_known_hosts(path: Path) -> tuple[paramiko.HostKeys, frozenset[bytes]]:
+    """``read_known_hosts`` as a lookup table, parsed again only when the file changed
+    (its inode, size or time: accept-new appends to it during a run)."""
+    try:
+        info = path.stat()
+        state = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    except FileNotFoundError:
+        state = (0, 0, -1, 0)
+    except OSError as exc:
+        raise ConnectError(f"cannot read known_hosts file {path}: {exc.strerror}") from None
+    with _PARSED_LOCK:
+        cached = _PARSED.get(path)
+        if cached is not None and cached[0] == state:
+            return cached[1], cached[2]
+    entries, revoked = read_known_hosts(path)
+    table = paramiko.HostKeys()
+    for name, key in entries:
+        # HostKeys.add scans every entry for one to replace: fine once per file.
+        table.add(name, key.get_name(), key)
+    with _PARSED_LOCK:
+        _PARSED[path] = (state, table, revoked)
+    return table, revoked
 
 
 def mismatch_message(target: SshTarget, expected: paramiko.PKey, offered: paramiko.PKey) -> str:
