@@ -13,6 +13,7 @@ import pytest
 from wlbplan.lab.procs import free_port
 
 HEAVY = ("fabric", "paramiko", "invoke", "deepdiff")
+ACME_CLIENT = ("acme", "josepy", "requests")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fleet.yaml"
 # Names no certificate file: nothing in it needs cryptography's x509 to be checked.
 NO_CERT_FILES = EXAMPLE.with_name("self-signed.yaml")
@@ -68,3 +69,5 @@ def test_the_probe_sees_what_a_heavy_command_loads(tmp_path: Path) -> None:
     status, modules = _imported("inspect", str(spec), "--timeout", "2")
     assert status == 1  # nothing listens there
     assert {"fabric", "paramiko"} <= modules
+    # Nor does it load the ACME client's libraries: only an ACME order needs them.
+    assert modules.isdisjoint(ACME_CLIENT), sorted(modules & set(ACME_CLIENT))

@@ -8,7 +8,6 @@ import os
 
 from cryptography import x509
 
-from wlbplan.acme import issue
 from wlbplan.acme.hooks import Record, run
 from wlbplan.actions.base import Action, Context, StepFailed, UndoRecord, first, one_of
 from wlbplan.core.steps import Step
@@ -44,6 +43,10 @@ def _order_run(ctx: Context, step: Step) -> None:
                          f"{', '.join(step.params['names'])} as planned")
     if ctx.state_dir is None:
         raise StepFailed("an ACME order needs the state folder (for its account key)")
+    # Here, not at the top: only an order needs the ACME client's libraries, and every
+    # command that imports the actions (plan, audit, inspect) would load them.
+    from wlbplan.acme.client import issue
+
     name = ctx.target.name
     order = issue(acme, csr, state_dir=ctx.state_dir, env=os.environ,
                   progress=lambda said: ctx.report({"type": "acme_progress", "target": name,
