@@ -33,6 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
+from pool_state import pool_state_digest
 
 from wlbplan.lab import control, xe_state
 from wlbplan.lab.layout import TargetLayout
@@ -346,7 +347,8 @@ def lock_dir(lab: control.Lab, target: str = TARGET) -> Path:
 
 def snapshot(lab: control.Lab, target: str = TARGET) -> Snapshot:
     """{path relative to the target folder: (sha256, mode)} for every file under the
-    appliance's fake root and the pool (each host's fake dom0, the pool state)."""
+    appliance's fake root and the pool (each host's fake dom0, the pool state, the lock
+    key of its other_config left out: pool_state)."""
     where = layout(lab, target)
     locks = lock_dir(lab, target)
     found: Snapshot = {}
@@ -360,8 +362,12 @@ def snapshot(lab: control.Lab, target: str = TARGET) -> Snapshot:
             info = path.lstat()
             if stat.S_ISDIR(info.st_mode):
                 continue
-            digest = (f"-> {os.readlink(path)}" if stat.S_ISLNK(info.st_mode)
-                      else hashlib.sha256(path.read_bytes()).hexdigest())
+            if stat.S_ISLNK(info.st_mode):
+                digest = f"-> {os.readlink(path)}"
+            elif path == where.pool_state:
+                digest = pool_state_digest(path)
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
             found[rel] = (digest, stat.S_IMODE(info.st_mode))
     return found
 

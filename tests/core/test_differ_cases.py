@@ -49,11 +49,10 @@ from differ_fixtures import (
 from wlbplan import certs
 from wlbplan.core.desired import Anchor, desired_state, managed
 from wlbplan.core.diff import Change, diff
-from wlbplan.core.plan import TargetPlan, plan_target
+from wlbplan.core.plan import TargetPlan, plan_one, plan_target
 from wlbplan.errors import WlbplanError
 from wlbplan.model.observed import Observed, TrustedCert
 from wlbplan.model.spec import Spec
-from wlbplan.run.pipeline import plan_one
 from wlbplan.spec import load_spec_text
 
 CASES = Path(__file__).parent / "diff_cases"

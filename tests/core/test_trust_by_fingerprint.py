@@ -25,9 +25,9 @@ from wlbplan import certs
 from wlbplan.core import trusted
 from wlbplan.core.audit import audit_target
 from wlbplan.core.desired import desired_state, managed
+from wlbplan.core.plan import plan_one
 from wlbplan.errors import WlbplanError
 from wlbplan.model.observed import Observed, TrustedCert
-from wlbplan.run.pipeline import plan_one
 
 
 def by_fingerprint(seen: Observed) -> Observed:

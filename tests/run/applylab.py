@@ -34,6 +34,7 @@ import pytest
 import yaml
 from pool_connectors import forwarded, logins
 from pool_connectors import up as lab_up
+from pool_state import LOCK_KEY, pool_state_digest
 
 from wlbplan import actions
 from wlbplan.actions.base import Action, StepFailed
@@ -200,7 +201,6 @@ def lock_file(lab: control.Lab, target: str = TARGET) -> Path:
         "apply.lock"
 
 
-LOCK_KEY = "wlbplan-apply-lock"  # run/lock_xenapi.KEY, spelled out: the lab's view
 
 
 def held_locks(lab: control.Lab, target: str = TARGET) -> dict[str, LockInfo]:
@@ -241,15 +241,6 @@ def history(folder: Path, target: str = TARGET) -> list[Path]:
 
 # ---- what is really there --------------------------------------------------------------
 
-def _pool_state_digest(path: Path) -> str:
-    """The pool state's sha256 (as sorted JSON), the apply lock's key of other_config left
-    out: a snapshot taken while a run holds the lock is compared with the pool after it
-    let go."""
-    state = json.loads(path.read_bytes())
-    state.get("pool", {}).get("other-config", {}).pop(LOCK_KEY, None)
-    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
-
-
 def snapshot(lab: control.Lab, target: str = TARGET) -> Snapshot:
     """{path relative to the target folder: (sha256, mode)} for every file (and folder, with
     its mode) of the appliance's fake root and of the pool (every host's fake dom0 and the
@@ -272,7 +263,7 @@ def snapshot(lab: control.Lab, target: str = TARGET) -> Snapshot:
             elif stat.S_ISLNK(info.st_mode):
                 digest = f"-> {os.readlink(path)}"
             elif path == where.pool_state:
-                digest = _pool_state_digest(path)
+                digest = pool_state_digest(path)
             else:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
             found[rel] = (digest, stat.S_IMODE(info.st_mode))
