@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import click
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -158,3 +159,13 @@ def test_name_faults_reach_getent_and_xe_alike_and_stale_backups_are_dated(
         age = (time.time() - path.stat().st_mtime) / 86400
         assert faults.STALE_DAYS <= age < faults.STALE_DAYS + 1, path
     assert layout.key.with_name("server.key.pending").stat().st_mode & 0o077 == 0
+
+
+def test_the_cli_takes_every_fault_the_lab_has() -> None:
+    """One list: `wlbplan lab fault` offers exactly the faults the lab can inject (the
+    CLI's own copy of the names once lacked the three that audit's rules need)."""
+    from wlbplan.lab.cli import fault
+
+    (name,) = [p for p in fault.params if p.name == "name"]
+    assert isinstance(name.type, click.Choice)
+    assert set(name.type.choices) == {*faults.FAULTS, "clear"}

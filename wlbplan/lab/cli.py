@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from wlbplan.lab.fault_names import NAMES as FAULTS
 from wlbplan.lab.xe_state import XAPI_VERSIONS
 from wlbplan.lab.xenapi.rbac import LAB_ROLES
 
@@ -132,9 +133,7 @@ def status(lab_dir: Path) -> int:
 
 @lab.command()
 @_dir_option
-@click.argument("name", type=click.Choice(
-    ["restart-fails", "desync-host", "expire", "key-mismatch", "cn-mismatch", "by-ip",
-     "xenapi-wrong-password", "xenapi-read-only", "clear"]))
+@click.argument("name", type=click.Choice([*FAULTS, "clear"]))
 @click.argument("which", required=False, default=None, metavar="[FAULT]")
 @click.option("--target", "target", default=None,
               help="Target to break (default: the first); with clear, default: every target.")
